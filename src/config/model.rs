@@ -1,0 +1,568 @@
+//! The typed view of `curvine-cluster.toml` that the roles read.
+//!
+//! It accepts Curvine's own files (sections master, journal, worker, client, fuse, log;
+//! `journal_addrs` and `master_addrs` as arrays of inline tables or as `[[client.master_addrs]]`;
+//! sizes as strings or numbers) and ignores the keys it does not use, so existing configs
+//! keep working. [`ClusterConfig::validate`] checks what serde cannot.
+
+use super::units;
+use crate::error::InputError;
+use serde::{Deserialize, Deserializer};
+use std::time::Duration;
+
+/// The whole cluster configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ClusterConfig {
+    /// Wipe the master's metadata and journal at start.
+    pub format_master: bool,
+    /// Wipe the worker's blocks at start.
+    pub format_worker: bool,
+    /// Curvine's test switch; kept for compatibility, unused.
+    pub testing: bool,
+    /// Name of the cluster (the dataset name under Fluid).
+    pub cluster_id: String,
+    /// `[master]`: the metadata service.
+    pub master: MasterConfig,
+    /// `[journal]`: the Raft group of the masters.
+    pub journal: JournalConfig,
+    /// `[worker]`: the block cache.
+    pub worker: WorkerConfig,
+    /// `[client]`: how clients reach the cluster.
+    pub client: ClientConfig,
+    /// `[fuse]`: the FUSE mount.
+    pub fuse: FuseConfig,
+    /// `[log]`: the client-side log settings.
+    pub log: LogConfig,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            format_master: false,
+            format_worker: false,
+            testing: false,
+            cluster_id: "curvine".to_string(),
+            master: MasterConfig::default(),
+            journal: JournalConfig::default(),
+            worker: WorkerConfig::default(),
+            client: ClientConfig::default(),
+            fuse: FuseConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[master]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct MasterConfig {
+    /// This master's address as peers and clients know it.
+    pub hostname: String,
+    /// Client-facing metadata RPC port.
+    pub rpc_port: u16,
+    /// HTTP port for /healthz, /metrics and /api.
+    pub web_port: u16,
+    /// Where the metadata state machine lives.
+    pub meta_dir: String,
+    /// Record every metadata call in the log.
+    pub audit_logging_enabled: bool,
+    /// How long a worker may stay silent before it is lost.
+    pub worker_lost_interval: DurationText,
+    /// The master's log settings.
+    pub log: LogConfig,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".to_string(),
+            rpc_port: 8995,
+            web_port: 9000,
+            meta_dir: "data/meta".to_string(),
+            audit_logging_enabled: false,
+            worker_lost_interval: DurationText(Duration::from_secs(30)),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[journal]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct JournalConfig {
+    /// This master's address in the Raft group.
+    pub hostname: String,
+    /// Port masters use to talk to each other.
+    pub rpc_port: u16,
+    /// Every master of the group, with its Raft id.
+    pub journal_addrs: Vec<Peer>,
+    /// Where the Raft log lives.
+    pub journal_dir: String,
+    /// Log entries between snapshots.
+    pub snapshot_entries: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".to_string(),
+            rpc_port: 8996,
+            journal_addrs: Vec::new(),
+            journal_dir: "data/journal".to_string(),
+            snapshot_entries: 100_000,
+        }
+    }
+}
+
+/// One master of the Raft group.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Peer {
+    /// Raft node id (ordinal + 1 under Fluid).
+    pub id: u64,
+    /// DNS name or address.
+    #[serde(deserialize_with = "trimmed")]
+    pub hostname: String,
+    /// Journal port.
+    pub port: u16,
+}
+
+/// A host and port, as in `client.master_addrs`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HostPort {
+    /// DNS name or address.
+    #[serde(deserialize_with = "trimmed")]
+    pub hostname: String,
+    /// Port.
+    pub port: u16,
+}
+
+/// `[worker]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct WorkerConfig {
+    /// This worker's address as clients reach it.
+    pub hostname: String,
+    /// Block data RPC port.
+    pub rpc_port: u16,
+    /// HTTP port.
+    pub web_port: u16,
+    /// Space kept free on each data dir.
+    pub dir_reserved: ByteSize,
+    /// Cache directories, `[MEDIUM:CAPACITY]path`.
+    pub data_dir: Vec<String>,
+    /// Used fraction above which eviction starts.
+    pub high_watermark: f64,
+    /// Used fraction eviction brings the cache down to.
+    pub low_watermark: f64,
+    /// The worker's log settings.
+    pub log: LogConfig,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            hostname: "localhost".to_string(),
+            rpc_port: 8997,
+            web_port: 9001,
+            dir_reserved: ByteSize(0),
+            data_dir: vec!["[DISK]data/worker".to_string()],
+            high_watermark: 0.95,
+            low_watermark: 0.8,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// `[client]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct ClientConfig {
+    /// This client's hostname (for locality), if known.
+    pub hostname: String,
+    /// Masters to try, in order.
+    pub master_addrs: Vec<HostPort>,
+    /// Size of a block; Curvine also spells it `block_size_str`.
+    #[serde(alias = "block_size_str")]
+    pub block_size: ByteSize,
+    /// Deadline of one RPC, in milliseconds.
+    pub rpc_timeout_ms: u64,
+    /// How long connecting to a master may take, in milliseconds.
+    pub conn_timeout_ms: u64,
+    /// How long a call keeps retrying (leader changes, restarts), in milliseconds.
+    pub rpc_retry_max_duration_ms: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            hostname: String::new(),
+            master_addrs: Vec::new(),
+            block_size: ByteSize(64 << 20),
+            rpc_timeout_ms: 30_000,
+            conn_timeout_ms: 3_000,
+            rpc_retry_max_duration_ms: 60_000,
+        }
+    }
+}
+
+/// `[fuse]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct FuseConfig {
+    /// Log every FUSE request.
+    pub debug: bool,
+    /// Threads reading FUSE requests.
+    pub io_threads: usize,
+    /// Threads serving them.
+    pub worker_threads: usize,
+    /// Where the file system is mounted (Fluid's targetPath).
+    pub mnt_path: String,
+    /// Which directory of the cluster is mounted there.
+    pub fs_path: String,
+    /// Mount read-only.
+    pub readonly: bool,
+    /// Extra mount options, `key=value` or `key`.
+    pub fuse_opts: Vec<String>,
+    /// Kernel attribute cache, milliseconds.
+    pub attr_timeout_ms: u64,
+    /// Kernel dentry cache, milliseconds.
+    pub entry_timeout_ms: u64,
+    /// Kernel negative-lookup cache, milliseconds.
+    pub negative_timeout_ms: u64,
+    /// Bypass the page cache.
+    pub direct_io: bool,
+    /// Let the kernel batch writes.
+    pub write_back_cache: bool,
+    /// HTTP port of the FUSE client.
+    pub web_port: u16,
+}
+
+impl Default for FuseConfig {
+    fn default() -> Self {
+        Self {
+            debug: false,
+            io_threads: 32,
+            worker_threads: 56,
+            mnt_path: "/curvine-fuse".to_string(),
+            fs_path: "/".to_string(),
+            readonly: false,
+            fuse_opts: Vec::new(),
+            attr_timeout_ms: 1000,
+            entry_timeout_ms: 1000,
+            negative_timeout_ms: 0,
+            direct_io: false,
+            write_back_cache: false,
+            web_port: 9002,
+        }
+    }
+}
+
+/// `[log]` and the `log` tables of master and worker.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// Level: error, warn, info, debug or trace.
+    pub level: String,
+    /// `stdout`, or a directory (curvine-fluid always logs to stdout).
+    pub log_dir: String,
+    /// File name when logging to a directory.
+    pub file_name: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".to_string(),
+            log_dir: "stdout".to_string(),
+            file_name: "curvine.log".to_string(),
+        }
+    }
+}
+
+/// A number of bytes, written in TOML as a number or a size string (`"10GB"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => units::parse_size(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A duration written as a string (`"30s"`) or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DurationText(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(DurationText(Duration::from_secs(n))),
+            Raw::Text(s) => units::parse_duration(&s)
+                .map(DurationText)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(String::deserialize(d)?.trim().to_string())
+}
+
+/// The storage medium of a cache directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Medium {
+    /// Memory (tmpfs, /dev/shm).
+    Mem,
+    /// Solid-state disk.
+    Ssd,
+    /// Spinning disk.
+    Hdd,
+    /// A disk of unknown kind.
+    Disk,
+}
+
+/// One entry of `worker.data_dir`: `[MEDIUM:CAPACITY]path`, `[MEDIUM]path` or `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataDir {
+    /// The medium (DISK when not given).
+    pub medium: Medium,
+    /// The capacity, when given.
+    pub capacity: Option<u64>,
+    /// The directory.
+    pub path: String,
+}
+
+impl DataDir {
+    /// Parses one `data_dir` entry.
+    pub fn parse(entry: &str) -> Result<DataDir, String> {
+        let entry = entry.trim();
+        let (medium, capacity, path) = match entry.strip_prefix('[') {
+            None => (Medium::Disk, None, entry),
+            Some(rest) => {
+                let (inside, path) = rest
+                    .split_once(']')
+                    .ok_or_else(|| format!("{entry:?} has no closing ]"))?;
+                let (medium, capacity) = match inside.split_once(':') {
+                    Some((m, c)) => (m, Some(units::parse_size(c)?)),
+                    None => (inside, None),
+                };
+                let medium = match medium.trim().to_ascii_uppercase().as_str() {
+                    "MEM" => Medium::Mem,
+                    "SSD" => Medium::Ssd,
+                    "HDD" => Medium::Hdd,
+                    "DISK" => Medium::Disk,
+                    other => {
+                        return Err(format!(
+                            "unknown medium {other:?} in {entry:?} (use MEM, SSD, HDD or DISK)"
+                        ))
+                    }
+                };
+                (medium, capacity, path)
+            }
+        };
+        if path.trim().is_empty() {
+            return Err(format!("{entry:?} has no directory"));
+        }
+        Ok(DataDir {
+            medium,
+            capacity,
+            path: path.trim().to_string(),
+        })
+    }
+}
+
+impl ClusterConfig {
+    /// Parses TOML text (from `origin`, named in errors) and validates it.
+    pub fn from_toml(text: &str, origin: &str) -> Result<ClusterConfig, InputError> {
+        let config: ClusterConfig = toml_edit::de::from_str(text).map_err(|e| {
+            let message = e.message().to_string();
+            let line = e
+                .span()
+                .map(|s| {
+                    format!(
+                        ", line {}",
+                        text[..s.start.min(text.len())].lines().count().max(1)
+                    )
+                })
+                .unwrap_or_default();
+            InputError::new(
+                format!("invalid config: {message}"),
+                format!("{origin}{line}"),
+                "fix the value in curvine-cluster.toml (see README: Configuration)",
+            )
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: non-zero ports, unique peer ids, parseable data dirs,
+    /// watermarks between 0 and 1.
+    pub fn validate(&self, origin: &str) -> Result<(), InputError> {
+        let err = |key: &str, what: String, fix: &str| {
+            InputError::new(what, format!("{origin}, key {key}"), fix)
+        };
+        for (key, port) in [
+            ("master.rpc_port", self.master.rpc_port),
+            ("master.web_port", self.master.web_port),
+            ("journal.rpc_port", self.journal.rpc_port),
+            ("worker.rpc_port", self.worker.rpc_port),
+            ("worker.web_port", self.worker.web_port),
+        ] {
+            if port == 0 {
+                return Err(err(
+                    key,
+                    "port 0 is not a usable port".into(),
+                    "use a port from 1 to 65535",
+                ));
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for peer in &self.journal.journal_addrs {
+            if peer.id == 0 || !ids.insert(peer.id) {
+                return Err(err(
+                    "journal.journal_addrs",
+                    format!("peer id {} is zero or used twice", peer.id),
+                    "give every master a distinct id from 1 up",
+                ));
+            }
+            if peer.hostname.is_empty() || peer.port == 0 {
+                return Err(err(
+                    "journal.journal_addrs",
+                    format!("peer {} has an empty hostname or port 0", peer.id),
+                    "give every master a hostname and a port",
+                ));
+            }
+        }
+        for addr in &self.client.master_addrs {
+            if addr.hostname.is_empty() || addr.port == 0 {
+                return Err(err(
+                    "client.master_addrs",
+                    format!("{:?}:{} is not a usable address", addr.hostname, addr.port),
+                    "give every master a hostname and a port",
+                ));
+            }
+        }
+        for entry in &self.worker.data_dir {
+            DataDir::parse(entry).map_err(|e| {
+                err(
+                    "worker.data_dir",
+                    e,
+                    "write entries as [MEDIUM:CAPACITY]/path, e.g. [SSD:100GB]/data",
+                )
+            })?;
+        }
+        let (low, high) = (self.worker.low_watermark, self.worker.high_watermark);
+        if !(0.0 < low && low <= high && high <= 1.0) {
+            return Err(err(
+                "worker.high_watermark",
+                format!("watermarks low {low} and high {high} are not 0 < low <= high <= 1"),
+                "use ratios such as high 0.95 and low 0.8",
+            ));
+        }
+        for (key, path) in [
+            ("fuse.mnt_path", &self.fuse.mnt_path),
+            ("fuse.fs_path", &self.fuse.fs_path),
+        ] {
+            if !path.starts_with('/') {
+                return Err(err(
+                    key,
+                    format!("{path:?} is not an absolute path"),
+                    "use a path starting with /",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curvine_example_config_parses() {
+        let text = r#"
+format_master = false
+cluster_id = "curvine"
+net_interface = ""
+[master]
+rpc_port = 8995
+meta_dir = "./data/meta"
+audit_logging_enabled = true
+log = { level = "info", log_dir = "./logs", file_name = "master.log" }
+[journal]
+journal_addrs = [
+    {id = 1, hostname = "cv-master-0.svc.cluster.local", port = 8996},
+    {id = 2, hostname = " cv-master-1.svc.cluster.local ", port = 8996},
+]
+[worker]
+dir_reserved = "10GB"
+data_dir = ["[SSD]/data/data1", "[MEM:2GB]/dev/shm"]
+[worker.spdk_disk]
+enabled = false
+[[worker.spdk_disk.targets]]
+trsvcid = 4420
+[[client.master_addrs]]
+hostname = "cv-master-0.svc.cluster.local"
+port = 8995
+[client]
+block_size_str = "128MB"
+[fuse]
+attr_timeout_ms = 1000 # comment
+"#;
+        let c = ClusterConfig::from_toml(text, "file x").unwrap();
+        assert_eq!(
+            c.journal.journal_addrs[1].hostname,
+            "cv-master-1.svc.cluster.local"
+        );
+        assert_eq!(c.worker.dir_reserved, ByteSize(10 << 30));
+        assert_eq!(c.client.master_addrs[0].port, 8995);
+        assert_eq!(c.client.block_size, ByteSize(128 << 20));
+        assert_eq!(c.master.log.file_name, "master.log");
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_and_line() {
+        let e =
+            ClusterConfig::from_toml("[master]\nrpc_port = \"x\"\n", "file c.toml").unwrap_err();
+        assert!(e.location.starts_with("file c.toml"), "{e}");
+        assert!(e.what.contains("invalid"), "{e}");
+        let e = ClusterConfig::from_toml("[master]\nrpc_port = 0\n", "file c.toml").unwrap_err();
+        assert!(e.location.contains("master.rpc_port"), "{e}");
+    }
+
+    #[test]
+    fn data_dirs() {
+        assert_eq!(
+            DataDir::parse("[HDD:5GB]/x").unwrap(),
+            DataDir {
+                medium: Medium::Hdd,
+                capacity: Some(5 << 30),
+                path: "/x".into()
+            }
+        );
+        assert_eq!(DataDir::parse("/y").unwrap().medium, Medium::Disk);
+        assert_eq!(DataDir::parse("[mem]/z").unwrap().medium, Medium::Mem);
+        for bad in ["[NVME]/a", "[HDD:lots]/a", "[HDD]", "[HDD/a", ""] {
+            assert!(DataDir::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! curvine-fluid: the whole Curvine cache runtime image for Fluid, in one binary.
+//!
+//! Started by Fluid in a CacheRuntime pod (master, worker, client) or a ThinRuntime FUSE
+//! container, the binary detects what it is, renders `curvine-cluster.toml` from Fluid's
+//! runtime config and the pod's environment, and then runs the component in-process.
+//!
+//! ```text
+//! argv + environ
+//!   └─ cli::Cli::parse()            env::EnvSnapshot::capture()
+//!            └──────── mode::detect ─────────┘          -> Detected { mode, component, reasons }
+//!                         └─ config::cache::render | config::thin::render   (pure: JSON + env -> TOML)
+//!                               └─ config::write::write_atomic + ClusterConfig::from_toml (validate)
+//!                                     └─ app::run -> the role
+//! ```
+//!
+//! Modules, one job each:
+//! - [`cli`]: the command line (clap types).
+//! - [`env`]: the environment, captured once; the names of every variable we read.
+//! - [`mode`]: which runtime and component this process is, and why.
+//! - [`config`]: rendering the cluster config from Fluid's inputs, its typed model, writing it.
+//! - [`app`]: the order of things: detect, prepare the config, start the role.
+//! - [`error`]: the error a user sees and its exit code.
+//! - [`telemetry`]: logging setup.
+//!
+//! The roles (master with Raft, worker, FUSE client, their RPC and web endpoints) are
+//! added by the next issues as the modules `rpc`, `master`, `worker`, `client`, `fuse`
+//! and `web`; until then running a role says it is not available yet.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod mode;
+pub mod telemetry;
