@@ -45,8 +45,8 @@ pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
         }
         _ => {
             info!(
-                mode = detected.mode.name(),
-                component = detected.component.map(Component::name).unwrap_or("none"),
+                mode = %detected.mode.name(),
+                component = %detected.component.map(Component::name).unwrap_or("none"),
                 mode_reason = %detected.mode_reason,
                 component_reason = %detected.component_reason,
                 "detected mode"

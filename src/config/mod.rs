@@ -133,7 +133,7 @@ pub fn summary_lines(doc: &DocumentMut, secrets: &[String]) -> Vec<String> {
                     doc::value_text(&Value::InlineTable(t.clone()))
                 ));
             }
-            Item::Value(v) => out.push(format!("{prefix}={}", doc::value_text(v))),
+            Item::Value(v) => out.push(format!("{prefix}={}", compact(v))),
             Item::Table(t) => {
                 for (k, v) in t.iter() {
                     flatten(&join(prefix, k), v, out);
@@ -147,6 +147,14 @@ pub fn summary_lines(doc: &DocumentMut, secrets: &[String]) -> Vec<String> {
                 out.push(format!("{prefix}=[{}]", values.join(", ")));
             }
             Item::None => {}
+        }
+    }
+    fn compact(v: &Value) -> String {
+        match v {
+            Value::Array(a) => {
+                format!("[{}]", a.iter().map(compact).collect::<Vec<_>>().join(", "))
+            }
+            other => doc::value_text(other),
         }
     }
     fn join(prefix: &str, key: &str) -> String {

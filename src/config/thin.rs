@@ -155,6 +155,13 @@ pub fn render(input: &ThinInput<'_>, base: DocumentMut) -> Result<Rendered, Inpu
             }
         },
     };
+    if options
+        .iter()
+        .any(|o| o.key == "master-endpoints" && o.secret_file.is_some())
+    {
+        // The hosts land in the config one by one; mask each of them in logs.
+        secrets.extend(endpoints.iter().map(|(host, _)| host.clone()));
+    }
     let (first_host, first_port) = endpoints[0].clone();
     w.set(&["master"], "hostname", Value::from(first_host))?;
     w.set(&["master"], "rpc_port", Value::from(i64::from(first_port)))?;

@@ -1,0 +1,7 @@
+//! Integration tests, built into one test binary. Each module goes through the public
+//! API or runs the built `curvine-fluid` binary.
+
+mod binary;
+mod fixtures;
+mod harness;
+mod render_props;
