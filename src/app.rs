@@ -33,15 +33,11 @@ pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
     let detected = mode::detect(cli.hint(), &env, config_exists)?;
 
     match &cli.command {
-        Some(Command::Detect { .. }) => {
-            print!("{}", detect_report(&detected));
-            Ok(())
-        }
+        Some(Command::Detect { .. }) => print_result(&detect_report(&detected)),
         Some(Command::Render { .. }) => {
             let prepared = prepare(&detected, cli.conf.as_deref(), &env)?;
             log_notes(&prepared);
-            print!("{}", prepared.text);
-            Ok(())
+            print_result(&prepared.text)
         }
         _ => {
             info!(
@@ -90,6 +86,20 @@ fn no_component(detected: &Detected) -> InputError {
         format!("argument and env {}", env::FLUID_RUNTIME_COMPONENT_TYPE),
         fix,
     )
+}
+
+/// Writes a command's result to stdout. A reader that went away (`| head`) is not an
+/// error worth a panic.
+fn print_result(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Write {
+            path: PathBuf::from("stdout"),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The text printed by `curvine-fluid detect`.
