@@ -1,0 +1,1583 @@
+//! The file system namespace: directories, files and symlinks with their attributes and
+//! block lists, and the registered workers. It is the master's replicated state: every
+//! change is a [`Command`] applied in log order, so all masters hold the same namespace.
+//!
+//! Pure and deterministic: times come inside the commands (the leader's clock), and the
+//! namespace records which inodes and workers changed so the state machine can persist
+//! exactly those.
+
+use crate::fs_error::FsError;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// An inode number. The root directory is [`ROOT_ID`].
+pub type InodeId = u64;
+/// The root directory's inode number.
+pub const ROOT_ID: InodeId = 1;
+/// Longest file name, as in Linux.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// What an inode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InodeKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+}
+
+/// A block of a file: `len` bytes at `offset`, stored on `worker`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Block id, unique in the cluster.
+    pub id: u64,
+    /// Where the block's bytes start in the file.
+    pub offset: u64,
+    /// How many bytes of the file it holds.
+    pub len: u64,
+    /// The worker holding it; `None` once evicted or lost.
+    pub worker: Option<u32>,
+}
+
+/// A directory, file or symlink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inode {
+    /// Inode number.
+    pub id: InodeId,
+    /// Parent directory (the root is its own parent).
+    pub parent: InodeId,
+    /// Name in the parent.
+    pub name: String,
+    /// Directory, file or symlink.
+    pub kind: InodeKind,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Length in bytes (files), target length (symlinks), 0 for directories.
+    pub size: u64,
+    /// Access time, milliseconds since the epoch.
+    pub atime: i64,
+    /// Modification time, milliseconds since the epoch.
+    pub mtime: i64,
+    /// Change time, milliseconds since the epoch.
+    pub ctime: i64,
+    /// Symlink target.
+    #[serde(default)]
+    pub target: String,
+    /// A file's blocks, sorted by offset, not overlapping. Gaps read as zeros.
+    #[serde(default)]
+    pub blocks: Vec<Block>,
+    /// Blocks allocated by a writer and not yet part of the file: (block id, worker).
+    #[serde(default)]
+    pub pending: Vec<(u64, u32)>,
+    /// A file is complete once its writer closed it.
+    pub complete: bool,
+}
+
+/// A registered worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    /// Worker id.
+    pub id: u32,
+    /// DNS name or address.
+    pub hostname: String,
+    /// Block data port.
+    pub rpc_port: u16,
+    /// HTTP port.
+    pub web_port: u16,
+}
+
+/// A change to the namespace, replicated through the Raft log.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Mkdir {
+        path: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        parents: bool,
+        now: i64,
+    },
+    Create {
+        path: String,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        overwrite: bool,
+        parents: bool,
+        now: i64,
+    },
+    AddBlock {
+        file_id: InodeId,
+        worker: u32,
+    },
+    Complete {
+        file_id: InodeId,
+        length: u64,
+        blocks: Vec<BlockRange>,
+        now: i64,
+    },
+    Rename {
+        src: String,
+        dst: String,
+        no_replace: bool,
+        now: i64,
+    },
+    Delete {
+        path: String,
+        recursive: bool,
+        now: i64,
+    },
+    SetAttr {
+        path: String,
+        attrs: SetAttrs,
+        now: i64,
+    },
+    Symlink {
+        target: String,
+        link: String,
+        uid: u32,
+        gid: u32,
+        now: i64,
+    },
+    RegisterWorker {
+        hostname: String,
+        rpc_port: u16,
+        web_port: u16,
+    },
+    RemoveReplicas {
+        worker: u32,
+        blocks: Vec<u64>,
+    },
+}
+
+/// A block as a writer reports it when completing a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRange {
+    /// Block id (allocated to this file).
+    pub id: u64,
+    /// Offset in the file.
+    pub offset: u64,
+    /// Length.
+    pub len: u64,
+}
+
+/// Attributes to change; `None` leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAttrs {
+    /// Permission bits.
+    pub mode: Option<u32>,
+    /// Owner.
+    pub uid: Option<u32>,
+    /// Group.
+    pub gid: Option<u32>,
+    /// Access time (ms).
+    pub atime: Option<i64>,
+    /// Modification time (ms).
+    pub mtime: Option<i64>,
+    /// New length (truncate or extend).
+    pub size: Option<u64>,
+}
+
+/// The result of a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The inode created or changed.
+    Node(Inode),
+    /// A block was allocated.
+    Block(u64),
+    /// The worker's id.
+    Worker(u32),
+    /// Done; nothing to return.
+    Done,
+}
+
+/// A command's result and the blocks it freed: (block id, worker) for deletion on the
+/// workers (a deleted or truncated file, a file replaced by a rename).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The outcome or the error.
+    pub result: Result<Outcome, FsError>,
+    /// Blocks no file uses any more.
+    pub freed: Vec<(u64, u32)>,
+}
+
+/// What changed in the last commands, for persistence.
+#[derive(Debug, Default)]
+pub struct Dirty {
+    /// Inodes created or changed.
+    pub inodes: BTreeSet<InodeId>,
+    /// Inodes removed.
+    pub removed: BTreeSet<InodeId>,
+    /// Workers registered.
+    pub workers: BTreeSet<u32>,
+}
+
+/// Everything the namespace holds, as written in a snapshot.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Image {
+    /// All inodes.
+    pub inodes: Vec<Inode>,
+    /// All workers.
+    pub workers: Vec<WorkerRecord>,
+    /// Id counters.
+    pub counters: Counters,
+}
+
+/// The id counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Next inode number.
+    pub next_inode: u64,
+    /// Next block id.
+    pub next_block: u64,
+    /// Next worker id.
+    pub next_worker: u32,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            next_inode: ROOT_ID + 1,
+            next_block: 1,
+            next_worker: 1,
+        }
+    }
+}
+
+/// The namespace.
+#[derive(Debug)]
+pub struct Namespace {
+    inodes: HashMap<InodeId, Inode>,
+    children: HashMap<InodeId, BTreeMap<String, InodeId>>,
+    workers: BTreeMap<u32, WorkerRecord>,
+    /// Block id → the file holding it (blocks and pending blocks).
+    block_owner: HashMap<u64, InodeId>,
+    counters: Counters,
+    files: u64,
+    dirs: u64,
+    dirty: Dirty,
+    /// Blocks freed by the command being applied.
+    freed: Vec<(u64, u32)>,
+}
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Self::from_image(Image::default())
+    }
+}
+
+/// Splits an absolute path into its names, resolving `.` and `..`.
+pub fn components(path: &str) -> Result<Vec<String>, FsError> {
+    if !path.starts_with('/') {
+        return Err(FsError::InvalidPath(format!("{path:?} is not absolute")));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if out.pop().is_none() {
+                    return Err(FsError::InvalidPath(format!("{path:?} escapes the root")));
+                }
+            }
+            name => {
+                if name.len() > MAX_NAME_LEN || name.contains('\0') {
+                    return Err(FsError::InvalidPath(format!(
+                        "{path:?} has an invalid name"
+                    )));
+                }
+                out.push(name.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The normalised form of a path (`/a/./b/../c` → `/a/c`).
+pub fn normalize(path: &str) -> Result<String, FsError> {
+    Ok(format!("/{}", components(path)?.join("/")))
+}
+
+fn root_inode() -> Inode {
+    Inode {
+        id: ROOT_ID,
+        parent: ROOT_ID,
+        name: String::new(),
+        kind: InodeKind::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        atime: 0,
+        mtime: 0,
+        ctime: 0,
+        target: String::new(),
+        blocks: Vec::new(),
+        pending: Vec::new(),
+        complete: true,
+    }
+}
+
+impl Namespace {
+    /// Rebuilds a namespace from an image (a snapshot, or what the state machine stored).
+    pub fn from_image(image: Image) -> Namespace {
+        let mut ns = Namespace {
+            inodes: HashMap::new(),
+            children: HashMap::new(),
+            workers: image.workers.into_iter().map(|w| (w.id, w)).collect(),
+            block_owner: HashMap::new(),
+            counters: image.counters,
+            files: 0,
+            dirs: 0,
+            dirty: Dirty::default(),
+            freed: Vec::new(),
+        };
+        let mut inodes = image.inodes;
+        if !inodes.iter().any(|i| i.id == ROOT_ID) {
+            inodes.push(root_inode());
+        }
+        for inode in inodes {
+            ns.index(&inode);
+            ns.inodes.insert(inode.id, inode);
+        }
+        ns
+    }
+
+    /// The whole namespace, for a snapshot.
+    pub fn image(&self) -> Image {
+        let mut inodes: Vec<Inode> = self.inodes.values().cloned().collect();
+        inodes.sort_by_key(|i| i.id);
+        Image {
+            inodes,
+            workers: self.workers.values().cloned().collect(),
+            counters: self.counters,
+        }
+    }
+
+    /// Takes the record of what changed since the last call.
+    pub fn take_dirty(&mut self) -> Dirty {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// The id counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// An inode by number.
+    pub fn inode(&self, id: InodeId) -> Option<&Inode> {
+        self.inodes.get(&id)
+    }
+
+    /// A worker by id.
+    pub fn worker(&self, id: u32) -> Option<&WorkerRecord> {
+        self.workers.get(&id)
+    }
+
+    /// All workers.
+    pub fn workers(&self) -> impl Iterator<Item = &WorkerRecord> {
+        self.workers.values()
+    }
+
+    /// Number of files (and symlinks) and of directories (root included).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.files, self.dirs)
+    }
+
+    /// Whether a block belongs to a file (or a writer of one).
+    pub fn knows_block(&self, block: u64) -> bool {
+        self.block_owner.contains_key(&block)
+    }
+
+    /// The inode at `path`.
+    pub fn lookup(&self, path: &str) -> Result<&Inode, FsError> {
+        let names = components(path)?;
+        let id = self.resolve(&names, path)?;
+        self.inodes
+            .get(&id)
+            .ok_or_else(|| FsError::NotFound(path.to_string()))
+    }
+
+    /// Up to `limit` entries of the directory at `path` whose names sort after `start_after`.
+    /// Returns the entries and whether more follow.
+    pub fn list(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: usize,
+    ) -> Result<(Vec<&Inode>, bool), FsError> {
+        let dir = self.lookup(path)?;
+        if dir.kind != InodeKind::Dir {
+            return Err(FsError::NotADirectory(path.to_string()));
+        }
+        let Some(children) = self.children.get(&dir.id) else {
+            return Ok((Vec::new(), false));
+        };
+        let range = children.range::<str, _>((
+            std::ops::Bound::Excluded(start_after),
+            std::ops::Bound::Unbounded,
+        ));
+        let mut out = Vec::new();
+        let mut more = false;
+        for (_, id) in range {
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            if let Some(inode) = self.inodes.get(id) {
+                out.push(inode);
+            }
+        }
+        Ok((out, more))
+    }
+
+    /// Number of entries in a directory.
+    pub fn child_count(&self, dir: InodeId) -> u64 {
+        self.children.get(&dir).map_or(0, |c| c.len() as u64)
+    }
+
+    /// Applies one command. Errors leave the namespace unchanged.
+    pub fn apply(&mut self, command: &Command) -> Applied {
+        let result = self.apply_inner(command);
+        let freed = std::mem::take(&mut self.freed);
+        Applied { result, freed }
+    }
+
+    fn apply_inner(&mut self, command: &Command) -> Result<Outcome, FsError> {
+        match command {
+            Command::Mkdir {
+                path,
+                mode,
+                uid,
+                gid,
+                parents,
+                now,
+            } => self.mkdir(path, *mode, *uid, *gid, *parents, *now),
+            Command::Create {
+                path,
+                mode,
+                uid,
+                gid,
+                overwrite,
+                parents,
+                now,
+            } => self.create(path, *mode, *uid, *gid, *overwrite, *parents, *now),
+            Command::AddBlock { file_id, worker } => self.add_block(*file_id, *worker),
+            Command::Complete {
+                file_id,
+                length,
+                blocks,
+                now,
+            } => self.complete(*file_id, *length, blocks, *now),
+            Command::Rename {
+                src,
+                dst,
+                no_replace,
+                now,
+            } => self.rename(src, dst, *no_replace, *now),
+            Command::Delete {
+                path,
+                recursive,
+                now,
+            } => self.delete(path, *recursive, *now),
+            Command::SetAttr { path, attrs, now } => self.set_attr(path, attrs, *now),
+            Command::Symlink {
+                target,
+                link,
+                uid,
+                gid,
+                now,
+            } => self.symlink(target, link, *uid, *gid, *now),
+            Command::RegisterWorker {
+                hostname,
+                rpc_port,
+                web_port,
+            } => Ok(Outcome::Worker(
+                self.register_worker(hostname, *rpc_port, *web_port),
+            )),
+            Command::RemoveReplicas { worker, blocks } => {
+                self.remove_replicas(*worker, blocks);
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    fn resolve(&self, names: &[String], path: &str) -> Result<InodeId, FsError> {
+        let mut id = ROOT_ID;
+        for (depth, name) in names.iter().enumerate() {
+            let inode = self
+                .inodes
+                .get(&id)
+                .ok_or_else(|| FsError::NotFound(path.to_string()))?;
+            if inode.kind != InodeKind::Dir {
+                return Err(FsError::NotADirectory(prefix(names, depth)));
+            }
+            id = *self
+                .children
+                .get(&id)
+                .and_then(|c| c.get(name))
+                .ok_or_else(|| FsError::NotFound(path.to_string()))?;
+        }
+        Ok(id)
+    }
+
+    /// The parent directory's id and the last name of `path`.
+    fn parent_of(&self, path: &str) -> Result<(InodeId, String), FsError> {
+        let mut names = components(path)?;
+        let name = names.pop().ok_or_else(|| {
+            FsError::InvalidArgument("the root cannot be created, renamed or removed".into())
+        })?;
+        let parent = self.resolve(&names, path)?;
+        match self.inodes.get(&parent) {
+            Some(p) if p.kind == InodeKind::Dir => Ok((parent, name)),
+            _ => Err(FsError::NotADirectory(prefix(&names, names.len()))),
+        }
+    }
+
+    fn child(&self, parent: InodeId, name: &str) -> Option<InodeId> {
+        self.children
+            .get(&parent)
+            .and_then(|c| c.get(name))
+            .copied()
+    }
+
+    fn index(&mut self, inode: &Inode) {
+        match inode.kind {
+            InodeKind::Dir => self.dirs += 1,
+            _ => self.files += 1,
+        }
+        if inode.id != ROOT_ID {
+            self.children
+                .entry(inode.parent)
+                .or_default()
+                .insert(inode.name.clone(), inode.id);
+        }
+        for b in &inode.blocks {
+            self.block_owner.insert(b.id, inode.id);
+        }
+        for (b, _) in &inode.pending {
+            self.block_owner.insert(*b, inode.id);
+        }
+    }
+
+    fn insert(&mut self, inode: Inode) {
+        self.index(&inode);
+        self.dirty.inodes.insert(inode.id);
+        self.dirty.removed.remove(&inode.id);
+        self.inodes.insert(inode.id, inode);
+    }
+
+    /// Removes an inode (not its children) and returns the blocks it held.
+    fn remove(&mut self, id: InodeId) -> Vec<(u64, u32)> {
+        let Some(inode) = self.inodes.remove(&id) else {
+            return Vec::new();
+        };
+        match inode.kind {
+            InodeKind::Dir => self.dirs -= 1,
+            _ => self.files -= 1,
+        }
+        if let Some(siblings) = self.children.get_mut(&inode.parent) {
+            siblings.remove(&inode.name);
+        }
+        self.children.remove(&id);
+        self.dirty.inodes.remove(&id);
+        self.dirty.removed.insert(id);
+        self.release_blocks(&inode.blocks, &inode.pending)
+    }
+
+    fn release_blocks(&mut self, blocks: &[Block], pending: &[(u64, u32)]) -> Vec<(u64, u32)> {
+        let mut freed = Vec::new();
+        for b in blocks {
+            self.block_owner.remove(&b.id);
+            if let Some(w) = b.worker {
+                freed.push((b.id, w));
+            }
+        }
+        for (b, w) in pending {
+            self.block_owner.remove(b);
+            freed.push((*b, *w));
+        }
+        freed
+    }
+
+    fn touch(&mut self, id: InodeId, now: i64) {
+        if let Some(inode) = self.inodes.get_mut(&id) {
+            inode.mtime = now;
+            inode.ctime = now;
+            self.dirty.inodes.insert(id);
+        }
+    }
+
+    fn new_inode(
+        &mut self,
+        parent: InodeId,
+        name: &str,
+        kind: InodeKind,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        now: i64,
+    ) -> Inode {
+        let id = self.counters.next_inode;
+        self.counters.next_inode += 1;
+        Inode {
+            id,
+            parent,
+            name: name.to_string(),
+            kind,
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            size: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            target: String::new(),
+            blocks: Vec::new(),
+            pending: Vec::new(),
+            complete: kind != InodeKind::File,
+        }
+    }
+
+    fn mkdir(
+        &mut self,
+        path: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        parents: bool,
+        now: i64,
+    ) -> Result<Outcome, FsError> {
+        let names = components(path)?;
+        if names.is_empty() {
+            return if parents {
+                Ok(Outcome::Node(
+                    self.inodes
+                        .get(&ROOT_ID)
+                        .cloned()
+                        .unwrap_or_else(root_inode),
+                ))
+            } else {
+                Err(FsError::AlreadyExists("/".into()))
+            };
+        }
+        // Check the whole path first so a failure changes nothing.
+        let mut id = ROOT_ID;
+        let mut missing_from = names.len();
+        for (depth, name) in names.iter().enumerate() {
+            match self.child(id, name) {
+                Some(child) => {
+                    let inode = self
+                        .inodes
+                        .get(&child)
+                        .ok_or_else(|| FsError::NotFound(path.to_string()))?;
+                    if inode.kind != InodeKind::Dir {
+                        return Err(FsError::NotADirectory(prefix(&names, depth + 1)));
+                    }
+                    id = child;
+                }
+                None => {
+                    missing_from = depth;
+                    break;
+                }
+            }
+        }
+        if missing_from == names.len() {
+            return if parents {
+                Ok(Outcome::Node(self.inodes[&id].clone()))
+            } else {
+                Err(FsError::AlreadyExists(path.to_string()))
+            };
+        }
+        if !parents && missing_from + 1 < names.len() {
+            return Err(FsError::NotFound(prefix(&names, missing_from + 1)));
+        }
+        for name in &names[missing_from..] {
+            let dir = self.new_inode(id, name, InodeKind::Dir, mode, uid, gid, now);
+            self.touch(id, now);
+            id = dir.id;
+            self.insert(dir);
+        }
+        Ok(Outcome::Node(self.inodes[&id].clone()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        path: &str,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        overwrite: bool,
+        parents: bool,
+        now: i64,
+    ) -> Result<Outcome, FsError> {
+        let names = components(path)?;
+        if names.is_empty() {
+            return Err(FsError::IsADirectory("/".into()));
+        }
+        if parents && names.len() > 1 {
+            let parent_path = prefix(&names, names.len() - 1);
+            self.mkdir(&parent_path, 0o755, uid, gid, true, now)?;
+        }
+        let (parent, name) = self.parent_of(path)?;
+        if let Some(existing) = self.child(parent, &name) {
+            let inode = &self.inodes[&existing];
+            if inode.kind == InodeKind::Dir {
+                return Err(FsError::IsADirectory(path.to_string()));
+            }
+            if !overwrite || inode.kind != InodeKind::File {
+                return Err(FsError::AlreadyExists(path.to_string()));
+            }
+            // O_TRUNC: keep the inode, drop its data. The old blocks are freed by the
+            // service once this command is applied.
+            let (blocks, pending) = {
+                let inode = self
+                    .inodes
+                    .get_mut(&existing)
+                    .ok_or_else(|| FsError::NotFound(path.to_string()))?;
+                inode.size = 0;
+                inode.complete = false;
+                inode.mtime = now;
+                inode.ctime = now;
+                (
+                    std::mem::take(&mut inode.blocks),
+                    std::mem::take(&mut inode.pending),
+                )
+            };
+            self.dirty.inodes.insert(existing);
+            let freed = self.release_blocks(&blocks, &pending);
+            self.freed.extend(freed);
+            return Ok(Outcome::Node(self.inodes[&existing].clone()));
+        }
+        let file = self.new_inode(parent, &name, InodeKind::File, mode, uid, gid, now);
+        self.touch(parent, now);
+        let out = file.clone();
+        self.insert(file);
+        Ok(Outcome::Node(out))
+    }
+
+    fn add_block(&mut self, file_id: InodeId, worker: u32) -> Result<Outcome, FsError> {
+        let inode = self
+            .inodes
+            .get_mut(&file_id)
+            .ok_or_else(|| FsError::NotFound(format!("inode {file_id}")))?;
+        if inode.kind != InodeKind::File {
+            return Err(FsError::IsADirectory(format!("inode {file_id}")));
+        }
+        let id = self.counters.next_block;
+        self.counters.next_block += 1;
+        inode.pending.push((id, worker));
+        self.block_owner.insert(id, file_id);
+        self.dirty.inodes.insert(file_id);
+        Ok(Outcome::Block(id))
+    }
+
+    fn complete(
+        &mut self,
+        file_id: InodeId,
+        length: u64,
+        ranges: &[BlockRange],
+        now: i64,
+    ) -> Result<Outcome, FsError> {
+        let inode = self
+            .inodes
+            .get(&file_id)
+            .ok_or_else(|| FsError::NotFound(format!("inode {file_id}")))?;
+        if inode.kind != InodeKind::File {
+            return Err(FsError::IsADirectory(format!("inode {file_id}")));
+        }
+        // Every range must be one of this file's blocks, in order, inside the length.
+        let mut workers: HashMap<u64, Option<u32>> =
+            inode.blocks.iter().map(|b| (b.id, b.worker)).collect();
+        workers.extend(inode.pending.iter().map(|(b, w)| (*b, Some(*w))));
+        let mut end = 0;
+        let mut blocks = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            let worker = workers.get(&r.id).copied().ok_or_else(|| {
+                FsError::InvalidArgument(format!(
+                    "block {} does not belong to inode {file_id}",
+                    r.id
+                ))
+            })?;
+            if r.offset < end || r.offset.checked_add(r.len).is_none_or(|e| e > length) {
+                return Err(FsError::InvalidArgument(format!(
+                    "block {} at {}+{} overlaps or passes the length {length}",
+                    r.id, r.offset, r.len
+                )));
+            }
+            end = r.offset + r.len;
+            blocks.push(Block {
+                id: r.id,
+                offset: r.offset,
+                len: r.len,
+                worker,
+            });
+        }
+        let kept: BTreeSet<u64> = blocks.iter().map(|b| b.id).collect();
+        let inode = self
+            .inodes
+            .get_mut(&file_id)
+            .ok_or_else(|| FsError::NotFound(format!("inode {file_id}")))?;
+        let old_blocks: Vec<Block> = std::mem::take(&mut inode.blocks)
+            .into_iter()
+            .filter(|b| !kept.contains(&b.id))
+            .collect();
+        let old_pending: Vec<(u64, u32)> = std::mem::take(&mut inode.pending)
+            .into_iter()
+            .filter(|(b, _)| !kept.contains(b))
+            .collect();
+        inode.blocks = blocks;
+        inode.size = length;
+        inode.complete = true;
+        inode.mtime = now;
+        inode.ctime = now;
+        let out = inode.clone();
+        self.dirty.inodes.insert(file_id);
+        let freed = self.release_blocks(&old_blocks, &old_pending);
+        self.freed.extend(freed);
+        Ok(Outcome::Node(out))
+    }
+
+    fn rename(
+        &mut self,
+        src: &str,
+        dst: &str,
+        no_replace: bool,
+        now: i64,
+    ) -> Result<Outcome, FsError> {
+        let (src_parent, src_name) = self.parent_of(src)?;
+        let src_id = self
+            .child(src_parent, &src_name)
+            .ok_or_else(|| FsError::NotFound(src.to_string()))?;
+        let (dst_parent, dst_name) = self.parent_of(dst)?;
+        if src_parent == dst_parent && src_name == dst_name {
+            return Ok(Outcome::Node(self.inodes[&src_id].clone()));
+        }
+        let src_is_dir = self.inodes[&src_id].kind == InodeKind::Dir;
+        if src_is_dir {
+            // Refuse moving a directory into itself or below it.
+            let mut cur = dst_parent;
+            loop {
+                if cur == src_id {
+                    return Err(FsError::InvalidArgument(format!(
+                        "cannot move {src} into itself ({dst})"
+                    )));
+                }
+                if cur == ROOT_ID {
+                    break;
+                }
+                cur = self.inodes.get(&cur).map_or(ROOT_ID, |i| i.parent);
+            }
+        }
+        if let Some(existing) = self.child(dst_parent, &dst_name) {
+            if no_replace {
+                return Err(FsError::AlreadyExists(dst.to_string()));
+            }
+            let existing_is_dir = self.inodes[&existing].kind == InodeKind::Dir;
+            match (src_is_dir, existing_is_dir) {
+                (true, false) => return Err(FsError::NotADirectory(dst.to_string())),
+                (false, true) => return Err(FsError::IsADirectory(dst.to_string())),
+                (true, true) if self.child_count(existing) > 0 => {
+                    return Err(FsError::NotEmpty(dst.to_string()))
+                }
+                _ => {}
+            }
+            let freed = self.remove(existing);
+            self.freed.extend(freed);
+        }
+        if let Some(siblings) = self.children.get_mut(&src_parent) {
+            siblings.remove(&src_name);
+        }
+        self.children
+            .entry(dst_parent)
+            .or_default()
+            .insert(dst_name.clone(), src_id);
+        let inode = self
+            .inodes
+            .get_mut(&src_id)
+            .ok_or_else(|| FsError::NotFound(src.to_string()))?;
+        inode.parent = dst_parent;
+        inode.name = dst_name;
+        inode.ctime = now;
+        let out = inode.clone();
+        self.dirty.inodes.insert(src_id);
+        self.touch(src_parent, now);
+        self.touch(dst_parent, now);
+        Ok(Outcome::Node(out))
+    }
+
+    fn delete(&mut self, path: &str, recursive: bool, now: i64) -> Result<Outcome, FsError> {
+        let (parent, name) = self.parent_of(path)?;
+        let id = self
+            .child(parent, &name)
+            .ok_or_else(|| FsError::NotFound(path.to_string()))?;
+        if self.inodes[&id].kind == InodeKind::Dir && self.child_count(id) > 0 && !recursive {
+            return Err(FsError::NotEmpty(path.to_string()));
+        }
+        // Children before parents.
+        let mut order = vec![id];
+        let mut i = 0;
+        while i < order.len() {
+            if let Some(children) = self.children.get(&order[i]) {
+                order.extend(children.values().copied());
+            }
+            i += 1;
+        }
+        for victim in order.into_iter().rev() {
+            let freed = self.remove(victim);
+            self.freed.extend(freed);
+        }
+        self.touch(parent, now);
+        Ok(Outcome::Done)
+    }
+
+    fn set_attr(&mut self, path: &str, attrs: &SetAttrs, now: i64) -> Result<Outcome, FsError> {
+        let id = self.lookup(path)?.id;
+        let inode = self
+            .inodes
+            .get_mut(&id)
+            .ok_or_else(|| FsError::NotFound(path.to_string()))?;
+        if attrs.size.is_some() {
+            match inode.kind {
+                InodeKind::Dir => return Err(FsError::IsADirectory(path.to_string())),
+                InodeKind::Symlink => {
+                    return Err(FsError::InvalidArgument(format!("{path} is a symlink")))
+                }
+                InodeKind::File => {}
+            }
+        }
+        if let Some(mode) = attrs.mode {
+            inode.mode = mode & 0o7777;
+        }
+        if let Some(uid) = attrs.uid {
+            inode.uid = uid;
+        }
+        if let Some(gid) = attrs.gid {
+            inode.gid = gid;
+        }
+        if let Some(atime) = attrs.atime {
+            inode.atime = atime;
+        }
+        if let Some(mtime) = attrs.mtime {
+            inode.mtime = mtime;
+        }
+        let mut dropped = Vec::new();
+        if let Some(size) = attrs.size {
+            if size < inode.size {
+                // Keep what starts below the new length; trim the block that straddles it.
+                let (keep, drop): (Vec<Block>, Vec<Block>) = std::mem::take(&mut inode.blocks)
+                    .into_iter()
+                    .partition(|b| b.offset < size);
+                inode.blocks = keep;
+                if let Some(last) = inode.blocks.last_mut() {
+                    last.len = last.len.min(size - last.offset);
+                }
+                dropped = drop;
+            }
+            inode.size = size;
+            if attrs.mtime.is_none() {
+                inode.mtime = now;
+            }
+        }
+        inode.ctime = now;
+        let out = inode.clone();
+        self.dirty.inodes.insert(id);
+        let freed = self.release_blocks(&dropped, &[]);
+        self.freed.extend(freed);
+        Ok(Outcome::Node(out))
+    }
+
+    fn symlink(
+        &mut self,
+        target: &str,
+        link: &str,
+        uid: u32,
+        gid: u32,
+        now: i64,
+    ) -> Result<Outcome, FsError> {
+        if target.is_empty() || target.contains('\0') || target.len() > 4096 {
+            return Err(FsError::InvalidArgument(format!(
+                "symlink target {target:?}"
+            )));
+        }
+        let (parent, name) = self.parent_of(link)?;
+        if self.child(parent, &name).is_some() {
+            return Err(FsError::AlreadyExists(link.to_string()));
+        }
+        let mut inode = self.new_inode(parent, &name, InodeKind::Symlink, 0o777, uid, gid, now);
+        inode.target = target.to_string();
+        inode.size = target.len() as u64;
+        self.touch(parent, now);
+        let out = inode.clone();
+        self.insert(inode);
+        Ok(Outcome::Node(out))
+    }
+
+    fn register_worker(&mut self, hostname: &str, rpc_port: u16, web_port: u16) -> u32 {
+        if let Some(w) = self
+            .workers
+            .values_mut()
+            .find(|w| w.hostname == hostname && w.rpc_port == rpc_port)
+        {
+            if w.web_port != web_port {
+                w.web_port = web_port;
+                self.dirty.workers.insert(w.id);
+            }
+            return w.id;
+        }
+        let id = self.counters.next_worker;
+        self.counters.next_worker += 1;
+        self.workers.insert(
+            id,
+            WorkerRecord {
+                id,
+                hostname: hostname.to_string(),
+                rpc_port,
+                web_port,
+            },
+        );
+        self.dirty.workers.insert(id);
+        id
+    }
+
+    fn remove_replicas(&mut self, worker: u32, blocks: &[u64]) {
+        for block in blocks {
+            let Some(owner) = self.block_owner.get(block).copied() else {
+                continue;
+            };
+            if let Some(inode) = self.inodes.get_mut(&owner) {
+                for b in inode
+                    .blocks
+                    .iter_mut()
+                    .filter(|b| b.id == *block && b.worker == Some(worker))
+                {
+                    b.worker = None;
+                    self.dirty.inodes.insert(owner);
+                }
+            }
+        }
+    }
+}
+
+/// `/a/b` from the first `n` names.
+fn prefix(names: &[String], n: usize) -> String {
+    format!("/{}", names[..n.min(names.len())].join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(ns: &mut Namespace, c: Command) -> Outcome {
+        let applied = ns.apply(&c);
+        applied.result.unwrap_or_else(|e| panic!("{c:?}: {e}"))
+    }
+    fn err(ns: &mut Namespace, c: Command) -> FsError {
+        ns.apply(&c).result.expect_err("should fail")
+    }
+    fn mkdir(path: &str, parents: bool) -> Command {
+        Command::Mkdir {
+            path: path.into(),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            parents,
+            now: 1,
+        }
+    }
+    fn create(path: &str) -> Command {
+        Command::Create {
+            path: path.into(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            overwrite: false,
+            parents: false,
+            now: 1,
+        }
+    }
+    fn rename(src: &str, dst: &str) -> Command {
+        Command::Rename {
+            src: src.into(),
+            dst: dst.into(),
+            no_replace: false,
+            now: 2,
+        }
+    }
+    fn delete(path: &str, recursive: bool) -> Command {
+        Command::Delete {
+            path: path.into(),
+            recursive,
+            now: 3,
+        }
+    }
+    fn file_with_block(ns: &mut Namespace, path: &str, len: u64) -> (InodeId, u64) {
+        let Outcome::Node(f) = ok(ns, create(path)) else {
+            panic!()
+        };
+        let Outcome::Block(b) = ok(
+            ns,
+            Command::AddBlock {
+                file_id: f.id,
+                worker: 7,
+            },
+        ) else {
+            panic!()
+        };
+        ok(
+            ns,
+            Command::Complete {
+                file_id: f.id,
+                length: len,
+                blocks: vec![BlockRange {
+                    id: b,
+                    offset: 0,
+                    len,
+                }],
+                now: 2,
+            },
+        );
+        (f.id, b)
+    }
+
+    #[test]
+    fn paths_normalise_and_never_escape_the_root() {
+        assert_eq!(normalize("/a/./b/../c/").unwrap(), "/a/c");
+        assert_eq!(normalize("/").unwrap(), "/");
+        assert!(matches!(normalize("/.."), Err(FsError::InvalidPath(_))));
+        assert!(matches!(
+            normalize("/a/../.."),
+            Err(FsError::InvalidPath(_))
+        ));
+        assert!(matches!(normalize("a/b"), Err(FsError::InvalidPath(_))));
+        assert!(matches!(
+            normalize(&format!("/{}", "x".repeat(256))),
+            Err(FsError::InvalidPath(_))
+        ));
+    }
+
+    #[test]
+    fn mkdir_with_and_without_parents() {
+        let mut ns = Namespace::default();
+        assert!(matches!(err(&mut ns, mkdir("/a/b", false)), FsError::NotFound(p) if p == "/a"));
+        ok(&mut ns, mkdir("/a/b/c", true));
+        assert_eq!(ns.counts(), (0, 4));
+        assert!(matches!(
+            err(&mut ns, mkdir("/a/b", false)),
+            FsError::AlreadyExists(_)
+        ));
+        ok(&mut ns, mkdir("/a/b", true));
+        ok(&mut ns, create("/a/f"));
+        assert!(
+            matches!(err(&mut ns, mkdir("/a/f/g", true)), FsError::NotADirectory(p) if p == "/a/f")
+        );
+        assert_eq!(ns.counts(), (1, 4), "a failed mkdir changes nothing");
+    }
+
+    #[test]
+    fn create_exclusive_overwrite_and_parents() {
+        let mut ns = Namespace::default();
+        let (id, block) = file_with_block(&mut ns, "/f", 10);
+        assert!(matches!(
+            err(&mut ns, create("/f")),
+            FsError::AlreadyExists(_)
+        ));
+        let applied = ns.apply(&Command::Create {
+            path: "/f".into(),
+            mode: 0o600,
+            uid: 1,
+            gid: 1,
+            overwrite: true,
+            parents: false,
+            now: 5,
+        });
+        let Ok(Outcome::Node(f)) = applied.result else {
+            panic!()
+        };
+        assert_eq!((f.id, f.size, f.complete), (id, 0, false));
+        assert_eq!(applied.freed, vec![(block, 7)]);
+        assert!(!ns.knows_block(block));
+        ok(
+            &mut ns,
+            Command::Create {
+                path: "/x/y/z".into(),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                overwrite: false,
+                parents: true,
+                now: 1,
+            },
+        );
+        assert_eq!(ns.lookup("/x/y").unwrap().kind, InodeKind::Dir);
+        ok(&mut ns, mkdir("/d", false));
+        assert!(matches!(
+            err(&mut ns, create("/d")),
+            FsError::IsADirectory(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, create("/f/g")),
+            FsError::NotADirectory(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, create("/")),
+            FsError::IsADirectory(_)
+        ));
+    }
+
+    #[test]
+    fn complete_checks_blocks_and_frees_the_unused() {
+        let mut ns = Namespace::default();
+        let Outcome::Node(f) = ok(&mut ns, create("/f")) else {
+            panic!()
+        };
+        let Outcome::Block(b1) = ok(
+            &mut ns,
+            Command::AddBlock {
+                file_id: f.id,
+                worker: 1,
+            },
+        ) else {
+            panic!()
+        };
+        let Outcome::Block(b2) = ok(
+            &mut ns,
+            Command::AddBlock {
+                file_id: f.id,
+                worker: 2,
+            },
+        ) else {
+            panic!()
+        };
+        let bad = Command::Complete {
+            file_id: f.id,
+            length: 5,
+            blocks: vec![BlockRange {
+                id: 999,
+                offset: 0,
+                len: 5,
+            }],
+            now: 2,
+        };
+        assert!(matches!(err(&mut ns, bad), FsError::InvalidArgument(_)));
+        let past = Command::Complete {
+            file_id: f.id,
+            length: 5,
+            blocks: vec![BlockRange {
+                id: b1,
+                offset: 0,
+                len: 6,
+            }],
+            now: 2,
+        };
+        assert!(matches!(err(&mut ns, past), FsError::InvalidArgument(_)));
+        let applied = ns.apply(&Command::Complete {
+            file_id: f.id,
+            length: 100,
+            blocks: vec![BlockRange {
+                id: b1,
+                offset: 10,
+                len: 5,
+            }],
+            now: 2,
+        });
+        let Ok(Outcome::Node(done)) = applied.result else {
+            panic!()
+        };
+        assert_eq!(done.size, 100);
+        assert_eq!(
+            done.blocks,
+            vec![Block {
+                id: b1,
+                offset: 10,
+                len: 5,
+                worker: Some(1)
+            }]
+        );
+        assert_eq!(applied.freed, vec![(b2, 2)]);
+    }
+
+    #[test]
+    fn list_pages_in_name_order() {
+        let mut ns = Namespace::default();
+        ok(&mut ns, mkdir("/d", false));
+        for i in 0..25 {
+            ok(&mut ns, create(&format!("/d/f{i:03}")));
+        }
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (page, more) = ns.list("/d", &after, 10).unwrap();
+            seen.extend(page.iter().map(|i| i.name.clone()));
+            after = seen.last().cloned().unwrap_or_default();
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 25);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+        assert!(matches!(
+            ns.list("/d/f001", "", 10),
+            Err(FsError::NotADirectory(_))
+        ));
+    }
+
+    #[test]
+    fn rename_follows_posix() {
+        let mut ns = Namespace::default();
+        ok(&mut ns, mkdir("/a/b", true));
+        ok(&mut ns, mkdir("/e", false));
+        let (_, old_block) = file_with_block(&mut ns, "/old", 4);
+        ok(&mut ns, create("/new"));
+        // A file replaces a file; the replaced file's blocks are freed.
+        let applied = ns.apply(&rename("/new", "/old"));
+        assert!(applied.result.is_ok());
+        assert_eq!(applied.freed, vec![(old_block, 7)]);
+        assert!(ns.lookup("/new").is_err());
+        // No-replace refuses an existing target.
+        ok(&mut ns, create("/x"));
+        assert!(matches!(
+            err(
+                &mut ns,
+                Command::Rename {
+                    src: "/x".into(),
+                    dst: "/old".into(),
+                    no_replace: true,
+                    now: 1
+                }
+            ),
+            FsError::AlreadyExists(_)
+        ));
+        // A directory cannot go into itself.
+        assert!(matches!(
+            err(&mut ns, rename("/a", "/a/b/c")),
+            FsError::InvalidArgument(_)
+        ));
+        // A directory replaces only an empty directory.
+        assert!(matches!(
+            err(&mut ns, rename("/e", "/a")),
+            FsError::NotEmpty(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, rename("/e", "/x")),
+            FsError::NotADirectory(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, rename("/x", "/e")),
+            FsError::IsADirectory(_)
+        ));
+        ok(&mut ns, rename("/a/b", "/e"));
+        assert!(ns.lookup("/a/b").is_err());
+        assert_eq!(ns.lookup("/e").unwrap().parent, ROOT_ID);
+        assert!(matches!(
+            err(&mut ns, rename("/nope", "/y")),
+            FsError::NotFound(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, rename("/", "/y")),
+            FsError::InvalidArgument(_)
+        ));
+        ok(&mut ns, rename("/x", "/x"));
+    }
+
+    #[test]
+    fn delete_recursive_only_when_asked() {
+        let mut ns = Namespace::default();
+        ok(&mut ns, mkdir("/d/e", true));
+        let (_, b) = file_with_block(&mut ns, "/d/e/f", 3);
+        assert!(matches!(
+            err(&mut ns, delete("/d", false)),
+            FsError::NotEmpty(_)
+        ));
+        let applied = ns.apply(&delete("/d", true));
+        assert!(applied.result.is_ok());
+        assert_eq!(applied.freed, vec![(b, 7)]);
+        assert_eq!(ns.counts(), (0, 1));
+        assert!(matches!(
+            err(&mut ns, delete("/d", true)),
+            FsError::NotFound(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, delete("/", true)),
+            FsError::InvalidArgument(_)
+        ));
+    }
+
+    #[test]
+    fn truncate_trims_and_frees_blocks() {
+        let mut ns = Namespace::default();
+        let Outcome::Node(f) = ok(&mut ns, create("/f")) else {
+            panic!()
+        };
+        let Outcome::Block(b1) = ok(
+            &mut ns,
+            Command::AddBlock {
+                file_id: f.id,
+                worker: 1,
+            },
+        ) else {
+            panic!()
+        };
+        let Outcome::Block(b2) = ok(
+            &mut ns,
+            Command::AddBlock {
+                file_id: f.id,
+                worker: 1,
+            },
+        ) else {
+            panic!()
+        };
+        ok(
+            &mut ns,
+            Command::Complete {
+                file_id: f.id,
+                length: 20,
+                blocks: vec![
+                    BlockRange {
+                        id: b1,
+                        offset: 0,
+                        len: 10,
+                    },
+                    BlockRange {
+                        id: b2,
+                        offset: 10,
+                        len: 10,
+                    },
+                ],
+                now: 2,
+            },
+        );
+        let applied = ns.apply(&Command::SetAttr {
+            path: "/f".into(),
+            attrs: SetAttrs {
+                size: Some(5),
+                ..Default::default()
+            },
+            now: 9,
+        });
+        let Ok(Outcome::Node(t)) = applied.result else {
+            panic!()
+        };
+        assert_eq!(t.size, 5);
+        assert_eq!(
+            t.blocks,
+            vec![Block {
+                id: b1,
+                offset: 0,
+                len: 5,
+                worker: Some(1)
+            }]
+        );
+        assert_eq!(applied.freed, vec![(b2, 1)]);
+        let Ok(Outcome::Node(t)) = ns
+            .apply(&Command::SetAttr {
+                path: "/f".into(),
+                attrs: SetAttrs {
+                    size: Some(50),
+                    mode: Some(0o600),
+                    ..Default::default()
+                },
+                now: 9,
+            })
+            .result
+        else {
+            panic!()
+        };
+        assert_eq!((t.size, t.mode, t.blocks.len()), (50, 0o600, 1));
+        ok(&mut ns, mkdir("/d", false));
+        assert!(matches!(
+            err(
+                &mut ns,
+                Command::SetAttr {
+                    path: "/d".into(),
+                    attrs: SetAttrs {
+                        size: Some(1),
+                        ..Default::default()
+                    },
+                    now: 1
+                }
+            ),
+            FsError::IsADirectory(_)
+        ));
+    }
+
+    #[test]
+    fn symlinks_workers_and_replicas() {
+        let mut ns = Namespace::default();
+        let Outcome::Node(l) = ok(
+            &mut ns,
+            Command::Symlink {
+                target: "/t".into(),
+                link: "/l".into(),
+                uid: 0,
+                gid: 0,
+                now: 1,
+            },
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            (l.kind, l.target.as_str(), l.size),
+            (InodeKind::Symlink, "/t", 2)
+        );
+        assert!(matches!(
+            err(
+                &mut ns,
+                Command::Symlink {
+                    target: "/t".into(),
+                    link: "/l".into(),
+                    uid: 0,
+                    gid: 0,
+                    now: 1
+                }
+            ),
+            FsError::AlreadyExists(_)
+        ));
+        let reg = |h: &str, p: u16| Command::RegisterWorker {
+            hostname: h.into(),
+            rpc_port: p,
+            web_port: 1,
+        };
+        assert_eq!(ok(&mut ns, reg("w", 1)), Outcome::Worker(1));
+        assert_eq!(ok(&mut ns, reg("w", 2)), Outcome::Worker(2));
+        assert_eq!(ok(&mut ns, reg("w", 1)), Outcome::Worker(1));
+        let (id, b) = file_with_block(&mut ns, "/f", 3);
+        ok(
+            &mut ns,
+            Command::RemoveReplicas {
+                worker: 7,
+                blocks: vec![b, 12345],
+            },
+        );
+        assert_eq!(ns.inode(id).unwrap().blocks[0].worker, None);
+    }
+
+    #[test]
+    fn image_round_trip_keeps_everything() {
+        let mut ns = Namespace::default();
+        ok(&mut ns, mkdir("/a/b", true));
+        file_with_block(&mut ns, "/a/b/f", 3);
+        ok(
+            &mut ns,
+            Command::RegisterWorker {
+                hostname: "w".into(),
+                rpc_port: 1,
+                web_port: 2,
+            },
+        );
+        let back = Namespace::from_image(ns.image());
+        assert_eq!(back.image().inodes, ns.image().inodes);
+        assert_eq!(back.counts(), ns.counts());
+        assert_eq!(back.counters(), ns.counters());
+        assert_eq!(back.lookup("/a/b/f").unwrap().size, 3);
+        assert_eq!(back.workers().count(), 1);
+    }
+}

@@ -1,0 +1,78 @@
+//! Our own gRPC protocol between our own components: the generated message and service
+//! types (`pb`), error mapping to and from `tonic::Status`, and channel set-up.
+//!
+//! Ports: clients and workers talk to masters on `master.rpc_port`, masters to each other
+//! on `journal.rpc_port` (which also serves the client API, so a leader hint that names a
+//! journal address can be followed), clients to workers on `worker.rpc_port`.
+
+pub mod status;
+
+/// Generated protobuf types and gRPC stubs.
+#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
+pub mod pb {
+    /// The master's API.
+    pub mod master {
+        tonic::include_proto!("curvine.master");
+    }
+    /// The worker's block API.
+    pub mod worker {
+        tonic::include_proto!("curvine.worker");
+    }
+    /// Raft between masters.
+    pub mod raft {
+        tonic::include_proto!("curvine.raft");
+    }
+}
+
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+
+/// The largest gRPC message we send or accept (a data chunk is 1 MiB; Raft batches and
+/// snapshot chunks can be larger).
+pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// A lazily connecting channel to `host:port` with our timeouts and window sizes.
+pub fn channel(
+    addr: &str,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+) -> Result<Channel, crate::fs_error::FsError> {
+    let uri = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{}", bracket_ipv6(addr))
+    };
+    let mut endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| crate::fs_error::FsError::InvalidArgument(format!("bad address {addr}: {e}")))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(32 << 20))
+        .http2_adaptive_window(false)
+        .keep_alive_while_idle(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5));
+    if let Some(t) = request_timeout {
+        endpoint = endpoint.timeout(t);
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+/// `host:port` with an IPv6 host put in brackets (`fd00::1:8995` stays as given when the
+/// caller already bracketed it).
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn bracket_ipv6(addr: &str) -> String {
+    match addr.rsplit_once(':') {
+        Some((host, port)) if host.contains(':') && !host.starts_with('[') => {
+            format!("[{host}]:{port}")
+        }
+        _ => addr.to_string(),
+    }
+}

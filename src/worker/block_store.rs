@@ -1,0 +1,1366 @@
+//! The worker's block store: cache blocks kept as files in tiered data dirs, with capacity
+//! accounting and least-recently-used eviction.
+//!
+//! A block is an opaque byte blob named by a `u64` id. Each data dir holds
+//!
+//! ```text
+//! <dir>/blocks/<block_id>            committed blocks, readable
+//! <dir>/tmp/<block_id>.<unique>      blocks being written (and blocks being deleted)
+//! ```
+//!
+//! Writing goes through a [`BlockWriter`]: [`BlockStore::create`] reserves room for the
+//! block's expected length in the first data dir (fastest medium first) that has it,
+//! evicting old blocks if none has; [`BlockWriter::commit`] renames the temp file into
+//! `blocks/` and makes the block visible. A writer dropped without commit removes its
+//! temp file and gives its reservation back.
+//!
+//! Every read and every commit stamps the block with the next value of one counter; the
+//! blocks with the lowest stamps are evicted first. A commit that takes its dir above the
+//! high watermark evicts that dir's oldest blocks down to the low watermark.
+//!
+//! One mutex guards the index (which block lives where, how long it is, its stamp) and the
+//! space accounting. File data is read and written outside it: a read looks up the path
+//! under the lock and reads the file after releasing it, so a block deleted meanwhile makes
+//! that read fail with [`StoreError::NotFound`]. Deleting and evicting rename the block file
+//! into `tmp/` under the lock (cheap, and a later commit of the same id cannot be hit) and
+//! unlink it after the lock is released.
+
+use crate::config::{DataDir, Medium};
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+use tracing::{info, warn};
+
+/// Subdirectory of a data dir that holds committed blocks.
+const BLOCKS_SUBDIR: &str = "blocks";
+/// Subdirectory of a data dir that holds blocks being written or deleted.
+const TMP_SUBDIR: &str = "tmp";
+
+/// How the store is set up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// The data dirs, as configured in `worker.data_dir`.
+    pub dirs: Vec<DataDir>,
+    /// Bytes kept free in each directory (worker.dir_reserved).
+    pub reserved: u64,
+    /// Used fraction of a directory's capacity above which eviction starts (e.g. 0.95).
+    pub high_watermark: f64,
+    /// Used fraction eviction brings a directory down to (e.g. 0.8).
+    pub low_watermark: f64,
+    /// Wipe every block at open (format_worker = true).
+    pub format: bool,
+}
+
+/// Why a block store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The block is not in the store (never written, deleted or evicted).
+    #[error("block {0} not found")]
+    NotFound(u64),
+    /// The block is already committed; blocks are written once.
+    #[error("block {0} already exists")]
+    AlreadyExists(u64),
+    /// No data dir has room for the block, even after evicting what can be evicted.
+    #[error("no data dir has room for {needed} bytes, even after evicting cached blocks")]
+    NoSpace {
+        /// The bytes that were asked for.
+        needed: u64,
+    },
+    /// A file system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the block and path.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The store's configuration cannot work.
+    #[error("invalid block store config: {0}")]
+    InvalidConfig(String),
+}
+
+/// Builds a [`StoreError::Io`] from what was being done and the error.
+fn io_error(context: impl Into<String>, source: io::Error) -> StoreError {
+    StoreError::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+/// How full one data dir is, as [`BlockStore::usage`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierUsage {
+    /// The dir's medium.
+    pub medium: Medium,
+    /// The dir's path, as configured.
+    pub path: String,
+    /// The dir's capacity in bytes (configured, or the file system's size).
+    pub capacity: u64,
+    /// Bytes of committed blocks (blocks being written are not counted).
+    pub used: u64,
+    /// Number of committed blocks.
+    pub blocks: u64,
+}
+
+/// Cache blocks on local data dirs. `Send + Sync`; share it with an `Arc`.
+pub struct BlockStore {
+    /// The index and accounting, shared with the open writers.
+    state: Arc<Mutex<State>>,
+}
+
+/// A block being written. Commit it with [`BlockWriter::commit`]; dropping it without
+/// commit deletes its temp file and gives its reserved room back.
+pub struct BlockWriter {
+    /// The store's state, to publish the block and release the reservation.
+    state: Arc<Mutex<State>>,
+    /// The block being written.
+    block_id: u64,
+    /// Index of the data dir the block goes to.
+    dir: usize,
+    /// The temp file, `<dir>/tmp/<block_id>.<unique>`.
+    tmp_path: PathBuf,
+    /// The open temp file.
+    file: File,
+    /// Bytes written so far.
+    len: u64,
+    /// Bytes this writer holds in its dir's in-flight reservation.
+    reserved: u64,
+    /// A write failed part-way, so the file may hold bytes past `len`.
+    torn: bool,
+    /// The block was committed; nothing to clean up on drop.
+    committed: bool,
+}
+
+/// The fixed limits the store applies to every dir.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Bytes kept free in each dir.
+    reserved: u64,
+    /// Used fraction above which a commit triggers eviction.
+    high_watermark: f64,
+    /// Used fraction that eviction brings a dir down to.
+    low_watermark: f64,
+}
+
+/// One data dir and its accounting.
+#[derive(Debug)]
+struct Dir {
+    /// The medium, for tier order.
+    medium: Medium,
+    /// The path as configured, for reports.
+    path: String,
+    /// The path to open files under.
+    root: PathBuf,
+    /// Capacity in bytes.
+    capacity: u64,
+    /// Bytes of committed blocks.
+    used: u64,
+    /// Bytes reserved by writers that have not committed yet.
+    in_flight: u64,
+    /// Committed blocks of this dir by recency stamp, oldest first.
+    lru: BTreeMap<u64, u64>,
+}
+
+/// Where a committed block lives.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    /// Index of its data dir.
+    dir: usize,
+    /// Its length in bytes.
+    len: u64,
+    /// Its recency stamp (higher is more recent).
+    stamp: u64,
+}
+
+/// Everything the mutex guards.
+#[derive(Debug)]
+struct State {
+    /// The data dirs, in config order.
+    dirs: Vec<Dir>,
+    /// Dir indexes in the order new blocks try them: by medium, then config order.
+    tier_order: Vec<usize>,
+    /// Reservation and watermark limits.
+    limits: Limits,
+    /// Every committed block.
+    blocks: HashMap<u64, Block>,
+    /// The last recency stamp handed out.
+    clock: u64,
+    /// Evicted block ids not yet taken by [`BlockStore::take_evicted`].
+    evicted: Vec<u64>,
+    /// Blocks evicted since open.
+    evicted_total: u64,
+}
+
+/// A block file found in `blocks/` at open.
+#[derive(Debug)]
+struct FoundBlock {
+    /// Index of its data dir.
+    dir: usize,
+    /// Its id.
+    id: u64,
+    /// Its length in bytes.
+    len: u64,
+    /// When it was last written, to restore the LRU order approximately.
+    modified: SystemTime,
+}
+
+/// Size and free space of a file system.
+#[derive(Debug, Clone, Copy)]
+struct FsSpace {
+    /// Total bytes.
+    total: u64,
+    /// Bytes available to unprivileged users.
+    available: u64,
+}
+
+impl BlockStore {
+    /// Opens the store: creates `blocks/` and `tmp/` in every data dir, deletes leftover
+    /// temp files, wipes the blocks when `cfg.format` is set, and indexes the blocks found.
+    pub fn open(cfg: StoreConfig) -> Result<BlockStore, StoreError> {
+        let limits = validate(&cfg)?;
+        let dirs = cfg
+            .dirs
+            .iter()
+            .map(open_dir)
+            .collect::<Result<Vec<_>, _>>()?;
+        check_distinct(&dirs)?;
+        let tier_order = tier_order(&dirs);
+        let found = scan_blocks(&dirs, &tier_order, cfg.format)?;
+        let mut state = State {
+            dirs,
+            tier_order,
+            limits,
+            blocks: HashMap::new(),
+            clock: 0,
+            evicted: Vec::new(),
+            evicted_total: 0,
+        };
+        for block in &found {
+            state.insert_block(block.id, block.dir, block.len);
+        }
+        info!(
+            blocks = state.blocks.len(),
+            dirs = state.dirs.len(),
+            format = cfg.format,
+            "block store opened"
+        );
+        Ok(BlockStore {
+            state: Arc::new(Mutex::new(state)),
+        })
+    }
+
+    /// Starts writing a new block; `expected_len` is the most it will hold (used to pick a directory with room).
+    pub fn create(&self, block_id: u64, expected_len: u64) -> Result<BlockWriter, StoreError> {
+        let mut trash = Vec::new();
+        let placed = {
+            let mut state = lock(&self.state);
+            state.reserve(block_id, expected_len, &mut trash)
+        };
+        remove_files(&trash);
+        let (dir, tmp_path) = placed?;
+        let file = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)
+        {
+            Ok(file) => file,
+            Err(source) => {
+                lock(&self.state).release(dir, expected_len);
+                return Err(io_error(
+                    format!(
+                        "create temp file {} for block {block_id}",
+                        tmp_path.display()
+                    ),
+                    source,
+                ));
+            }
+        };
+        Ok(BlockWriter {
+            state: Arc::clone(&self.state),
+            block_id,
+            dir,
+            tmp_path,
+            file,
+            len: 0,
+            reserved: expected_len,
+            torn: false,
+            committed: false,
+        })
+    }
+
+    /// Reads up to `len` bytes at `offset` (short at the end; empty past the end); marks the block recently read.
+    pub fn read(&self, block_id: u64, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
+        let (path, block_len) = self.touch(block_id)?;
+        let available = block_len.saturating_sub(offset);
+        let wanted = usize::try_from(available).map_or(len, |available| available.min(len));
+        let mut buf = vec![0; wanted];
+        let read = read_file_at(block_id, &path, offset, &mut buf)?;
+        buf.truncate(read);
+        Ok(buf)
+    }
+
+    /// Like read, but into a caller buffer; returns bytes read.
+    pub fn read_into(
+        &self,
+        block_id: u64,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, StoreError> {
+        let (path, block_len) = self.touch(block_id)?;
+        if offset >= block_len || buf.is_empty() {
+            return Ok(0);
+        }
+        read_file_at(block_id, &path, offset, buf)
+    }
+
+    /// The length of a committed block, or `None` when it is not in the store.
+    pub fn block_len(&self, block_id: u64) -> Option<u64> {
+        lock(&self.state).blocks.get(&block_id).map(|b| b.len)
+    }
+
+    /// Whether a block is committed in the store.
+    pub fn contains(&self, block_id: u64) -> bool {
+        lock(&self.state).blocks.contains_key(&block_id)
+    }
+
+    /// Removes a block; Ok(false) when it was not there.
+    pub fn delete(&self, block_id: u64) -> Result<bool, StoreError> {
+        let trash = {
+            let mut state = lock(&self.state);
+            if !state.blocks.contains_key(&block_id) {
+                return Ok(false);
+            }
+            state.detach(block_id)?
+        };
+        remove_files(trash.as_slice());
+        Ok(true)
+    }
+
+    /// The ids of every committed block, in ascending order.
+    pub fn block_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = lock(&self.state).blocks.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// How full each data dir is, in config order.
+    pub fn usage(&self) -> Vec<TierUsage> {
+        lock(&self.state)
+            .dirs
+            .iter()
+            .map(|dir| TierUsage {
+                medium: dir.medium,
+                path: dir.path.clone(),
+                capacity: dir.capacity,
+                used: dir.used,
+                blocks: dir.lru.len() as u64,
+            })
+            .collect()
+    }
+
+    /// Block ids evicted since the previous call (the worker reports them to the master).
+    pub fn take_evicted(&self) -> Vec<u64> {
+        std::mem::take(&mut lock(&self.state).evicted)
+    }
+
+    /// Blocks evicted since open.
+    pub fn evicted_total(&self) -> u64 {
+        lock(&self.state).evicted_total
+    }
+
+    /// Marks a block as just read; returns its path and length.
+    fn touch(&self, block_id: u64) -> Result<(PathBuf, u64), StoreError> {
+        lock(&self.state)
+            .touch(block_id)
+            .ok_or(StoreError::NotFound(block_id))
+    }
+}
+
+impl BlockWriter {
+    /// Appends `data` to the block. Writing past the expected length first reserves the
+    /// extra bytes in the block's dir, and fails with [`StoreError::NoSpace`] if it has no
+    /// room for them (no eviction happens here).
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let new_len = self.len.saturating_add(data.len() as u64);
+        if new_len > self.reserved {
+            lock(&self.state).grow(self.dir, self.reserved, new_len)?;
+            self.reserved = new_len;
+        }
+        if let Err(source) = self.file.write_all_at(data, self.len) {
+            self.torn = true;
+            return Err(io_error(
+                format!(
+                    "write block {} to {}",
+                    self.block_id,
+                    self.tmp_path.display()
+                ),
+                source,
+            ));
+        }
+        self.len = new_len;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Makes the block visible; returns its length. Runs eviction on that directory if above the high watermark.
+    ///
+    /// Fails with [`StoreError::AlreadyExists`] when another writer committed the same
+    /// block id first; this writer's data is then discarded.
+    pub fn commit(mut self) -> Result<u64, StoreError> {
+        if self.torn {
+            self.file.set_len(self.len).map_err(|source| {
+                io_error(
+                    format!("truncate {} after a failed write", self.tmp_path.display()),
+                    source,
+                )
+            })?;
+        }
+        let trash = self.publish()?;
+        remove_files(&trash);
+        Ok(self.len)
+    }
+
+    /// Under the lock: moves the temp file into `blocks/`, indexes the block, and evicts
+    /// if the dir went above the high watermark. Returns the evicted files to unlink.
+    fn publish(&mut self) -> Result<Vec<PathBuf>, StoreError> {
+        let mut state = lock(&self.state);
+        if state.blocks.contains_key(&self.block_id) {
+            return Err(StoreError::AlreadyExists(self.block_id));
+        }
+        let final_path = state.dirs[self.dir].block_path(self.block_id);
+        fs::rename(&self.tmp_path, &final_path).map_err(|source| {
+            io_error(
+                format!(
+                    "commit block {}: rename {} to {}",
+                    self.block_id,
+                    self.tmp_path.display(),
+                    final_path.display()
+                ),
+                source,
+            )
+        })?;
+        self.committed = true;
+        state.release(self.dir, self.reserved);
+        self.reserved = 0;
+        state.insert_block(self.block_id, self.dir, self.len);
+        let mut trash = Vec::new();
+        if let Err(error) = state.enforce_watermark(self.dir, self.block_id, &mut trash) {
+            warn!(%error, dir = %state.dirs[self.dir].path, "eviction after commit stopped");
+        }
+        Ok(trash)
+    }
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            remove_files(std::slice::from_ref(&self.tmp_path));
+        }
+        if self.reserved > 0 {
+            lock(&self.state).release(self.dir, self.reserved);
+        }
+    }
+}
+
+impl State {
+    /// Checks the id is new, picks a dir with room (evicting if needed) and reserves
+    /// `expected_len` there. Returns the dir and a fresh temp path.
+    fn reserve(
+        &mut self,
+        block_id: u64,
+        expected_len: u64,
+        trash: &mut Vec<PathBuf>,
+    ) -> Result<(usize, PathBuf), StoreError> {
+        if self.blocks.contains_key(&block_id) {
+            return Err(StoreError::AlreadyExists(block_id));
+        }
+        let dir = self.place(expected_len, trash)?;
+        self.dirs[dir].in_flight += expected_len;
+        Ok((dir, self.dirs[dir].tmp_path(block_id)))
+    }
+
+    /// The first dir in tier order with room for `needed` bytes. When none has room, evicts
+    /// the oldest blocks of the dirs, in tier order, until one has; a dir is only evicted
+    /// from when emptying it would make enough room.
+    fn place(&mut self, needed: u64, trash: &mut Vec<PathBuf>) -> Result<usize, StoreError> {
+        let mut fs_free = vec![0; self.dirs.len()];
+        for &i in &self.tier_order {
+            fs_free[i] = self.dirs[i].fs_available()?;
+            if self.dirs[i].room(fs_free[i], self.limits.reserved) >= needed {
+                return Ok(i);
+            }
+        }
+        for k in 0..self.tier_order.len() {
+            let i = self.tier_order[k];
+            if self.dirs[i].room_if_emptied(fs_free[i], self.limits.reserved) < needed {
+                continue;
+            }
+            if self.evict_for_room(i, fs_free[i], needed, trash)? {
+                return Ok(i);
+            }
+        }
+        Err(StoreError::NoSpace { needed })
+    }
+
+    /// Evicts the oldest blocks of dir `i` until it has room for `needed` bytes; returns
+    /// whether it has. `fs_free` is the file system's free space before evicting.
+    fn evict_for_room(
+        &mut self,
+        i: usize,
+        fs_free: u64,
+        needed: u64,
+        trash: &mut Vec<PathBuf>,
+    ) -> Result<bool, StoreError> {
+        let mut freed = 0u64;
+        loop {
+            let room = self.dirs[i].room(fs_free.saturating_add(freed), self.limits.reserved);
+            if room >= needed {
+                return Ok(true);
+            }
+            match self.dirs[i].oldest() {
+                Some(victim) => freed += self.evict(victim, trash)?,
+                None => return Ok(false),
+            }
+        }
+    }
+
+    /// After a commit to dir `i`: if it is above the high watermark, evicts its oldest
+    /// blocks until it is at or below the low watermark. Never evicts `keep`, the block
+    /// just committed.
+    fn enforce_watermark(
+        &mut self,
+        i: usize,
+        keep: u64,
+        trash: &mut Vec<PathBuf>,
+    ) -> Result<(), StoreError> {
+        let capacity = self.dirs[i].capacity as f64;
+        if self.dirs[i].used as f64 <= self.limits.high_watermark * capacity {
+            return Ok(());
+        }
+        let target = self.limits.low_watermark * capacity;
+        while self.dirs[i].used as f64 > target {
+            match self.dirs[i].oldest() {
+                Some(victim) if victim != keep => {
+                    self.evict(victim, trash)?;
+                }
+                _ => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Evicts one committed block and records it for [`BlockStore::take_evicted`].
+    /// Returns the bytes freed.
+    fn evict(&mut self, block_id: u64, trash: &mut Vec<PathBuf>) -> Result<u64, StoreError> {
+        let len = self.blocks.get(&block_id).map_or(0, |b| b.len);
+        trash.extend(self.detach(block_id)?);
+        self.evicted.push(block_id);
+        self.evicted_total += 1;
+        Ok(len)
+    }
+
+    /// Removes a committed block from the index and moves its file into `tmp/`, where it
+    /// can be unlinked after the lock is released. Returns that path (none when the file
+    /// was already gone). On a rename error the block stays indexed.
+    fn detach(&mut self, block_id: u64) -> Result<Option<PathBuf>, StoreError> {
+        let Some(block) = self.blocks.get(&block_id).copied() else {
+            return Ok(None);
+        };
+        let dir = &self.dirs[block.dir];
+        let from = dir.block_path(block_id);
+        let to = dir.trash_path(block_id);
+        let trash = match fs::rename(&from, &to) {
+            Ok(()) => Some(to),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(io_error(
+                    format!(
+                        "remove block {block_id}: rename {} to {}",
+                        from.display(),
+                        to.display()
+                    ),
+                    source,
+                ))
+            }
+        };
+        self.blocks.remove(&block_id);
+        let dir = &mut self.dirs[block.dir];
+        dir.used = dir.used.saturating_sub(block.len);
+        dir.lru.remove(&block.stamp);
+        Ok(trash)
+    }
+
+    /// Indexes a committed block as the most recently used.
+    fn insert_block(&mut self, block_id: u64, dir: usize, len: u64) {
+        let stamp = self.next_stamp();
+        self.blocks.insert(block_id, Block { dir, len, stamp });
+        let dir = &mut self.dirs[dir];
+        dir.used += len;
+        dir.lru.insert(stamp, block_id);
+    }
+
+    /// Marks a block as just used; returns its path and length, or `None` if unknown.
+    fn touch(&mut self, block_id: u64) -> Option<(PathBuf, u64)> {
+        let stamp = self.next_stamp();
+        let block = self.blocks.get_mut(&block_id)?;
+        let old = std::mem::replace(&mut block.stamp, stamp);
+        let (i, len) = (block.dir, block.len);
+        let dir = &mut self.dirs[i];
+        dir.lru.remove(&old);
+        dir.lru.insert(stamp, block_id);
+        Some((dir.block_path(block_id), len))
+    }
+
+    /// Grows a writer's reservation in dir `i` from `current` to `wanted` bytes, if the
+    /// dir has room for the difference.
+    fn grow(&mut self, i: usize, current: u64, wanted: u64) -> Result<(), StoreError> {
+        let extra = wanted.saturating_sub(current);
+        let fs_free = self.dirs[i].fs_available()?;
+        if self.dirs[i].room(fs_free, self.limits.reserved) < extra {
+            return Err(StoreError::NoSpace { needed: wanted });
+        }
+        self.dirs[i].in_flight += extra;
+        Ok(())
+    }
+
+    /// Gives `bytes` of a writer's reservation in dir `i` back.
+    fn release(&mut self, i: usize, bytes: u64) {
+        let dir = &mut self.dirs[i];
+        dir.in_flight = dir.in_flight.saturating_sub(bytes);
+    }
+
+    /// The next recency stamp.
+    fn next_stamp(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+}
+
+impl Dir {
+    /// Where block `block_id` lives once committed.
+    fn block_path(&self, block_id: u64) -> PathBuf {
+        self.root.join(BLOCKS_SUBDIR).join(block_id.to_string())
+    }
+
+    /// A fresh temp path for writing block `block_id`.
+    fn tmp_path(&self, block_id: u64) -> PathBuf {
+        self.root
+            .join(TMP_SUBDIR)
+            .join(format!("{block_id}.{}", unique_suffix()))
+    }
+
+    /// A fresh path in `tmp/` to move a removed block to before unlinking it.
+    fn trash_path(&self, block_id: u64) -> PathBuf {
+        self.root
+            .join(TMP_SUBDIR)
+            .join(format!("{block_id}.{}.removed", unique_suffix()))
+    }
+
+    /// Bytes a new block may take, given the file system's free space: what is left of
+    /// the capacity after committed and in-flight blocks, at most the free space, minus
+    /// the reserved bytes.
+    fn room(&self, fs_free: u64, reserved: u64) -> u64 {
+        self.capacity
+            .saturating_sub(self.used.saturating_add(self.in_flight))
+            .min(fs_free)
+            .saturating_sub(reserved)
+    }
+
+    /// The room there would be if every committed block of this dir were evicted.
+    fn room_if_emptied(&self, fs_free: u64, reserved: u64) -> u64 {
+        self.capacity
+            .saturating_sub(self.in_flight)
+            .min(fs_free.saturating_add(self.used))
+            .saturating_sub(reserved)
+    }
+
+    /// The least recently used committed block of this dir.
+    fn oldest(&self) -> Option<u64> {
+        self.lru.first_key_value().map(|(_, &id)| id)
+    }
+
+    /// The file system's available bytes under this dir.
+    fn fs_available(&self) -> Result<u64, StoreError> {
+        fs_space(&self.root)
+            .map(|space| space.available)
+            .map_err(|source| io_error(format!("statvfs {}", self.root.display()), source))
+    }
+}
+
+/// Locks the state. A panic while it was held cannot leave it half-updated in a way that
+/// matters more than refusing service would, so a poisoned lock is used as is.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Checks the config and extracts the limits.
+fn validate(cfg: &StoreConfig) -> Result<Limits, StoreError> {
+    if cfg.dirs.is_empty() {
+        return Err(StoreError::InvalidConfig("no data dirs".to_string()));
+    }
+    let (low, high) = (cfg.low_watermark, cfg.high_watermark);
+    if !(low > 0.0 && low <= high && high <= 1.0) {
+        return Err(StoreError::InvalidConfig(format!(
+            "watermarks low {low} and high {high} are not 0 < low <= high <= 1"
+        )));
+    }
+    if let Some(dir) = cfg.dirs.iter().find(|d| d.capacity == Some(0)) {
+        return Err(StoreError::InvalidConfig(format!(
+            "data dir {} has capacity 0",
+            dir.path
+        )));
+    }
+    Ok(Limits {
+        reserved: cfg.reserved,
+        high_watermark: high,
+        low_watermark: low,
+    })
+}
+
+/// Prepares one data dir: creates `blocks/` and `tmp/`, empties `tmp/`, works out the
+/// capacity.
+fn open_dir(cfg: &DataDir) -> Result<Dir, StoreError> {
+    let root = PathBuf::from(&cfg.path);
+    for sub in [BLOCKS_SUBDIR, TMP_SUBDIR] {
+        let path = root.join(sub);
+        fs::create_dir_all(&path)
+            .map_err(|source| io_error(format!("create {}", path.display()), source))?;
+    }
+    clear_dir(&root.join(TMP_SUBDIR))?;
+    let capacity = match cfg.capacity {
+        Some(capacity) => capacity,
+        None => {
+            fs_space(&root)
+                .map_err(|source| io_error(format!("statvfs {}", root.display()), source))?
+                .total
+        }
+    };
+    Ok(Dir {
+        medium: cfg.medium,
+        path: cfg.path.clone(),
+        root,
+        capacity,
+        used: 0,
+        in_flight: 0,
+        lru: BTreeMap::new(),
+    })
+}
+
+/// Deletes everything in `path` (leftover temp files).
+fn clear_dir(path: &Path) -> Result<(), StoreError> {
+    for entry in read_dir(path)? {
+        let entry = entry.map_err(|source| io_error(format!("list {}", path.display()), source))?;
+        let target = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let removed = if is_dir {
+            fs::remove_dir_all(&target)
+        } else {
+            fs::remove_file(&target)
+        };
+        removed.map_err(|source| io_error(format!("remove {}", target.display()), source))?;
+    }
+    Ok(())
+}
+
+/// Fails when two data dirs are the same directory (their blocks would be counted twice).
+fn check_distinct(dirs: &[Dir]) -> Result<(), StoreError> {
+    let mut seen: HashMap<PathBuf, &str> = HashMap::new();
+    for dir in dirs {
+        let real = fs::canonicalize(&dir.root)
+            .map_err(|source| io_error(format!("resolve {}", dir.root.display()), source))?;
+        if let Some(other) = seen.insert(real, &dir.path) {
+            return Err(StoreError::InvalidConfig(format!(
+                "data dirs {other} and {} are the same directory",
+                dir.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Dir indexes by medium (Mem, Ssd, Hdd, Disk), then config order.
+fn tier_order(dirs: &[Dir]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..dirs.len()).collect();
+    order.sort_by_key(|&i| dirs[i].medium);
+    order
+}
+
+/// Lists the committed blocks of every dir, oldest first by modification time. With
+/// `format`, deletes them instead. A block id found in two dirs is kept in the first one
+/// in tier order; the other copy is deleted.
+fn scan_blocks(
+    dirs: &[Dir],
+    tier_order: &[usize],
+    format: bool,
+) -> Result<Vec<FoundBlock>, StoreError> {
+    let mut found: Vec<FoundBlock> = Vec::new();
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    for &i in tier_order {
+        for block in scan_dir(i, &dirs[i])? {
+            let path = dirs[i].block_path(block.id);
+            if format {
+                remove_block_file(&path)?;
+            } else if let Some(&first) = seen.get(&block.id) {
+                warn!(
+                    block_id = block.id,
+                    kept = %dirs[first].path,
+                    deleted = %path.display(),
+                    "block found in two data dirs"
+                );
+                remove_block_file(&path)?;
+            } else {
+                seen.insert(block.id, i);
+                found.push(block);
+            }
+        }
+    }
+    found.sort_by_key(|b| (b.modified, b.id));
+    Ok(found)
+}
+
+/// The block files in one dir's `blocks/`; names that are not block ids are ignored.
+fn scan_dir(i: usize, dir: &Dir) -> Result<Vec<FoundBlock>, StoreError> {
+    let blocks_dir = dir.root.join(BLOCKS_SUBDIR);
+    let mut found = Vec::new();
+    for entry in read_dir(&blocks_dir)? {
+        let entry =
+            entry.map_err(|source| io_error(format!("list {}", blocks_dir.display()), source))?;
+        let Some(id) = entry.file_name().to_str().and_then(parse_block_id) else {
+            continue;
+        };
+        let meta = entry
+            .metadata()
+            .map_err(|source| io_error(format!("stat {}", entry.path().display()), source))?;
+        if !meta.is_file() {
+            continue;
+        }
+        found.push(FoundBlock {
+            dir: i,
+            id,
+            len: meta.len(),
+            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        });
+    }
+    Ok(found)
+}
+
+/// The block id a file in `blocks/` is named after: a decimal `u64` written the way
+/// [`Dir::block_path`] writes it (so `007` is not block 7).
+fn parse_block_id(name: &str) -> Option<u64> {
+    let id = name.parse::<u64>().ok()?;
+    (id.to_string() == name).then_some(id)
+}
+
+/// Deletes a block file found at open.
+fn remove_block_file(path: &Path) -> Result<(), StoreError> {
+    fs::remove_file(path).map_err(|source| io_error(format!("remove {}", path.display()), source))
+}
+
+/// Lists a directory, with the path in the error.
+fn read_dir(path: &Path) -> Result<fs::ReadDir, StoreError> {
+    fs::read_dir(path).map_err(|source| io_error(format!("list {}", path.display()), source))
+}
+
+/// Unlinks files outside the lock; failures are logged (the files sit in `tmp/`, which
+/// the next open empties).
+fn remove_files(paths: &[PathBuf]) {
+    for path in paths {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => warn!(%error, path = %path.display(), "cannot remove file"),
+        }
+    }
+}
+
+/// Reads from a block file at `offset` until `buf` is full or the file ends; returns the
+/// bytes read. A missing file means the block was removed meanwhile: `NotFound`.
+fn read_file_at(
+    block_id: u64,
+    path: &Path,
+    offset: u64,
+    buf: &mut [u8],
+) -> Result<usize, StoreError> {
+    let file = File::open(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            StoreError::NotFound(block_id)
+        } else {
+            io_error(
+                format!("open block {block_id} at {}", path.display()),
+                source,
+            )
+        }
+    })?;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let at = offset.saturating_add(filled as u64);
+        match file.read_at(&mut buf[filled..], at) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(io_error(
+                    format!("read block {block_id} at {} offset {at}", path.display()),
+                    source,
+                ))
+            }
+        }
+    }
+    Ok(filled)
+}
+
+/// A suffix no other temp file of this process has.
+fn unique_suffix() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Size and available space of the file system holding `path` (`statvfs`).
+// The statvfs field types differ between platforms (u32 on some 32-bit ones), so the
+// casts are needed there even where they are no-ops.
+#[allow(clippy::unnecessary_cast)]
+fn fs_space(path: &Path) -> io::Result<FsSpace> {
+    let c_path = CString::new(path.as_os_str().as_bytes())?;
+    let mut stat = MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` points to writable
+    // memory the size of a `statvfs`, which the call fills in when it returns 0.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it initialised the struct (it was zeroed anyway).
+    let stat = unsafe { stat.assume_init() };
+    let fragment = stat.f_frsize as u64;
+    Ok(FsSpace {
+        total: (stat.f_blocks as u64).saturating_mul(fragment),
+        available: (stat.f_bavail as u64).saturating_mul(fragment),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Barrier;
+    use std::thread;
+    use tempfile::TempDir;
+
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * KIB;
+
+    fn data_dir(medium: Medium, capacity: Option<u64>, path: &Path) -> DataDir {
+        DataDir {
+            medium,
+            capacity,
+            path: path.to_string_lossy().into_owned(),
+        }
+    }
+
+    fn config(dirs: Vec<DataDir>) -> StoreConfig {
+        StoreConfig {
+            dirs,
+            reserved: 0,
+            high_watermark: 1.0,
+            low_watermark: 1.0,
+            format: false,
+        }
+    }
+
+    /// One Disk dir of the given capacity, no watermark eviction.
+    fn one_dir(root: &TempDir, capacity: u64) -> StoreConfig {
+        config(vec![data_dir(Medium::Disk, Some(capacity), root.path())])
+    }
+
+    /// Bytes that say which block they belong to.
+    fn pattern(block_id: u64, len: u64) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_add(block_id as u8))
+            .collect()
+    }
+
+    fn put(store: &BlockStore, block_id: u64, len: u64) {
+        let mut writer = store.create(block_id, len).unwrap();
+        writer.write(&pattern(block_id, len)).unwrap();
+        assert_eq!(writer.commit().unwrap(), len);
+    }
+
+    fn files_in(path: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<BlockStore>();
+        check::<BlockWriter>();
+    }
+
+    #[test]
+    fn round_trip_with_ranged_and_past_end_reads() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        let data = pattern(7, 1000);
+        let mut writer = store.create(7, 1000).unwrap();
+        writer.write(&data[..300]).unwrap();
+        writer.write(&data[300..]).unwrap();
+        assert_eq!(writer.len(), 1000);
+        assert!(!store.contains(7), "not visible before commit");
+        assert_eq!(writer.commit().unwrap(), 1000);
+
+        assert!(store.contains(7));
+        assert_eq!(store.block_len(7), Some(1000));
+        assert_eq!(store.read(7, 0, 5000).unwrap(), data);
+        assert_eq!(store.read(7, 100, 50).unwrap(), &data[100..150]);
+        assert_eq!(store.read(7, 990, 50).unwrap(), &data[990..]);
+        assert!(store.read(7, 1000, 10).unwrap().is_empty());
+        assert!(store.read(7, u64::MAX, 10).unwrap().is_empty());
+
+        let mut buf = [0u8; 64];
+        assert_eq!(store.read_into(7, 960, &mut buf).unwrap(), 40);
+        assert_eq!(&buf[..40], &data[960..]);
+        assert_eq!(store.read_into(7, 2000, &mut buf).unwrap(), 0);
+        assert!(root.path().join("blocks/7").is_file());
+        assert_eq!(store.usage()[0].used, 1000);
+        assert_eq!(store.usage()[0].blocks, 1);
+    }
+
+    #[test]
+    fn reopen_finds_committed_blocks_and_drops_temp_files() {
+        let root = TempDir::new().unwrap();
+        {
+            let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+            put(&store, 1, 100);
+            put(&store, 2, 200);
+        }
+        fs::write(root.path().join("tmp/9.123"), b"half a block").unwrap();
+        fs::write(root.path().join("blocks/notes.txt"), b"not a block").unwrap();
+        fs::write(root.path().join("blocks/007"), b"not canonical").unwrap();
+
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        assert_eq!(store.block_ids(), vec![1, 2]);
+        assert_eq!(store.read(2, 0, 1000).unwrap(), pattern(2, 200));
+        assert_eq!(store.usage()[0].used, 300);
+        assert!(files_in(&root.path().join("tmp")).is_empty());
+        assert!(root.path().join("blocks/notes.txt").exists(), "left alone");
+    }
+
+    #[test]
+    fn format_wipes_blocks() {
+        let root = TempDir::new().unwrap();
+        {
+            let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+            put(&store, 1, 100);
+            put(&store, 2, 100);
+        }
+        let mut cfg = one_dir(&root, MIB);
+        cfg.format = true;
+        let store = BlockStore::open(cfg).unwrap();
+        assert!(store.block_ids().is_empty());
+        assert_eq!(store.usage()[0].used, 0);
+        assert!(files_in(&root.path().join("blocks")).is_empty());
+    }
+
+    #[test]
+    fn already_exists_and_not_found() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        put(&store, 1, 10);
+        assert!(matches!(
+            store.create(1, 10),
+            Err(StoreError::AlreadyExists(1))
+        ));
+        assert!(matches!(store.read(2, 0, 1), Err(StoreError::NotFound(2))));
+        assert!(matches!(
+            store.read_into(2, 0, &mut [0; 4]),
+            Err(StoreError::NotFound(2))
+        ));
+        assert_eq!(store.block_len(2), None);
+
+        assert!(store.delete(1).unwrap());
+        assert!(!store.delete(1).unwrap());
+        assert!(matches!(store.read(1, 0, 1), Err(StoreError::NotFound(1))));
+        assert_eq!(store.usage()[0].used, 0);
+        assert!(files_in(&root.path().join("blocks")).is_empty());
+        assert!(files_in(&root.path().join("tmp")).is_empty());
+        assert_eq!(store.evicted_total(), 0, "a delete is not an eviction");
+    }
+
+    #[test]
+    fn second_commit_of_the_same_block_loses() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        let mut first = store.create(5, 10).unwrap();
+        let mut second = store.create(5, 10).unwrap();
+        first.write(&[1; 10]).unwrap();
+        second.write(&[2; 10]).unwrap();
+        first.commit().unwrap();
+        assert!(matches!(second.commit(), Err(StoreError::AlreadyExists(5))));
+        assert_eq!(store.read(5, 0, 10).unwrap(), vec![1; 10]);
+        assert!(files_in(&root.path().join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn blocks_fill_the_fastest_tier_first() {
+        let disk = TempDir::new().unwrap();
+        let mem = TempDir::new().unwrap();
+        // Disk is listed first: the medium, not the config order, decides.
+        let store = BlockStore::open(config(vec![
+            data_dir(Medium::Disk, Some(MIB), disk.path()),
+            data_dir(Medium::Mem, Some(MIB), mem.path()),
+        ]))
+        .unwrap();
+        for id in 0..4 {
+            put(&store, id, 256 * KIB);
+        }
+        put(&store, 4, 256 * KIB);
+        assert_eq!(files_in(&mem.path().join("blocks")), ["0", "1", "2", "3"]);
+        assert_eq!(files_in(&disk.path().join("blocks")), ["4"]);
+        let usage = store.usage();
+        assert_eq!(usage[0].medium, Medium::Disk);
+        assert_eq!((usage[0].used, usage[0].blocks), (256 * KIB, 1));
+        assert_eq!((usage[1].used, usage[1].blocks), (MIB, 4));
+        assert_eq!(store.evicted_total(), 0);
+    }
+
+    #[test]
+    fn capacity_is_respected_and_full_dirs_evict_the_oldest() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        for id in 0..4 {
+            put(&store, id, 256 * KIB);
+        }
+        assert_eq!(store.usage()[0].used, MIB);
+        store.read(0, 0, 1).unwrap();
+        put(&store, 4, 256 * KIB);
+        assert_eq!(store.take_evicted(), vec![1]);
+        assert_eq!(store.block_ids(), vec![0, 2, 3, 4]);
+        assert_eq!(store.usage()[0].used, MIB);
+    }
+
+    #[test]
+    fn reserved_bytes_and_capacity_without_a_size() {
+        let root = TempDir::new().unwrap();
+        let mut cfg = one_dir(&root, MIB);
+        cfg.reserved = 512 * KIB;
+        let store = BlockStore::open(cfg).unwrap();
+        put(&store, 0, 256 * KIB);
+        put(&store, 1, 256 * KIB);
+        put(&store, 2, 256 * KIB);
+        assert_eq!(store.take_evicted(), vec![0], "only 512 KiB usable");
+
+        let fs_sized = TempDir::new().unwrap();
+        let store =
+            BlockStore::open(config(vec![data_dir(Medium::Disk, None, fs_sized.path())])).unwrap();
+        assert!(store.usage()[0].capacity > 0);
+    }
+
+    #[test]
+    fn watermark_eviction_keeps_the_recently_read_blocks() {
+        let root = TempDir::new().unwrap();
+        let block = 64 * KIB;
+        let mut cfg = one_dir(&root, 5 * block);
+        cfg.high_watermark = 0.9;
+        cfg.low_watermark = 0.5;
+        let store = BlockStore::open(cfg).unwrap();
+        for id in 0..4 {
+            put(&store, id, block);
+        }
+        assert!(store.take_evicted().is_empty(), "4 of 5 is below 0.9");
+        store.read(0, 0, 10).unwrap();
+        store.read(1, 0, 10).unwrap();
+
+        // The 5th block takes the dir to 100% > 90%: evict the least recently used
+        // (2, 3, then 0) until at most 50% (2.5 blocks) is used.
+        put(&store, 4, block);
+        assert_eq!(store.take_evicted(), vec![2, 3, 0]);
+        assert!(store.take_evicted().is_empty(), "reported once");
+        assert_eq!(store.evicted_total(), 3);
+        assert_eq!(store.block_ids(), vec![1, 4]);
+        assert_eq!(store.usage()[0].used, 2 * block);
+        assert_eq!(files_in(&root.path().join("blocks")), ["1", "4"]);
+        assert!(files_in(&root.path().join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn watermark_eviction_never_removes_the_block_just_committed() {
+        let root = TempDir::new().unwrap();
+        let mut cfg = one_dir(&root, MIB);
+        cfg.high_watermark = 0.9;
+        cfg.low_watermark = 0.5;
+        let store = BlockStore::open(cfg).unwrap();
+        put(&store, 1, 960 * KIB);
+        assert!(store.contains(1));
+        assert!(store.take_evicted().is_empty());
+    }
+
+    #[test]
+    fn no_space_when_nothing_can_be_evicted() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        put(&store, 1, 256 * KIB);
+        assert!(matches!(
+            store.create(2, 2 * MIB),
+            Err(StoreError::NoSpace { needed }) if needed == 2 * MIB
+        ));
+        assert!(store.contains(1), "nothing evicted for a hopeless request");
+        assert_eq!(store.evicted_total(), 0);
+    }
+
+    #[test]
+    fn writing_past_the_expected_length_needs_room() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        let mut writer = store.create(1, 100).unwrap();
+        writer.write(&[0; 512]).unwrap();
+        assert!(matches!(
+            writer.write(&vec![0; MIB as usize]),
+            Err(StoreError::NoSpace { .. })
+        ));
+        assert_eq!(writer.len(), 512);
+        assert_eq!(writer.commit().unwrap(), 512);
+        assert_eq!(store.block_len(1), Some(512));
+        // Only the committed bytes remain accounted.
+        let mut rest = store.create(2, MIB - 512).unwrap();
+        rest.write(&[1; 10]).unwrap();
+    }
+
+    #[test]
+    fn dropping_an_uncommitted_writer_cleans_up() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        let mut writer = store.create(1, MIB).unwrap();
+        writer.write(&[7; 1000]).unwrap();
+        assert_eq!(files_in(&root.path().join("tmp")).len(), 1);
+        assert!(matches!(
+            store.create(2, 1),
+            Err(StoreError::NoSpace { .. })
+        ));
+        drop(writer);
+        assert!(files_in(&root.path().join("tmp")).is_empty());
+        assert!(!store.contains(1));
+        let whole = store.create(2, MIB).unwrap();
+        drop(whole);
+    }
+
+    #[test]
+    fn concurrent_creates_never_overcommit() {
+        let root = TempDir::new().unwrap();
+        let store = Arc::new(BlockStore::open(one_dir(&root, MIB)).unwrap());
+        let threads = 8;
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|id| {
+                let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    barrier.wait();
+                    let writer = store.create(id, 256 * KIB);
+                    // Hold every writer until all creates are done.
+                    barrier.wait();
+                    let mut writer = writer.ok()?;
+                    writer.write(&pattern(id, 256 * KIB)).unwrap();
+                    Some(writer.commit().unwrap())
+                })
+            })
+            .collect();
+        let committed = handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .count();
+        assert_eq!(committed, 4);
+        assert_eq!(store.usage()[0].used, MIB);
+    }
+
+    #[test]
+    fn concurrent_writers_and_readers_stay_within_capacity() {
+        let root = TempDir::new().unwrap();
+        let mut cfg = one_dir(&root, MIB);
+        cfg.high_watermark = 0.9;
+        cfg.low_watermark = 0.5;
+        let store = Arc::new(BlockStore::open(cfg).unwrap());
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let store = Arc::clone(&store);
+                thread::spawn(move || {
+                    for n in 0..25u64 {
+                        let id = t * 1000 + n;
+                        if let Ok(mut writer) = store.create(id, 200 * KIB) {
+                            writer.write(&pattern(id, 200 * KIB)).unwrap();
+                            writer.commit().unwrap();
+                        }
+                        for other in store.block_ids() {
+                            match store.read(other, 0, 16) {
+                                Ok(data) => assert_eq!(data, pattern(other, 16)),
+                                Err(StoreError::NotFound(_)) => {}
+                                Err(e) => panic!("{e}"),
+                            }
+                        }
+                        assert!(store.usage()[0].used <= MIB);
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        let usage = &store.usage()[0];
+        assert!(usage.used <= MIB);
+        assert_eq!(usage.blocks as usize, store.block_ids().len());
+        assert!(store.evicted_total() > 0);
+        assert!(files_in(&root.path().join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn invalid_configs_are_refused() {
+        let root = TempDir::new().unwrap();
+        assert!(matches!(
+            BlockStore::open(config(vec![])),
+            Err(StoreError::InvalidConfig(_))
+        ));
+        let mut cfg = one_dir(&root, MIB);
+        cfg.low_watermark = 0.95;
+        cfg.high_watermark = 0.8;
+        assert!(matches!(
+            BlockStore::open(cfg),
+            Err(StoreError::InvalidConfig(_))
+        ));
+        let same = data_dir(Medium::Disk, Some(MIB), root.path());
+        assert!(matches!(
+            BlockStore::open(config(vec![same.clone(), same])),
+            Err(StoreError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_block_and_path() {
+        assert_eq!(StoreError::NotFound(42).to_string(), "block 42 not found");
+        let error = io_error(
+            "read block 3 at /data/blocks/3",
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        assert!(error
+            .to_string()
+            .starts_with("read block 3 at /data/blocks/3: "));
+    }
+}
