@@ -1,0 +1,225 @@
+//! The Raft log on sled, under `journal.journal_dir`: tree `log` holds entries under
+//! big-endian index keys (byte order = index order), tree `meta` the vote, the committed
+//! log id and the last purged log id. An append is acknowledged only after sled flushed
+//! it to disk; the flush runs off the Raft core, so appends arriving meanwhile batch up.
+
+use super::types::{Entry, LogId, StorageError, StorageIOError, TypeConfig, Vote};
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+
+/// The log store. Cloning shares the same database.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn io<E: std::error::Error + 'static>(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+    e: &E,
+) -> StorageError {
+    StorageIOError::new(subject, verb, openraft::AnyError::new(e)).into()
+}
+
+impl LogStore {
+    /// Opens (or creates) the log in `dir`.
+    pub fn open(dir: &Path) -> Result<LogStore, sled::Error> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let log = db.open_tree("log")?;
+        let meta = db.open_tree("meta")?;
+        Ok(LogStore { db, log, meta })
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, StorageError> {
+        let raw = self
+            .meta
+            .get(name)
+            .map_err(|e| io(ErrorSubject::Store, ErrorVerb::Read, &e))?;
+        match raw {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io(ErrorSubject::Store, ErrorVerb::Read, &e)),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
+        let bytes =
+            serde_json::to_vec(value).map_err(|e| io(ErrorSubject::Store, ErrorVerb::Write, &e))?;
+        self.meta
+            .insert(name, bytes)
+            .map_err(|e| io(ErrorSubject::Store, ErrorVerb::Write, &e))?;
+        Ok(())
+    }
+
+    async fn flush(&self, subject: ErrorSubject<u64>) -> Result<(), StorageError> {
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| io(subject, ErrorVerb::Write, &e))?;
+        Ok(())
+    }
+
+    /// Number of entries held (for metrics and tests).
+    pub fn len(&self) -> usize {
+        self.log.len()
+    }
+
+    /// Whether the log holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty()
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let mut entries = Vec::new();
+        for item in self.log.range(key(start)..) {
+            let (k, v) = item.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, &e))?;
+            let mut index = [0u8; 8];
+            index.copy_from_slice(&k[..8.min(k.len())]);
+            if !range.contains(&u64::from_be_bytes(index)) {
+                break;
+            }
+            let entry: Entry = serde_json::from_slice(&v)
+                .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, &e))?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId> = self.get_meta("last_purged")?;
+        let last = match self
+            .log
+            .last()
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, &e))?
+        {
+            Some((_, v)) => Some(
+                serde_json::from_slice::<Entry>(&v)
+                    .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, &e))?
+                    .log_id,
+            ),
+            None => None,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last.or(last_purged_log_id),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.put_meta("vote", vote)?;
+        self.flush(ErrorSubject::Vote).await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.get_meta("vote")
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not flushed here: a committed id lost in a crash is found again by Raft.
+        self.put_meta("committed", &committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.get_meta::<Option<LogId>>("committed")?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let bytes = serde_json::to_vec(&entry)
+                .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+            batch.insert(key(entry.log_id.index).to_vec(), bytes);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+        // Report the entries durable once sled has flushed them; Raft goes on meanwhile.
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let result = db
+                .flush_async()
+                .await
+                .map(|_| ())
+                .map_err(std::io::Error::other);
+            callback.log_io_completed(result);
+        });
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let keys: Vec<sled::IVec> = self
+            .log
+            .range(key(log_id.index)..)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
+        self.flush(ErrorSubject::Logs).await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.put_meta("last_purged", &Some(log_id))?;
+        let keys: Vec<sled::IVec> = self
+            .log
+            .range(..=key(log_id.index))
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
+        let mut batch = sled::Batch::default();
+        for k in keys {
+            batch.remove(k);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
+        self.flush(ErrorSubject::Logs).await
+    }
+}
