@@ -31,12 +31,17 @@
 
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod env;
 pub mod error;
 pub mod fs_error;
 pub mod master;
+pub mod metrics;
 pub mod mode;
+pub mod report;
 pub mod rpc;
+pub mod shutdown;
 pub mod telemetry;
+pub mod web;
 pub mod worker;

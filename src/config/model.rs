@@ -67,6 +67,8 @@ pub struct MasterConfig {
     pub meta_dir: String,
     /// Record every metadata call in the log.
     pub audit_logging_enabled: bool,
+    /// How often workers send heartbeats.
+    pub heartbeat_interval: DurationText,
     /// How long a worker may stay silent before it is lost.
     pub worker_lost_interval: DurationText,
     /// The master's log settings.
@@ -81,6 +83,7 @@ impl Default for MasterConfig {
             web_port: 9000,
             meta_dir: "data/meta".to_string(),
             audit_logging_enabled: false,
+            heartbeat_interval: DurationText(Duration::from_secs(3)),
             worker_lost_interval: DurationText(Duration::from_secs(30)),
             log: LogConfig::default(),
         }

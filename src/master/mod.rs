@@ -1,8 +1,24 @@
-//! The master: the file system's metadata service, replicated by Raft.
+//! The master: the file system's metadata service, replicated by Raft (openraft), with
+//! its log and state in sled.
+//!
+//! - [`namespace`]: the replicated state and the commands that change it (pure).
+//! - [`types`]: the Raft type configuration.
+//! - [`log_store`], [`state_machine`]: Raft storage on sled.
+//! - [`network`]: Raft between masters over gRPC.
+//! - [`service`]: the client and worker API.
+//! - [`workers`]: live workers as the leader sees them.
+//! - [`server`]: start, serve, stop.
+
 pub mod log_store;
 pub mod namespace;
+pub mod network;
+pub mod server;
+pub mod service;
 pub mod state_machine;
 pub mod types;
+pub mod workers;
+
+pub use server::{run, Master, MasterError, MasterListeners};
 
 #[cfg(test)]
 mod storage_suite;

@@ -117,6 +117,12 @@ pub struct BlockStore {
     state: Arc<Mutex<State>>,
 }
 
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockStore").finish_non_exhaustive()
+    }
+}
+
 /// A block being written. Commit it with [`BlockWriter::commit`]; dropping it without
 /// commit deletes its temp file and gives its reserved room back.
 pub struct BlockWriter {

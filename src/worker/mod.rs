@@ -1,3 +1,13 @@
 //! The worker: block cache on tiered local storage.
+//!
+//! - [`block_store`]: block files on `worker.data_dir`, capacity, LRU eviction.
+//! - [`service`]: the block API (streamed writes, ranged streamed reads).
+//! - [`heartbeat`]: registration and heartbeats to the leading master.
+//! - [`server`]: start, serve, stop.
 
 pub mod block_store;
+pub mod heartbeat;
+pub mod server;
+pub mod service;
+
+pub use server::{run, Worker, WorkerError, WorkerListeners};

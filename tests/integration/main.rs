@@ -2,6 +2,8 @@
 //! API or runs the built `curvine-fluid` binary.
 
 mod binary;
+mod cluster;
+mod cluster_fs;
 mod fixtures;
 mod harness;
 mod render_props;

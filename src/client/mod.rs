@@ -1,0 +1,294 @@
+//! The client library the CLI, the FUSE client and the execution entries use: file system
+//! metadata through the masters, file data streamed to and from workers.
+//!
+//! - [`master`]: the leader-following master connection.
+//! - [`writer`]: [`FileWriter`], writing a file block by block.
+//! - [`reader`]: [`FileReader`], sequential reads with prefetch and ranged reads.
+
+pub mod master;
+pub mod reader;
+pub mod writer;
+
+pub use reader::FileReader;
+pub use writer::FileWriter;
+
+use crate::config::ClusterConfig;
+use crate::fs_error::FsError;
+use crate::rpc::pb::master as pb;
+use crate::rpc::pb::worker::worker_service_client::WorkerServiceClient;
+use crate::rpc::{host_port, MAX_MESSAGE};
+use master::{MasterClient, MasterClientConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// Bytes per data message between clients and workers.
+pub const CHUNK_SIZE: usize = 1 << 20;
+
+/// A connection to a Curvine cluster. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    master: MasterClient,
+    workers: Mutex<HashMap<String, WorkerServiceClient<Channel>>>,
+    block_size: u64,
+    connect_timeout: Duration,
+}
+
+/// A directory entry or file status.
+pub type FileStatus = pb::FileStatus;
+
+impl Client {
+    /// A client of the cluster in `config` (`client.master_addrs`, timeouts, block size).
+    pub fn new(config: &ClusterConfig) -> Result<Client, FsError> {
+        let addrs: Vec<String> = if config.client.master_addrs.is_empty() {
+            vec![host_port(&config.master.hostname, config.master.rpc_port)]
+        } else {
+            config
+                .client
+                .master_addrs
+                .iter()
+                .map(|a| host_port(&a.hostname, a.port))
+                .collect()
+        };
+        let c = &config.client;
+        let master = MasterClient::new(MasterClientConfig {
+            addrs,
+            rpc_timeout: Duration::from_millis(c.rpc_timeout_ms.max(100)),
+            connect_timeout: Duration::from_millis(c.conn_timeout_ms.max(50)),
+            retry_for: Duration::from_millis(c.rpc_retry_max_duration_ms),
+        })?;
+        let block_size = c.block_size.0.max(CHUNK_SIZE as u64);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                master,
+                workers: Mutex::new(HashMap::new()),
+                block_size,
+                connect_timeout: Duration::from_millis(c.conn_timeout_ms.max(50)),
+            }),
+        })
+    }
+
+    /// The master connection.
+    pub fn master(&self) -> &MasterClient {
+        &self.inner.master
+    }
+
+    /// Block size of new files.
+    pub fn block_size(&self) -> u64 {
+        self.inner.block_size
+    }
+
+    pub(crate) fn worker(
+        &self,
+        addr: &pb::WorkerAddress,
+    ) -> Result<WorkerServiceClient<Channel>, FsError> {
+        let key = host_port(&addr.hostname, addr.rpc_port as u16);
+        let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = workers.get(&key) {
+            return Ok(c.clone());
+        }
+        let channel = crate::rpc::channel(&key, self.inner.connect_timeout, None)?;
+        let client = WorkerServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        workers.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Creates a directory (with its parents when `parents`).
+    pub async fn mkdir(&self, path: &str, parents: bool) -> Result<FileStatus, FsError> {
+        let req = pb::MkdirRequest {
+            path: path.into(),
+            mode: 0o755,
+            parents,
+            uid: 0,
+            gid: 0,
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.mkdir(r).await }
+            })
+            .await
+    }
+
+    /// The status of a path.
+    pub async fn stat(&self, path: &str) -> Result<FileStatus, FsError> {
+        let req = pb::PathRequest { path: path.into() };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.get_status(r).await }
+            })
+            .await
+    }
+
+    /// One page of a directory listing.
+    pub async fn list_page(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+    ) -> Result<(Vec<FileStatus>, bool), FsError> {
+        let req = pb::ListRequest {
+            path: path.into(),
+            start_after: start_after.into(),
+            limit,
+        };
+        let resp = self
+            .master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.list_status(r).await }
+            })
+            .await?;
+        Ok((resp.entries, resp.has_more))
+    }
+
+    /// The whole listing of a directory, fetched page by page.
+    pub async fn list(&self, path: &str) -> Result<Vec<FileStatus>, FsError> {
+        let mut all = Vec::new();
+        let mut after = String::new();
+        loop {
+            let (page, more) = self.list_page(path, &after, 1000).await?;
+            if let Some(last) = page.last() {
+                after = last.name.clone();
+            }
+            all.extend(page);
+            if !more {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Renames `src` to `dst` (POSIX semantics; `no_replace` refuses an existing target).
+    pub async fn rename(&self, src: &str, dst: &str, no_replace: bool) -> Result<(), FsError> {
+        let req = pb::RenameRequest {
+            src: src.into(),
+            dst: dst.into(),
+            no_replace,
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.rename(r).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes a file or an empty directory; a non-empty directory only with `recursive`.
+    pub async fn delete(&self, path: &str, recursive: bool) -> Result<(), FsError> {
+        let req = pb::DeleteRequest {
+            path: path.into(),
+            recursive,
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.delete(r).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Changes attributes; `size` truncates or extends.
+    pub async fn set_attr(&self, req: pb::SetAttrRequest) -> Result<FileStatus, FsError> {
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.set_attr(r).await }
+            })
+            .await
+    }
+
+    /// Creates a symlink `link` pointing at `target`.
+    pub async fn symlink(&self, target: &str, link: &str) -> Result<FileStatus, FsError> {
+        let req = pb::SymlinkRequest {
+            target: target.into(),
+            link: link.into(),
+            uid: 0,
+            gid: 0,
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.symlink(r).await }
+            })
+            .await
+    }
+
+    /// Capacity, usage and counts.
+    pub async fn statfs(&self) -> Result<pb::StatFsResponse, FsError> {
+        self.master()
+            .call(|mut c| async move { c.stat_fs(pb::Empty {}).await })
+            .await
+    }
+
+    /// The cluster report from the leader.
+    pub async fn report(&self) -> Result<pb::ClusterReport, FsError> {
+        self.master()
+            .call(|mut c| async move { c.report(pb::Empty {}).await })
+            .await
+    }
+
+    /// Creates a file for writing (`overwrite` truncates an existing one).
+    pub async fn create(&self, path: &str, overwrite: bool) -> Result<FileWriter, FsError> {
+        let req = pb::CreateRequest {
+            path: path.into(),
+            mode: 0o644,
+            overwrite,
+            create_parents: true,
+            uid: 0,
+            gid: 0,
+        };
+        let status = self
+            .master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.create(r).await }
+            })
+            .await?;
+        Ok(FileWriter::new(self.clone(), status))
+    }
+
+    /// Opens a file for reading.
+    pub async fn open(&self, path: &str) -> Result<FileReader, FsError> {
+        let req = pb::PathRequest { path: path.into() };
+        let blocks = self
+            .master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.get_block_locations(r).await }
+            })
+            .await?;
+        FileReader::new(self.clone(), blocks)
+    }
+
+    /// Writes a whole file.
+    pub async fn write_file(&self, path: &str, data: &[u8]) -> Result<FileStatus, FsError> {
+        let mut w = self.create(path, true).await?;
+        w.write(data).await?;
+        w.close().await
+    }
+
+    /// Reads a whole file.
+    pub async fn read_file(&self, path: &str) -> Result<Vec<u8>, FsError> {
+        let mut r = self.open(path).await?;
+        let mut out = Vec::with_capacity(r.len() as usize);
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        loop {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+}

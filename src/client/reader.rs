@@ -1,0 +1,197 @@
+//! Reading a file: sequential reads keep one stream open per block, which the worker fills
+//! ahead of the reader (prefetch through HTTP/2 flow control); [`FileReader::read_at`]
+//! fetches any range. Gaps between blocks read as zeros; a block whose only copy is on a
+//! lost worker or was evicted is an error, never zeros.
+
+use super::{Client, FileStatus};
+use crate::fs_error::FsError;
+use crate::rpc::pb::master as pb;
+use crate::rpc::pb::worker::{DataChunk, ReadBlockRequest};
+use crate::rpc::status::from_status;
+use bytes::Bytes;
+use tonic::Streaming;
+
+/// An open file being read.
+#[derive(Debug)]
+pub struct FileReader {
+    client: Client,
+    status: FileStatus,
+    blocks: Vec<pb::LocatedBlock>,
+    pos: u64,
+    active: Option<Active>,
+}
+
+/// The stream of the block being read sequentially.
+#[derive(Debug)]
+struct Active {
+    block: usize,
+    /// File offset of the first byte of `pending`.
+    next: u64,
+    pending: Bytes,
+    stream: Streaming<DataChunk>,
+}
+
+impl FileReader {
+    pub(crate) fn new(client: Client, located: pb::FileBlocks) -> Result<FileReader, FsError> {
+        let status = located
+            .status
+            .ok_or_else(|| FsError::Io("the master sent no file status".into()))?;
+        Ok(FileReader {
+            client,
+            status,
+            blocks: located.blocks,
+            pos: 0,
+            active: None,
+        })
+    }
+
+    /// The file's status when opened.
+    pub fn status(&self) -> &FileStatus {
+        &self.status
+    }
+
+    /// The file's length.
+    pub fn len(&self) -> u64 {
+        self.status.size
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.status.size == 0
+    }
+
+    /// The position of the next sequential read.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Moves the position of the next sequential read.
+    pub fn seek(&mut self, pos: u64) {
+        self.pos = pos;
+    }
+
+    fn block_at(&self, pos: u64) -> Result<usize, u64> {
+        // Ok(index of the block holding pos) or Err(where the next block starts).
+        match self.blocks.binary_search_by(|b| {
+            if b.offset + b.len <= pos {
+                std::cmp::Ordering::Less
+            } else if b.offset > pos {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        }) {
+            Ok(i) => Ok(i),
+            Err(i) => Err(self.blocks.get(i).map_or(self.status.size, |b| b.offset)),
+        }
+    }
+
+    async fn open_stream(
+        &self,
+        block: &pb::LocatedBlock,
+        offset_in_block: u64,
+        len: u64,
+    ) -> Result<Streaming<DataChunk>, FsError> {
+        let worker = block
+            .worker
+            .as_ref()
+            .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
+        let mut client = self.client.worker(worker)?;
+        let req = ReadBlockRequest {
+            block_id: block.id,
+            offset: offset_in_block,
+            length: len,
+        };
+        client
+            .read_block(req)
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| from_status(&s))
+    }
+
+    /// Reads from the current position; returns 0 at the end of the file.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, FsError> {
+        if self.pos >= self.status.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let index = match self.block_at(self.pos) {
+            Ok(i) => i,
+            Err(next) => {
+                let n = ((next.min(self.status.size) - self.pos) as usize).min(buf.len());
+                buf[..n].fill(0);
+                self.pos += n as u64;
+                return Ok(n);
+            }
+        };
+        let reuse = matches!(&self.active, Some(a) if a.block == index && a.next == self.pos);
+        if !reuse {
+            let block = &self.blocks[index];
+            let within = self.pos - block.offset;
+            let stream = self.open_stream(block, within, block.len - within).await?;
+            self.active = Some(Active {
+                block: index,
+                next: self.pos,
+                pending: Bytes::new(),
+                stream,
+            });
+        }
+        let Some(active) = self.active.as_mut() else {
+            return Ok(0);
+        };
+        while active.pending.is_empty() {
+            match active.stream.message().await.map_err(|s| from_status(&s))? {
+                Some(chunk) => active.pending = chunk.data,
+                None => {
+                    self.active = None;
+                    return Err(FsError::Io(format!(
+                        "block of {} ended early at offset {}",
+                        self.status.path, self.pos
+                    )));
+                }
+            }
+        }
+        let n = active.pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&active.pending[..n]);
+        active.pending = active.pending.slice(n..);
+        active.next += n as u64;
+        self.pos += n as u64;
+        Ok(n)
+    }
+
+    /// Reads `len` bytes at `offset` (fewer at the end of the file) without moving the
+    /// sequential position.
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, FsError> {
+        let end = (offset + len as u64).min(self.status.size);
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        let mut pos = offset;
+        while pos < end {
+            match self.block_at(pos) {
+                Err(next) => {
+                    let stop = next.min(end);
+                    out.resize(out.len() + (stop - pos) as usize, 0);
+                    pos = stop;
+                }
+                Ok(i) => {
+                    let block = &self.blocks[i];
+                    let stop = (block.offset + block.len).min(end);
+                    let mut stream = self
+                        .open_stream(block, pos - block.offset, stop - pos)
+                        .await?;
+                    let want = (stop - pos) as usize;
+                    let start = out.len();
+                    while out.len() - start < want {
+                        match stream.message().await.map_err(|s| from_status(&s))? {
+                            Some(chunk) => out.extend_from_slice(&chunk.data),
+                            None => {
+                                return Err(FsError::Io(format!("block {} ended early", block.id)))
+                            }
+                        }
+                    }
+                    out.truncate(start + want);
+                    pos = stop;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,183 @@
+//! The worker's block API: streamed block writes into the block store and ranged block
+//! reads streamed back in 1 MiB chunks, read ahead of the client by a small queue.
+
+use super::block_store::{BlockStore, StoreError};
+use crate::client::CHUNK_SIZE;
+use crate::fs_error::FsError;
+use crate::metrics::RpcMetrics;
+use crate::rpc::pb::worker::worker_service_server::WorkerService;
+use crate::rpc::pb::worker::{DataChunk, ReadBlockRequest, WriteBlockRequest, WriteBlockResponse};
+use crate::rpc::status::to_status;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Counters the worker reports in heartbeats and metrics.
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    /// Bytes sent to readers.
+    pub bytes_read: AtomicU64,
+    /// Bytes stored.
+    pub bytes_written: AtomicU64,
+    /// Reads of blocks held here.
+    pub reads_hit: AtomicU64,
+    /// Reads of blocks not held here.
+    pub reads_miss: AtomicU64,
+}
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct WorkerApi {
+    store: Arc<BlockStore>,
+    counters: Arc<IoCounters>,
+    metrics: RpcMetrics,
+}
+
+impl WorkerApi {
+    /// Serves `store`.
+    pub fn new(store: Arc<BlockStore>, counters: Arc<IoCounters>, metrics: RpcMetrics) -> Self {
+        WorkerApi {
+            store,
+            counters,
+            metrics,
+        }
+    }
+}
+
+/// Block store errors as file system errors.
+pub fn fs_error(e: StoreError) -> FsError {
+    match e {
+        StoreError::NotFound(id) => FsError::Unavailable(format!(
+            "block {id} is not on this worker (evicted or deleted)"
+        )),
+        StoreError::AlreadyExists(id) => FsError::AlreadyExists(format!("block {id}")),
+        StoreError::NoSpace { needed } => {
+            FsError::NoSpace(format!("the worker has no room for {needed} bytes"))
+        }
+        other => FsError::Io(other.to_string()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, FsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| FsError::Io(format!("block I/O task: {e}")))?
+        .map_err(fs_error)
+}
+
+#[tonic::async_trait]
+impl WorkerService for WorkerApi {
+    async fn write_block(
+        &self,
+        req: Request<Streaming<WriteBlockRequest>>,
+    ) -> Result<Response<WriteBlockResponse>, Status> {
+        let start = Instant::now();
+        let mut stream = req.into_inner();
+        let result: Result<u64, FsError> = async {
+            let first = stream
+                .message()
+                .await
+                .map_err(|s| FsError::Io(format!("block stream: {}", s.message())))?
+                .ok_or_else(|| FsError::InvalidArgument("empty block stream".into()))?;
+            let (id, expected) = (
+                first.block_id,
+                first.expected_len.max(first.data.len() as u64),
+            );
+            let store = self.store.clone();
+            let mut writer = blocking(move || store.create(id, expected)).await?;
+            let mut data = first.data;
+            loop {
+                if !data.is_empty() {
+                    let chunk = data;
+                    writer =
+                        tokio::task::spawn_blocking(move || writer.write(&chunk).map(|()| writer))
+                            .await
+                            .map_err(|e| FsError::Io(format!("block I/O task: {e}")))?
+                            .map_err(fs_error)?;
+                }
+                match stream
+                    .message()
+                    .await
+                    .map_err(|s| FsError::Io(format!("block stream: {}", s.message())))?
+                {
+                    Some(msg) => data = msg.data,
+                    None => break,
+                }
+            }
+            let len = blocking(move || writer.commit()).await?;
+            self.counters
+                .bytes_written
+                .fetch_add(len, Ordering::Relaxed);
+            Ok(len)
+        }
+        .await;
+        self.metrics
+            .observe("write_block", result.is_ok(), start.elapsed());
+        result
+            .map(|length| Response::new(WriteBlockResponse { length }))
+            .map_err(to_status)
+    }
+
+    type ReadBlockStream = ReceiverStream<Result<DataChunk, Status>>;
+
+    async fn read_block(
+        &self,
+        req: Request<ReadBlockRequest>,
+    ) -> Result<Response<Self::ReadBlockStream>, Status> {
+        let start = Instant::now();
+        let r = req.into_inner();
+        let Some(block_len) = self.store.block_len(r.block_id) else {
+            self.counters.reads_miss.fetch_add(1, Ordering::Relaxed);
+            self.metrics.observe("read_block", false, start.elapsed());
+            return Err(to_status(fs_error(StoreError::NotFound(r.block_id))));
+        };
+        self.counters.reads_hit.fetch_add(1, Ordering::Relaxed);
+        let end = r.offset.saturating_add(r.length).min(block_len);
+        let (tx, rx) = mpsc::channel(4);
+        let store = self.store.clone();
+        let counters = self.counters.clone();
+        let metrics = self.metrics.clone();
+        tokio::spawn(async move {
+            let mut offset = r.offset;
+            let mut ok = true;
+            while offset < end {
+                let len = ((end - offset) as usize).min(CHUNK_SIZE);
+                let store = store.clone();
+                let id = r.block_id;
+                let read = blocking(move || store.read(id, offset, len)).await;
+                match read {
+                    Ok(data) if !data.is_empty() => {
+                        offset += data.len() as u64;
+                        counters
+                            .bytes_read
+                            .fetch_add(data.len() as u64, Ordering::Relaxed);
+                        if tx.send(Ok(DataChunk { data: data.into() })).await.is_err() {
+                            break; // the reader went away
+                        }
+                    }
+                    Ok(_) => {
+                        ok = false;
+                        let _ = tx
+                            .send(Err(to_status(FsError::Io(format!(
+                                "block {id} is shorter than expected"
+                            )))))
+                            .await;
+                        break;
+                    }
+                    Err(e) => {
+                        ok = false;
+                        let _ = tx.send(Err(to_status(e))).await;
+                        break;
+                    }
+                }
+            }
+            metrics.observe("read_block", ok, start.elapsed());
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,264 @@
+//! An in-process cluster for tests: masters and workers on ephemeral loopback ports with a
+//! temp dir each, started with one call and stopped by [`TestCluster::shutdown`].
+
+use curvine_fluid::client::Client;
+use curvine_fluid::config::{ClusterConfig, DurationText, HostPort, Peer};
+use curvine_fluid::master::{Master, MasterListeners};
+use curvine_fluid::worker::{Worker, WorkerListeners};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Ports of one master.
+#[derive(Debug, Clone, Copy)]
+pub struct MasterPorts {
+    pub rpc: u16,
+    pub journal: u16,
+    pub web: u16,
+}
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub masters: Vec<Option<Master>>,
+    pub master_ports: Vec<MasterPorts>,
+    pub workers: Vec<Option<Worker>>,
+    pub worker_configs: Vec<ClusterConfig>,
+    pub base: ClusterConfig,
+}
+
+async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback")
+}
+
+fn port(l: &TcpListener) -> u16 {
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `check` until it holds, failing the test after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+impl TestCluster {
+    /// Starts `masters` masters and `workers` workers; `tweak` adjusts the shared config
+    /// (and `tweak_worker` each worker's). Returns once a leader serves and every worker
+    /// registered.
+    pub async fn start(
+        masters: usize,
+        workers: usize,
+        tweak: impl Fn(&mut ClusterConfig),
+    ) -> TestCluster {
+        Self::start_with(masters, workers, tweak, |_, _| {}).await
+    }
+
+    pub async fn start_with(
+        masters: usize,
+        workers: usize,
+        tweak: impl Fn(&mut ClusterConfig),
+        tweak_worker: impl Fn(usize, &mut ClusterConfig),
+    ) -> TestCluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut master_listeners = Vec::new();
+        let mut master_ports = Vec::new();
+        for _ in 0..masters {
+            let (rpc, journal, web) = (listener().await, listener().await, listener().await);
+            master_ports.push(MasterPorts {
+                rpc: port(&rpc),
+                journal: port(&journal),
+                web: port(&web),
+            });
+            master_listeners.push(MasterListeners { rpc, journal, web });
+        }
+        let mut base = ClusterConfig::default();
+        base.cluster_id = "test".into();
+        base.journal.journal_addrs = master_ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Peer {
+                id: i as u64 + 1,
+                hostname: "127.0.0.1".into(),
+                port: p.journal,
+            })
+            .collect();
+        base.client.master_addrs = master_ports
+            .iter()
+            .map(|p| HostPort {
+                hostname: "127.0.0.1".into(),
+                port: p.rpc,
+            })
+            .collect();
+        base.master.heartbeat_interval = DurationText(Duration::from_millis(100));
+        base.master.worker_lost_interval = DurationText(Duration::from_millis(1500));
+        base.client.rpc_retry_max_duration_ms = 15_000;
+        base.client.rpc_timeout_ms = 10_000;
+        base.client.block_size = curvine_fluid::config::ByteSize(4 << 20);
+        base.worker.hostname = "127.0.0.1".into();
+        tweak(&mut base);
+        let mut cluster = TestCluster {
+            dir,
+            masters: Vec::new(),
+            master_ports,
+            workers: Vec::new(),
+            worker_configs: Vec::new(),
+            base,
+        };
+        for (i, listeners) in master_listeners.into_iter().enumerate() {
+            let config = cluster.master_config(i);
+            cluster.masters.push(Some(
+                Master::start(&config, listeners)
+                    .await
+                    .expect("master starts"),
+            ));
+        }
+        for i in 0..workers {
+            let (rpc, web) = (listener().await, listener().await);
+            let mut config = cluster.base.clone();
+            config.worker.rpc_port = port(&rpc);
+            config.worker.web_port = port(&web);
+            config.worker.data_dir = vec![format!(
+                "[DISK]{}",
+                cluster.dir.path().join(format!("worker-{i}")).display()
+            )];
+            tweak_worker(i, &mut config);
+            let worker = Worker::start(&config, WorkerListeners { rpc, web })
+                .await
+                .expect("worker starts");
+            cluster.workers.push(Some(worker));
+            cluster.worker_configs.push(config);
+        }
+        cluster.wait_ready().await;
+        cluster
+    }
+
+    /// The config of master `i`.
+    pub fn master_config(&self, i: usize) -> ClusterConfig {
+        let mut config = self.base.clone();
+        let p = self.master_ports[i];
+        config.master.hostname = "127.0.0.1".into();
+        config.master.rpc_port = p.rpc;
+        config.master.web_port = p.web;
+        config.journal.hostname = "127.0.0.1".into();
+        config.journal.rpc_port = p.journal;
+        config.master.meta_dir = self
+            .dir
+            .path()
+            .join(format!("master-{i}/meta"))
+            .display()
+            .to_string();
+        config.journal.journal_dir = self
+            .dir
+            .path()
+            .join(format!("master-{i}/journal"))
+            .display()
+            .to_string();
+        config
+    }
+
+    /// A client of the cluster.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base).expect("client")
+    }
+
+    /// Waits for a leader and for every running worker to be registered and live.
+    pub async fn wait_ready(&self) {
+        let client = self.client();
+        let expected = self.workers.iter().filter(|w| w.is_some()).count() as u64;
+        wait_for("a leader and live workers", Duration::from_secs(20), || {
+            let client = client.clone();
+            async move {
+                client
+                    .report()
+                    .await
+                    .map(|r| r.live_workers == expected && r.leader_id != 0)
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+    }
+
+    /// Stops master `i`.
+    pub async fn stop_master(&mut self, i: usize) {
+        if let Some(m) = self.masters[i].take() {
+            m.shutdown().await.expect("master stops");
+        }
+    }
+
+    /// Starts master `i` again on its ports, with its journal and metadata.
+    pub async fn restart_master(&mut self, i: usize) {
+        let p = self.master_ports[i];
+        let bind = |port: u16| async move {
+            TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("rebind")
+        };
+        let listeners = MasterListeners {
+            rpc: bind(p.rpc).await,
+            journal: bind(p.journal).await,
+            web: bind(p.web).await,
+        };
+        let config = self.master_config(i);
+        self.masters[i] = Some(
+            Master::start(&config, listeners)
+                .await
+                .expect("master restarts"),
+        );
+    }
+
+    /// Stops worker `i`.
+    pub async fn stop_worker(&mut self, i: usize) {
+        if let Some(w) = self.workers[i].take() {
+            w.shutdown().await;
+        }
+    }
+
+    /// Stops everything.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.workers.len() {
+            self.stop_worker(i).await;
+        }
+        for i in 0..self.masters.len() {
+            self.stop_master(i).await;
+        }
+    }
+
+    /// The config as TOML, for the CLI.
+    pub fn client_toml(&self) -> String {
+        let addrs: Vec<String> = self
+            .base
+            .client
+            .master_addrs
+            .iter()
+            .map(|a| format!("{{ hostname = \"{}\", port = {} }}", a.hostname, a.port))
+            .collect();
+        format!(
+            "cluster_id = \"test\"\n[client]\nmaster_addrs = [{}]\nblock_size = \"4MB\"\nrpc_retry_max_duration_ms = 5000\n",
+            addrs.join(", ")
+        )
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
