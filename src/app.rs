@@ -27,6 +27,27 @@ pub struct Prepared {
 
 /// Runs the command.
 pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
+    // Commands that talk to a cluster or start one need no mode detection.
+    match &cli.command {
+        Some(Command::Standalone { data_dir }) => return standalone(cli.conf.as_deref(), data_dir),
+        Some(Command::Fs { op }) => {
+            let config = cluster_config(cli.conf.as_deref(), &env)?;
+            return block_on(async {
+                let client = crate::client::Client::new(&config)?;
+                let mut out = std::io::stdout().lock();
+                crate::commands::fs(&client, op, &mut out).await
+            });
+        }
+        Some(Command::Report { json }) => {
+            let config = cluster_config(cli.conf.as_deref(), &env)?;
+            return block_on(async {
+                let client = crate::client::Client::new(&config)?;
+                let mut out = std::io::stdout().lock();
+                crate::commands::report(&client, *json, &mut out).await
+            });
+        }
+        _ => {}
+    }
     let config_exists = env
         .get(env::FLUID_RUNTIME_CONFIG_PATH)
         .is_some_and(|p| Path::new(p).is_file());
@@ -68,9 +89,124 @@ pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
     }
 }
 
-/// Starts the role. The roles arrive with the next issues; until then this says so.
-fn run_role(component: Component, _config: &ClusterConfig) -> Result<(), Error> {
-    Err(Error::RoleUnavailable(component.name()))
+/// The address servers bind: every interface, as pods need.
+const BIND_ALL: &str = "0.0.0.0";
+
+/// Runs the role in-process until SIGTERM or SIGINT.
+fn run_role(component: Component, config: &ClusterConfig) -> Result<(), Error> {
+    match component {
+        Component::Master => block_on(async {
+            crate::master::run(config, BIND_ALL)
+                .await
+                .map_err(|e| Error::Role(e.to_string()))
+        }),
+        Component::Worker => block_on(async {
+            crate::worker::run(config, BIND_ALL)
+                .await
+                .map_err(|e| Error::Role(e.to_string()))
+        }),
+        Component::Client => Err(Error::RoleUnavailable(component.name())),
+    }
+}
+
+/// Runs a future on a multi-threaded runtime.
+fn block_on<T>(fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Role(format!("cannot start the async runtime: {e}")))?
+        .block_on(fut)
+}
+
+/// The config for cluster commands: `--conf`, else `CURVINE_CONF_FILE`, else the file
+/// rendered at `$CURVINE_HOME/conf/curvine-cluster.toml`.
+fn cluster_config(conf: Option<&Path>, env: &EnvSnapshot) -> Result<ClusterConfig, Error> {
+    let path = conf
+        .map(Path::to_path_buf)
+        .or_else(|| env.get("CURVINE_CONF_FILE").map(PathBuf::from))
+        .unwrap_or_else(|| env.config_file());
+    if !path.is_file() {
+        return Err(InputError::new(
+            "no cluster config found",
+            format!("file {}", path.display()),
+            "pass --conf FILE, or run inside a pod where curvine-fluid rendered its config",
+        )
+        .into());
+    }
+    Ok(read_as_is(&path)?.config)
+}
+
+/// `curvine-fluid standalone`: master and worker in one process on loopback.
+fn standalone(conf: Option<&Path>, data_dir: &Path) -> Result<(), Error> {
+    let config = match conf {
+        Some(path) => read_as_is(path)?.config,
+        None => {
+            let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+            let rendered = config::render_standalone(
+                &dir.display().to_string(),
+                toml_edit::DocumentMut::new(),
+            )?;
+            rendered.to_config()?
+        }
+    };
+    for line in config::summary_lines(&config_doc(&config), &[]) {
+        info!(source = "standalone", "config {line}");
+    }
+    block_on(async move {
+        let started = std::time::Instant::now();
+        let host = config::LOOPBACK;
+        let listeners = crate::master::MasterListeners::bind(&config, host)
+            .await
+            .map_err(|e| Error::Role(e.to_string()))?;
+        let master = crate::master::Master::start(&config, listeners)
+            .await
+            .map_err(|e| Error::Role(e.to_string()))?;
+        let leader = master
+            .raft()
+            .wait(Some(std::time::Duration::from_secs(30)))
+            .metrics(|m| m.current_leader.is_some(), "leader")
+            .await;
+        if leader.is_ok() {
+            info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "master is leader and serving"
+            );
+        }
+        let listeners = crate::worker::WorkerListeners::bind(&config, host)
+            .await
+            .map_err(|e| Error::Role(e.to_string()))?;
+        let worker = crate::worker::Worker::start(&config, listeners)
+            .await
+            .map_err(|e| Error::Role(e.to_string()))?;
+        info!(
+            master = %crate::rpc::host_port(host, config.master.rpc_port),
+            web = %format!("http://{}/api/overview", crate::rpc::host_port(host, config.master.web_port)),
+            "standalone cluster running; stop with Ctrl-C"
+        );
+        match crate::shutdown::wait_for_signal().await {
+            Ok(signal) => info!(signal, "stopping standalone cluster"),
+            Err(e) => warn!(error = %e, "cannot wait for signals; stopping"),
+        }
+        worker.shutdown().await;
+        master
+            .shutdown()
+            .await
+            .map_err(|e| Error::Role(e.to_string()))
+    })
+}
+
+/// A config document for logging a typed config (standalone, `--conf`).
+fn config_doc(config: &ClusterConfig) -> toml_edit::DocumentMut {
+    let mut doc = toml_edit::DocumentMut::new();
+    doc["cluster_id"] = toml_edit::value(config.cluster_id.as_str());
+    doc["master"]["rpc_port"] = toml_edit::value(i64::from(config.master.rpc_port));
+    doc["master"]["meta_dir"] = toml_edit::value(config.master.meta_dir.as_str());
+    doc["journal"]["rpc_port"] = toml_edit::value(i64::from(config.journal.rpc_port));
+    doc["journal"]["journal_dir"] = toml_edit::value(config.journal.journal_dir.as_str());
+    doc["worker"]["rpc_port"] = toml_edit::value(i64::from(config.worker.rpc_port));
+    let dirs: toml_edit::Array = config.worker.data_dir.iter().map(String::as_str).collect();
+    doc["worker"]["data_dir"] = toml_edit::value(dirs);
+    doc
 }
 
 fn no_component(detected: &Detected) -> InputError {

@@ -53,6 +53,91 @@ pub enum Command {
         /// The argument to detect with, as the container would receive it.
         target: Option<Target>,
     },
+    /// Master and worker in one process on loopback, for trying it on a laptop.
+    Standalone {
+        /// Where metadata, journal and cache blocks go.
+        #[arg(long, value_name = "DIR", default_value = "curvine-data")]
+        data_dir: PathBuf,
+    },
+    /// File system commands against the cluster in the config.
+    Fs {
+        /// The command.
+        #[command(subcommand)]
+        op: FsOp,
+    },
+    /// Capacity, usage, masters and workers of the cluster.
+    Report {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `curvine-fluid fs ...`.
+#[derive(Debug, Subcommand)]
+pub enum FsOp {
+    /// List a directory (or show a file).
+    Ls {
+        /// Path in the cluster.
+        #[arg(default_value = "/")]
+        path: String,
+        /// Long format: kind, mode, size, mtime, name.
+        #[arg(short = 'l')]
+        long: bool,
+    },
+    /// Create a directory.
+    Mkdir {
+        /// Create missing parents; no error if it exists.
+        #[arg(short = 'p')]
+        parents: bool,
+        /// Path in the cluster.
+        path: String,
+    },
+    /// Copy a local file (or `-` for stdin) into the cluster.
+    Put {
+        /// Local file, or `-`.
+        local: PathBuf,
+        /// Path in the cluster.
+        remote: String,
+    },
+    /// Copy a file from the cluster to a local file (or `-` for stdout).
+    Get {
+        /// Path in the cluster.
+        remote: String,
+        /// Local file, or `-`.
+        local: PathBuf,
+    },
+    /// Print a file.
+    Cat {
+        /// Path in the cluster.
+        path: String,
+    },
+    /// Remove a file or an empty directory.
+    Rm {
+        /// Remove directories and their contents.
+        #[arg(short = 'r')]
+        recursive: bool,
+        /// Path in the cluster.
+        path: String,
+    },
+    /// Rename or move.
+    Mv {
+        /// Source path.
+        src: String,
+        /// Destination path.
+        dst: String,
+    },
+    /// Show a path's status.
+    Stat {
+        /// Path in the cluster.
+        path: String,
+    },
+    /// Bytes and files under a path.
+    Du {
+        /// Path in the cluster.
+        #[arg(default_value = "/")]
+        path: String,
+    },
 }
 
 /// The action after a component name.
@@ -112,6 +197,9 @@ impl Cli {
             Some(Command::Render { target }) | Some(Command::Detect { target }) => {
                 target.map(Target::hint).unwrap_or_default()
             }
+            Some(Command::Standalone { .. })
+            | Some(Command::Fs { .. })
+            | Some(Command::Report { .. }) => CliHint::default(),
         }
     }
 

@@ -5,11 +5,15 @@ use crate::cli::LogFormat;
 use crate::env::{self, EnvSnapshot};
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. The filter comes from `CURVINE_LOG` (default `info`),
+/// The default filter: our events at info; the libraries' chatter (openraft dumps its state
+/// across many lines at info) only when it is a warning.
+pub const DEFAULT_FILTER: &str = "info,openraft=warn,sled=warn,h2=warn,tower=warn,hyper=warn";
+
+/// Installs the global subscriber. The filter comes from `CURVINE_LOG` (default [`DEFAULT_FILTER`]),
 /// the format from the flag, else `CURVINE_LOG_FORMAT`, else text.
 pub fn init(format: Option<LogFormat>, env: &EnvSnapshot, to_stderr: bool) {
-    let filter = EnvFilter::try_new(env.get(env::CURVINE_LOG).unwrap_or("info"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(env.get(env::CURVINE_LOG).unwrap_or(DEFAULT_FILTER))
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let json = match format {
         Some(f) => f == LogFormat::Json,
         None => env

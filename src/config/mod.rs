@@ -29,6 +29,10 @@ use doc::{table_array, OnConflict, Writer};
 use std::path::Path;
 use toml_edit::{DocumentMut, InlineTable, Item, Value};
 
+/// The address a standalone cluster uses: IPv4 loopback, so `localhost` resolving to
+/// `::1` first cannot split clients from servers.
+pub const LOOPBACK: &str = "127.0.0.1";
+
 /// A rendered config document, with what the log should say about it.
 #[derive(Debug)]
 pub struct Rendered {
@@ -74,26 +78,26 @@ pub fn load_base(path: &Path) -> Result<DocumentMut, InputError> {
     })
 }
 
-/// The config of a single-node cluster on this machine (`localhost`), for running
-/// outside Fluid when no config file exists. Keys of `base` win.
+/// The config of a single-node cluster on this machine (loopback), for running outside
+/// Fluid when no config file exists. Keys of `base` win.
 pub fn render_standalone(data_dir: &str, base: DocumentMut) -> Result<Rendered, InputError> {
     let mut w = Writer::new(base, OnConflict::Fail);
     w.ensure_sections(&["master", "journal", "worker", "client", "fuse", "log"])?;
     let data = data_dir.trim_end_matches('/');
     let host = |port: i64| {
         let mut t = InlineTable::new();
-        t.insert("hostname", Value::from("localhost"));
+        t.insert("hostname", Value::from(LOOPBACK));
         t.insert("port", Value::from(port));
         t
     };
     let mut peer = host(8996);
     peer.insert("id", Value::from(1));
     w.default(&[], "cluster_id", Value::from("curvine"))?;
-    w.default(&["master"], "hostname", Value::from("localhost"))?;
+    w.default(&["master"], "hostname", Value::from(LOOPBACK))?;
     w.default(&["master"], "rpc_port", Value::from(8995))?;
     w.default(&["master"], "web_port", Value::from(9000))?;
     w.default(&["master"], "meta_dir", Value::from(format!("{data}/meta")))?;
-    w.default(&["journal"], "hostname", Value::from("localhost"))?;
+    w.default(&["journal"], "hostname", Value::from(LOOPBACK))?;
     w.default(&["journal"], "rpc_port", Value::from(8996))?;
     w.default(&["journal"], "journal_addrs", table_array(vec![peer]))?;
     w.default(
@@ -101,7 +105,7 @@ pub fn render_standalone(data_dir: &str, base: DocumentMut) -> Result<Rendered, 
         "journal_dir",
         Value::from(format!("{data}/journal")),
     )?;
-    w.default(&["worker"], "hostname", Value::from("localhost"))?;
+    w.default(&["worker"], "hostname", Value::from(LOOPBACK))?;
     w.default(&["worker"], "rpc_port", Value::from(8997))?;
     w.default(&["worker"], "web_port", Value::from(9001))?;
     w.default(
@@ -206,7 +210,7 @@ mod tests {
         let c = r.to_config().unwrap();
         assert_eq!(c.master.rpc_port, 7000);
         assert_eq!(c.journal.journal_addrs.len(), 1);
-        assert_eq!(c.client.master_addrs[0].hostname, "localhost");
+        assert_eq!(c.client.master_addrs[0].hostname, "127.0.0.1");
         assert_eq!(c.master.meta_dir, "/d/meta");
         assert!(r.text().contains("# mine"));
     }

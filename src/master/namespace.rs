@@ -615,6 +615,7 @@ impl Namespace {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn new_inode(
         &mut self,
         parent: InodeId,

@@ -81,8 +81,10 @@ impl TestCluster {
             });
             master_listeners.push(MasterListeners { rpc, journal, web });
         }
-        let mut base = ClusterConfig::default();
-        base.cluster_id = "test".into();
+        let mut base = ClusterConfig {
+            cluster_id: "test".into(),
+            ..Default::default()
+        };
         base.journal.journal_addrs = master_ports
             .iter()
             .enumerate()

@@ -85,14 +85,49 @@ impl Pod {
     }
 }
 
-/// Runs the built binary with a cleared environment plus `env`.
+/// Runs the built binary with a cleared environment plus `env`. A run that does not
+/// finish within a minute is killed and fails the test (a role that should have stopped
+/// must never hang the suite).
 pub fn run_binary(args: &[&str], env: &[(String, String)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_curvine-fluid"))
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_curvine-fluid"))
         .args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .output()
-        .expect("run curvine-fluid")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run curvine-fluid");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("curvine-fluid {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
 }
 
 /// The item at a dotted path (`journal.journal_addrs`), failing the test when absent.

@@ -2,6 +2,7 @@
 //! API or runs the built `curvine-fluid` binary.
 
 mod binary;
+mod cli_cluster;
 mod cluster;
 mod cluster_fs;
 mod fixtures;
