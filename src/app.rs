@@ -153,31 +153,14 @@ fn standalone(conf: Option<&Path>, data_dir: &Path) -> Result<(), Error> {
         info!(source = "standalone", "config {line}");
     }
     block_on(async move {
-        let started = std::time::Instant::now();
         let host = config::LOOPBACK;
-        let listeners = crate::master::MasterListeners::bind(&config, host)
+        let cluster = crate::standalone::Standalone::start(&config, host)
             .await
             .map_err(|e| Error::Role(e.to_string()))?;
-        let master = crate::master::Master::start(&config, listeners)
-            .await
-            .map_err(|e| Error::Role(e.to_string()))?;
-        let leader = master
-            .raft()
-            .wait(Some(std::time::Duration::from_secs(30)))
-            .metrics(|m| m.current_leader.is_some(), "leader")
-            .await;
-        if leader.is_ok() {
-            info!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "master is leader and serving"
-            );
-        }
-        let listeners = crate::worker::WorkerListeners::bind(&config, host)
-            .await
-            .map_err(|e| Error::Role(e.to_string()))?;
-        let worker = crate::worker::Worker::start(&config, listeners)
-            .await
-            .map_err(|e| Error::Role(e.to_string()))?;
+        info!(
+            elapsed_ms = cluster.leader_after.as_millis() as u64,
+            "master is leader and serving"
+        );
         info!(
             master = %crate::rpc::host_port(host, config.master.rpc_port),
             web = %format!("http://{}/api/overview", crate::rpc::host_port(host, config.master.web_port)),
@@ -187,8 +170,7 @@ fn standalone(conf: Option<&Path>, data_dir: &Path) -> Result<(), Error> {
             Ok(signal) => info!(signal, "stopping standalone cluster"),
             Err(e) => warn!(error = %e, "cannot wait for signals; stopping"),
         }
-        worker.shutdown().await;
-        master
+        cluster
             .shutdown()
             .await
             .map_err(|e| Error::Role(e.to_string()))

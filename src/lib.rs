@@ -46,6 +46,7 @@ pub mod mode;
 pub mod report;
 pub mod rpc;
 pub mod shutdown;
+pub mod standalone;
 pub mod telemetry;
 pub mod web;
 pub mod worker;

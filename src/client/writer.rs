@@ -90,6 +90,10 @@ impl FileWriter {
         if self.current.is_some() {
             self.finish_block().await?;
         }
+        if self.blocks.is_empty() && self.length == 0 && self.status.size == 0 {
+            // Created (or truncated) empty and nothing written: the master already has it.
+            return Ok(self.status);
+        }
         let req = pb::CompleteRequest {
             file_id: self.status.id,
             path: self.status.path.clone(),

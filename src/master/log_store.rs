@@ -1,7 +1,9 @@
 //! The Raft log on sled, under `journal.journal_dir`: tree `log` holds entries under
 //! big-endian index keys (byte order = index order), tree `meta` the vote, the committed
 //! log id and the last purged log id. An append is acknowledged only after sled flushed
-//! it to disk; the flush runs off the Raft core, so appends arriving meanwhile batch up.
+//! it to disk. One flusher task per log does the flushing (group commit): every append
+//! that arrived before a flush starts is acknowledged by that flush, so concurrent
+//! writers share one fsync instead of queueing one each.
 
 use super::types::{Entry, LogId, StorageError, StorageIOError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
@@ -10,12 +12,36 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 
-/// The log store. Cloning shares the same database.
+/// The log store. Cloning shares the same database and flusher.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    flusher: std::sync::Arc<
+        std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<LogFlushed<TypeConfig>>>,
+    >,
+}
+
+/// Flushes sled for every batch of waiting appends, then acknowledges them all.
+async fn flush_loop(
+    db: sled::Db,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut waiting = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            waiting.push(more);
+        }
+        let result = db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        for callback in waiting {
+            callback.log_io_completed(result.clone().map_err(std::io::Error::other));
+        }
+    }
 }
 
 fn key(index: u64) -> [u8; 8] {
@@ -39,7 +65,12 @@ impl LogStore {
             .open()?;
         let log = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
-        Ok(LogStore { db, log, meta })
+        Ok(LogStore {
+            db,
+            log,
+            meta,
+            flusher: Default::default(),
+        })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -176,15 +207,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .apply_batch(batch)
             .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
         // Report the entries durable once sled has flushed them; Raft goes on meanwhile.
-        let db = self.db.clone();
-        tokio::spawn(async move {
-            let result = db
+        let flusher = self.flusher.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(flush_loop(self.db.clone(), rx));
+            tx
+        });
+        if let Err(unsent) = flusher.send(callback) {
+            // The flusher is gone (runtime shutting down): flush here.
+            let result = self
+                .db
                 .flush_async()
                 .await
                 .map(|_| ())
                 .map_err(std::io::Error::other);
-            callback.log_io_completed(result);
-        });
+            unsent.0.log_io_completed(result);
+        }
         Ok(())
     }
 

@@ -643,7 +643,8 @@ impl Namespace {
             target: String::new(),
             blocks: Vec::new(),
             pending: Vec::new(),
-            complete: kind != InodeKind::File,
+            // An empty file is complete; a writer's blocks count once it completes.
+            complete: true,
         }
     }
 
@@ -745,7 +746,7 @@ impl Namespace {
                     .get_mut(&existing)
                     .ok_or_else(|| FsError::NotFound(path.to_string()))?;
                 inode.size = 0;
-                inode.complete = false;
+                inode.complete = true;
                 inode.mtime = now;
                 inode.ctime = now;
                 (
@@ -1203,7 +1204,7 @@ mod tests {
         let Ok(Outcome::Node(f)) = applied.result else {
             panic!()
         };
-        assert_eq!((f.id, f.size, f.complete), (id, 0, false));
+        assert_eq!((f.id, f.size, f.complete), (id, 0, true));
         assert_eq!(applied.freed, vec![(block, 7)]);
         assert!(!ns.knows_block(block));
         ok(

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 /// Why a master could not start or stop cleanly.
@@ -212,6 +211,7 @@ impl Master {
             block_size: config.client.block_size.0,
             rpc_metrics: RpcMetrics::new(&registry, "curvine_master"),
             registry,
+            batcher: super::service::Batcher::start(raft.clone()),
         });
 
         let (trigger, shutdown) = shutdown::channel();
@@ -228,7 +228,7 @@ impl Master {
         tasks.push((
             "rpc",
             spawn_grpc(
-                tonic::transport::Server::builder().add_service(api.clone()),
+                crate::rpc::server_builder().add_service(api.clone()),
                 listeners.rpc,
                 shutdown.clone(),
             ),
@@ -236,7 +236,7 @@ impl Master {
         tasks.push((
             "journal",
             spawn_grpc(
-                tonic::transport::Server::builder()
+                crate::rpc::server_builder()
                     .add_service(peer)
                     .add_service(api),
                 listeners.journal,
@@ -332,7 +332,7 @@ fn spawn_grpc(
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let incoming = TcpListenerStream::new(listener);
+        let incoming = crate::rpc::incoming(listener);
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, async move { shutdown.wait().await })
             .await

@@ -5,7 +5,7 @@
 //! The namespace itself lives in memory behind [`SharedNamespace`], loaded from sled at
 //! start, so reads never touch the disk.
 
-use super::namespace::{Applied, Counters, Image, Inode, Namespace, Outcome, WorkerRecord};
+use super::namespace::{Applied, Counters, Image, Inode, Namespace, WorkerRecord};
 use super::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
     TypeConfig,
@@ -35,8 +35,8 @@ impl SharedNamespace {
 
     fn apply(
         &self,
-        f: impl FnOnce(&mut Namespace) -> Vec<Applied>,
-    ) -> (Vec<Applied>, super::namespace::Dirty, Counters) {
+        f: impl FnOnce(&mut Namespace) -> Vec<Vec<Applied>>,
+    ) -> (Vec<Vec<Applied>>, super::namespace::Dirty, Counters) {
         let mut ns = self.ns.write().unwrap_or_else(|p| p.into_inner());
         let out = f(&mut ns);
         (out, ns.take_dirty(), ns.counters())
@@ -242,7 +242,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Applied>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -254,18 +254,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             for entry in entries {
                 last_applied = Some(entry.log_id);
                 replies.push(match entry.payload {
-                    EntryPayload::Normal(command) => ns.apply(&command),
+                    EntryPayload::Normal(commands) => {
+                        commands.iter().map(|c| ns.apply(c)).collect()
+                    }
                     EntryPayload::Membership(m) => {
                         membership = Some(StoredMembership::new(Some(entry.log_id), m));
-                        Applied {
-                            result: Ok(Outcome::Done),
-                            freed: Vec::new(),
-                        }
+                        Vec::new()
                     }
-                    EntryPayload::Blank => Applied {
-                        result: Ok(Outcome::Done),
-                        freed: Vec::new(),
-                    },
+                    EntryPayload::Blank => Vec::new(),
                 });
             }
             replies

@@ -6,11 +6,12 @@ use openraft::BasicNode;
 use std::io::Cursor;
 
 openraft::declare_raft_types!(
-    /// Raft types of the master: log entries carry namespace [`Command`]s, the state
-    /// machine answers with [`Applied`], nodes are known by their journal address.
+    /// Raft types of the master: a log entry carries one or more namespace [`Command`]s
+    /// (concurrent writes share an entry and its fsync), the state machine answers with
+    /// one [`Applied`] per command, nodes are known by their journal address.
     pub TypeConfig:
-        D = Command,
-        R = Applied,
+        D = Vec<Command>,
+        R = Vec<Applied>,
         NodeId = u64,
         Node = BasicNode,
         SnapshotData = Cursor<Vec<u8>>,

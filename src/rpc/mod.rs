@@ -76,3 +76,25 @@ fn bracket_ipv6(addr: &str) -> String {
         _ => addr.to_string(),
     }
 }
+
+/// Accepted connections of a bound listener, with Nagle's algorithm off (small gRPC
+/// frames must not wait for the peer's delayed ACK).
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        conn.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    })
+}
+
+/// A gRPC server builder with our flow-control windows and frame size (1 MiB data
+/// messages travel in a few large frames instead of 64 small ones).
+pub fn server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(32 << 20))
+        .max_frame_size(Some(1 << 20))
+}

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{info, warn};
 
 /// Why a worker could not start.
@@ -163,17 +162,13 @@ impl Worker {
             WorkerServiceServer::new(WorkerApi::new(store.clone(), counters.clone(), rpc_metrics))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE);
-        let router = tonic::transport::Server::builder()
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(32 << 20))
-            .tcp_nodelay(true)
-            .add_service(api);
+        let router = crate::rpc::server_builder().add_service(api);
         let mut grpc_shutdown = shutdown.clone();
         let rpc = listeners.rpc;
         tasks.push((
             "rpc",
             tokio::spawn(async move {
-                let incoming = TcpListenerStream::new(rpc);
+                let incoming = crate::rpc::incoming(rpc);
                 if let Err(e) = router
                     .serve_with_incoming_shutdown(
                         incoming,
