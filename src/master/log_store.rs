@@ -18,19 +18,18 @@ pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
-    flusher: std::sync::Arc<
-        std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<LogFlushed<TypeConfig>>>,
-    >,
+    flusher: std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<FlushRequest>>>,
 }
 
-/// Flushes sled for every batch of waiting appends, then acknowledges them all.
-async fn flush_loop(
-    db: sled::Db,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>,
-) {
-    while let Some(first) = rx.recv().await {
+/// A flush request: the database to flush and the append to acknowledge.
+type FlushRequest = (sled::Db, LogFlushed<TypeConfig>);
+
+/// Flushes sled for every batch of waiting appends, then acknowledges them all. It holds
+/// a database handle only while flushing, so closing the log releases sled's lock at once.
+async fn flush_loop(mut rx: tokio::sync::mpsc::UnboundedReceiver<FlushRequest>) {
+    while let Some((db, first)) = rx.recv().await {
         let mut waiting = vec![first];
-        while let Ok(more) = rx.try_recv() {
+        while let Ok((_, more)) = rx.try_recv() {
             waiting.push(more);
         }
         let result = db
@@ -38,6 +37,7 @@ async fn flush_loop(
             .await
             .map(|_| ())
             .map_err(|e| e.to_string());
+        drop(db);
         for callback in waiting {
             callback.log_io_completed(result.clone().map_err(std::io::Error::other));
         }
@@ -209,10 +209,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Report the entries durable once sled has flushed them; Raft goes on meanwhile.
         let flusher = self.flusher.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(flush_loop(self.db.clone(), rx));
+            tokio::spawn(flush_loop(rx));
             tx
         });
-        if let Err(unsent) = flusher.send(callback) {
+        if let Err(unsent) = flusher.send((self.db.clone(), callback)) {
             // The flusher is gone (runtime shutting down): flush here.
             let result = self
                 .db
@@ -220,7 +220,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .await
                 .map(|_| ())
                 .map_err(std::io::Error::other);
-            unsent.0.log_io_completed(result);
+            (unsent.0).1.log_io_completed(result);
         }
         Ok(())
     }
