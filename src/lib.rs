@@ -13,18 +13,35 @@
 //!                                     └─ app::run -> the role
 //! ```
 //!
+//! Then the roles:
+//!
+//! ```text
+//! client library ──gRPC──> master (leader) ──openraft──> masters' sled journal + state machine
+//!       │                        ▲
+//!       └────gRPC blocks──> worker ──heartbeat (usage, evictions)──┘
+//! ```
+//!
 //! Modules, one job each:
 //! - [`cli`]: the command line (clap types).
 //! - [`env`]: the environment, captured once; the names of every variable we read.
 //! - [`mode`]: which runtime and component this process is, and why.
 //! - [`config`]: rendering the cluster config from Fluid's inputs, its typed model, writing it.
 //! - [`app`]: the order of things: detect, prepare the config, start the role.
+//! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up.
+//! - [`master`]: metadata service; namespace replicated by Raft, stored in sled.
+//! - [`worker`]: block cache on tiered local storage; registration and heartbeats.
+//! - [`client`]: the client library (leader-following master client, file reader and writer).
+//! - [`commands`]: the CLI's `fs` and `report` commands.
+//! - [`standalone`]: master and worker in one process.
+//! - [`web`]: `/healthz`, `/metrics`, `/api/overview` of every role; [`metrics`] holds the counters.
+//! - [`report`]: the cluster report as text and JSON.
+//! - [`fs_error`]: errors of file system operations, shared by every layer.
+//! - [`shutdown`]: the shutdown signal and SIGTERM/SIGINT handling.
 //! - [`error`]: the error a user sees and its exit code.
 //! - [`telemetry`]: logging setup.
 //!
-//! The roles (master with Raft, worker, FUSE client, their RPC and web endpoints) are
-//! added by the next issues as the modules `rpc`, `master`, `worker`, `client`, `fuse`
-//! and `web`; until then running a role says it is not available yet.
+//! The FUSE client (`fuse`) comes with the next issue; until then running the client role
+//! says it is not available yet.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
