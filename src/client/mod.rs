@@ -46,16 +46,7 @@ pub type FileStatus = pb::FileStatus;
 impl Client {
     /// A client of the cluster in `config` (`client.master_addrs`, timeouts, block size).
     pub fn new(config: &ClusterConfig) -> Result<Client, FsError> {
-        let addrs: Vec<String> = if config.client.master_addrs.is_empty() {
-            vec![host_port(&config.master.hostname, config.master.rpc_port)]
-        } else {
-            config
-                .client
-                .master_addrs
-                .iter()
-                .map(|a| host_port(&a.hostname, a.port))
-                .collect()
-        };
+        let addrs = config.master_endpoints();
         let c = &config.client;
         let master = MasterClient::new(MasterClientConfig {
             addrs,

@@ -206,18 +206,23 @@ pub fn value_text(value: &Value) -> String {
     v.to_string()
 }
 
-/// An array of inline tables, one per line, as in Curvine's example configs.
-pub fn table_array(entries: Vec<InlineTable>) -> Value {
-    let mut array = Array::new();
-    for entry in entries {
-        array.push(entry);
-    }
+/// Lays an array out one element per line, as in Curvine's example configs.
+fn one_per_line(array: &mut Array) {
     for value in array.iter_mut() {
         value.decor_mut().set_prefix("\n    ");
         value.decor_mut().set_suffix("");
     }
     array.set_trailing_comma(true);
     array.set_trailing("\n");
+}
+
+/// An array of inline tables, one per line.
+pub fn table_array(entries: Vec<InlineTable>) -> Value {
+    let mut array = Array::new();
+    for entry in entries {
+        array.push(entry);
+    }
+    one_per_line(&mut array);
     Value::Array(array)
 }
 
@@ -225,12 +230,7 @@ pub fn table_array(entries: Vec<InlineTable>) -> Value {
 pub fn string_array(items: &[String]) -> Value {
     let mut array: Array = items.iter().map(String::as_str).collect();
     if array.len() > 1 {
-        for value in array.iter_mut() {
-            value.decor_mut().set_prefix("\n    ");
-            value.decor_mut().set_suffix("");
-        }
-        array.set_trailing_comma(true);
-        array.set_trailing("\n");
+        one_per_line(&mut array);
     }
     Value::Array(array)
 }

@@ -287,14 +287,17 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ByteSize(pub u64);
 
+/// A TOML value that is a number or a string, as sizes and durations may be.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrText {
+    Number(u64),
+    Text(String),
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
+        use NumberOrText as Raw;
         match Raw::deserialize(d)? {
             Raw::Number(n) => Ok(ByteSize(n)),
             Raw::Text(s) => units::parse_size(&s)
@@ -310,12 +313,7 @@ pub struct DurationText(pub Duration);
 
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
-        }
+        use NumberOrText as Raw;
         match Raw::deserialize(d)? {
             Raw::Number(n) => Ok(DurationText(Duration::from_secs(n))),
             Raw::Text(s) => units::parse_duration(&s)
@@ -393,6 +391,23 @@ impl DataDir {
 }
 
 impl ClusterConfig {
+    /// The masters' client addresses (`host:port`): `client.master_addrs`, else this
+    /// config's own `master.hostname` and `master.rpc_port`.
+    pub fn master_endpoints(&self) -> Vec<String> {
+        if self.client.master_addrs.is_empty() {
+            vec![crate::rpc::host_port(
+                &self.master.hostname,
+                self.master.rpc_port,
+            )]
+        } else {
+            self.client
+                .master_addrs
+                .iter()
+                .map(|a| crate::rpc::host_port(&a.hostname, a.port))
+                .collect()
+        }
+    }
+
     /// Parses TOML text (from `origin`, named in errors) and validates it.
     pub fn from_toml(text: &str, origin: &str) -> Result<ClusterConfig, InputError> {
         let config: ClusterConfig = toml_edit::de::from_str(text).map_err(|e| {

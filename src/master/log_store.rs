@@ -106,6 +106,17 @@ impl LogStore {
         Ok(())
     }
 
+    /// Removes the entries whose keys fall in `range`, in one batch.
+    fn remove_entries<R: RangeBounds<[u8; 8]>>(&self, range: R) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for k in self.log.range(range).keys() {
+            batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))
+    }
+
     /// Number of entries held (for metrics and tests).
     pub fn len(&self) -> usize {
         self.log.len()
@@ -226,37 +237,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let keys: Vec<sled::IVec> = self
-            .log
-            .range(key(log_id.index)..)
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
-        let mut batch = sled::Batch::default();
-        for k in keys {
-            batch.remove(k);
-        }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
+        self.remove_entries(key(log_id.index)..)?;
         self.flush(ErrorSubject::Logs).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.put_meta("last_purged", &Some(log_id))?;
-        let keys: Vec<sled::IVec> = self
-            .log
-            .range(..=key(log_id.index))
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
-        let mut batch = sled::Batch::default();
-        for k in keys {
-            batch.remove(k);
-        }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
+        self.remove_entries(..=key(log_id.index))?;
         self.flush(ErrorSubject::Logs).await
     }
 }

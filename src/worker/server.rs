@@ -129,16 +129,7 @@ impl Worker {
             web_port,
         };
 
-        let masters: Vec<String> = if config.client.master_addrs.is_empty() {
-            vec![host_port(&config.master.hostname, config.master.rpc_port)]
-        } else {
-            config
-                .client
-                .master_addrs
-                .iter()
-                .map(|a| host_port(&a.hostname, a.port))
-                .collect()
-        };
+        let masters = config.master_endpoints();
         let interval = config
             .master
             .heartbeat_interval
