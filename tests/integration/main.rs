@@ -5,6 +5,7 @@ mod binary;
 mod cli_cluster;
 mod cluster;
 mod cluster_fs;
+mod cluster_ha;
 mod fixtures;
 mod harness;
 mod render_props;
