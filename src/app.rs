@@ -138,20 +138,28 @@ fn cluster_config(conf: Option<&Path>, env: &EnvSnapshot) -> Result<ClusterConfi
 
 /// `curvine-fluid standalone`: master and worker in one process on loopback.
 fn standalone(conf: Option<&Path>, data_dir: &Path) -> Result<(), Error> {
-    let config = match conf {
-        Some(path) => read_as_is(path)?.config,
+    let prepared = match conf {
+        Some(path) => read_as_is(path)?,
         None => {
             let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
             let rendered = config::render_standalone(
                 &dir.display().to_string(),
                 toml_edit::DocumentMut::new(),
             )?;
-            rendered.to_config()?
+            Prepared {
+                text: rendered.text(),
+                config: rendered.to_config()?,
+                write_to: None,
+                source: "standalone defaults".to_string(),
+                rendered: Some(rendered),
+            }
         }
     };
-    for line in config::summary_lines(&config_doc(&config), &[]) {
-        info!(source = "standalone", "config {line}");
+    let doc: toml_edit::DocumentMut = prepared.text.parse().unwrap_or_default();
+    for line in config::summary_lines(&doc, &[]) {
+        info!(source = %prepared.source, "config {line}");
     }
+    let config = prepared.config;
     block_on(async move {
         let host = config::LOOPBACK;
         let cluster = crate::standalone::Standalone::start(&config, host)
@@ -175,20 +183,6 @@ fn standalone(conf: Option<&Path>, data_dir: &Path) -> Result<(), Error> {
             .await
             .map_err(|e| Error::Role(e.to_string()))
     })
-}
-
-/// A config document for logging a typed config (standalone, `--conf`).
-fn config_doc(config: &ClusterConfig) -> toml_edit::DocumentMut {
-    let mut doc = toml_edit::DocumentMut::new();
-    doc["cluster_id"] = toml_edit::value(config.cluster_id.as_str());
-    doc["master"]["rpc_port"] = toml_edit::value(i64::from(config.master.rpc_port));
-    doc["master"]["meta_dir"] = toml_edit::value(config.master.meta_dir.as_str());
-    doc["journal"]["rpc_port"] = toml_edit::value(i64::from(config.journal.rpc_port));
-    doc["journal"]["journal_dir"] = toml_edit::value(config.journal.journal_dir.as_str());
-    doc["worker"]["rpc_port"] = toml_edit::value(i64::from(config.worker.rpc_port));
-    let dirs: toml_edit::Array = config.worker.data_dir.iter().map(String::as_str).collect();
-    doc["worker"]["data_dir"] = toml_edit::value(dirs);
-    doc
 }
 
 fn no_component(detected: &Detected) -> InputError {

@@ -117,6 +117,11 @@ impl LogStore {
             .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))
     }
 
+    /// Flushes everything to disk (at shutdown).
+    pub async fn sync(&self) -> Result<(), sled::Error> {
+        self.db.flush_async().await.map(|_| ())
+    }
+
     /// Number of entries held (for metrics and tests).
     pub fn len(&self) -> usize {
         self.log.len()

@@ -313,7 +313,10 @@ impl Master {
             .flush()
             .await
             .map_err(|e| storage_err("meta_dir", e))?;
-        let _ = self.log_store.len();
+        self.log_store
+            .sync()
+            .await
+            .map_err(|e| storage_err("journal_dir", e))?;
         info!(node_id = self.state.node_id, "master stopped");
         Ok(())
     }

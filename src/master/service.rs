@@ -428,7 +428,7 @@ pub fn build_report(state: &MasterState) -> pb::ClusterReport {
                 role: role.to_string(),
                 term: m.current_term,
                 last_applied,
-                reachable: reachable || Some(state.node_id) != leader && *id == state.node_id,
+                reachable,
             }
         })
         .collect();
