@@ -163,6 +163,37 @@ async fn health_metrics_and_overview_endpoints() {
     cluster.shutdown().await;
 }
 
+/// The web ports of a loopback cluster config (master, worker).
+struct Ports {
+    mweb: u16,
+    wweb: u16,
+}
+
+/// Writes a single-node loopback config on free ports with data under `data`.
+fn loopback_conf(conf: &std::path::Path, data: &std::path::Path) -> Ports {
+    let (rpc, journal, mweb, wrpc, wweb) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    std::fs::write(
+        conf,
+        format!(
+            "[master]\nhostname = \"127.0.0.1\"\nrpc_port = {rpc}\nweb_port = {mweb}\nmeta_dir = \"{d}/meta\"\n\
+             heartbeat_interval = \"200ms\"\n\
+             [journal]\nhostname = \"127.0.0.1\"\nrpc_port = {journal}\njournal_dir = \"{d}/journal\"\n\
+             journal_addrs = [{{ id = 1, hostname = \"127.0.0.1\", port = {journal} }}]\n\
+             [worker]\nhostname = \"127.0.0.1\"\nrpc_port = {wrpc}\nweb_port = {wweb}\ndata_dir = [\"[DISK]{d}/worker\"]\n\
+             [client]\nmaster_addrs = [{{ hostname = \"127.0.0.1\", port = {rpc} }}]\n",
+            d = data.display()
+        ),
+    )
+    .unwrap();
+    Ports { mweb, wweb }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -174,26 +205,8 @@ fn free_port() -> u16 {
 #[test]
 fn standalone_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let (rpc, journal, mweb, wrpc, wweb) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
-    let data = dir.path().join("data");
     let conf = dir.path().join("c.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[master]\nhostname = \"127.0.0.1\"\nrpc_port = {rpc}\nweb_port = {mweb}\nmeta_dir = \"{d}/meta\"\n\
-             [journal]\nhostname = \"127.0.0.1\"\nrpc_port = {journal}\njournal_dir = \"{d}/journal\"\n\
-             [worker]\nhostname = \"127.0.0.1\"\nrpc_port = {wrpc}\nweb_port = {wweb}\ndata_dir = [\"[DISK]{d}/worker\"]\n\
-             [client]\nmaster_addrs = [{{ hostname = \"127.0.0.1\", port = {rpc} }}]\n",
-            d = data.display()
-        ),
-    )
-    .unwrap();
+    let Ports { mweb, wweb, .. } = loopback_conf(&conf, &dir.path().join("data"));
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_curvine-fluid"))
         .args(["--conf", conf.to_str().unwrap(), "standalone"])
@@ -229,23 +242,7 @@ fn standalone_serves_and_stops_on_sigterm() {
         std::fs::read(&conf).unwrap()
     );
 
-    let stop = Instant::now();
-    // kill(1) sends the signal to the child we started, by its PID.
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            stop.elapsed() < Duration::from_secs(10),
-            "standalone did not stop within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let code = terminate(&mut child);
     assert!(code.success(), "exit status {code:?}");
     let mut logs = String::new();
     child
@@ -288,28 +285,9 @@ fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
 fn master_and_worker_processes_from_one_config_serve_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
-    let (rpc, journal, mweb, wrpc, wweb) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
     let conf = home.join("conf/curvine-cluster.toml");
     std::fs::create_dir_all(conf.parent().unwrap()).unwrap();
-    std::fs::write(
-        &conf,
-        format!(
-            "# written by the test\n[master]\nhostname = \"127.0.0.1\"\nrpc_port = {rpc}\nweb_port = {mweb}\nmeta_dir = \"{d}/meta\"\n\
-             heartbeat_interval = \"200ms\"\n\
-             [journal]\nhostname = \"127.0.0.1\"\nrpc_port = {journal}\njournal_dir = \"{d}/journal\"\n\
-             journal_addrs = [{{ id = 1, hostname = \"127.0.0.1\", port = {journal} }}]\n\
-             [worker]\nhostname = \"127.0.0.1\"\nrpc_port = {wrpc}\nweb_port = {wweb}\ndata_dir = [\"[DISK]{d}/worker\"]\n\
-             [client]\nmaster_addrs = [{{ hostname = \"127.0.0.1\", port = {rpc} }}]\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
+    let Ports { wweb, .. } = loopback_conf(&conf, dir.path());
     let start = |role: &str| {
         Command::new(env!("CARGO_BIN_EXE_curvine-fluid"))
             .args([role, "start"])
