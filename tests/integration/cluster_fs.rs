@@ -276,3 +276,29 @@ async fn a_lost_worker_is_detected_and_its_blocks_read_as_errors() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn format_master_wipes_the_namespace_and_the_worker_drops_orphan_blocks() {
+    let mut cluster = TestCluster::start(1, 1, |_| {}).await;
+    let c = cluster.client();
+    c.write_file("/gone", &pattern(3 << 20, 8)).await.unwrap();
+    assert!(!cluster.workers[0]
+        .as_ref()
+        .unwrap()
+        .store()
+        .block_ids()
+        .is_empty());
+    cluster.stop_master(0).await;
+    cluster.base.format_master = true;
+    cluster.restart_master(0).await;
+    cluster.wait_ready().await;
+    let c = cluster.client();
+    assert!(matches!(c.stat("/gone").await, Err(FsError::NotFound(_))));
+    let store = cluster.workers[0].as_ref().unwrap().store().clone();
+    wait_for("orphan blocks deleted", Duration::from_secs(10), || {
+        let store = store.clone();
+        async move { store.block_ids().is_empty() }
+    })
+    .await;
+    cluster.shutdown().await;
+}
