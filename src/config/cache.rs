@@ -135,7 +135,8 @@ pub fn render(input: &CacheInput<'_>, base: DocumentMut) -> Result<Rendered, Inp
             })? {
                 Route::Key(section, key) => apply_option(&mut w, &section, &key, &raw, &origin)?,
                 Route::JournalPort => {
-                    let value = typed(Kind::Port, &raw, "journal.rpc_port", &origin)?;
+                    let value =
+                        schema::typed_option(Kind::Port, &raw, "journal.rpc_port", &origin, None)?;
                     w.assign(&["journal"], "rpc_port", value, &origin)?;
                 }
                 Route::MasterHostname => {
@@ -401,7 +402,7 @@ fn apply_option(
     let path: Vec<&str> = section.iter().map(String::as_str).collect();
     let dotted = super::doc::dotted(&path, key);
     let value = match schema::kind_of(&path, key) {
-        Some(kind) => typed(kind, raw, &dotted, origin)?,
+        Some(kind) => schema::typed_option(kind, raw, &dotted, origin, None)?,
         None => {
             w.note(
                 NoteLevel::Warn,
@@ -414,16 +415,6 @@ fn apply_option(
         }
     };
     w.assign(&path, key, value, origin)
-}
-
-fn typed(kind: Kind, raw: &str, dotted: &str, origin: &str) -> Result<Value, InputError> {
-    schema::typed_value(kind, raw).map_err(|what| {
-        InputError::new(
-            what,
-            origin.to_string(),
-            format!("{dotted} takes {}", kind.describe()),
-        )
-    })
 }
 
 fn hostname(raw: &str, origin: &str) -> Result<String, InputError> {

@@ -383,6 +383,29 @@ pub fn typed_value(kind: Kind, raw: &str) -> Result<Value, String> {
     })
 }
 
+/// Types an option for the key `dotted`, or says in an input error at `origin` what the
+/// key takes. With `secret_file`, the message names the file instead of showing its
+/// content.
+pub fn typed_option(
+    kind: Kind,
+    raw: &str,
+    dotted: &str,
+    origin: &str,
+    secret_file: Option<&str>,
+) -> Result<Value, crate::error::InputError> {
+    typed_value(kind, raw).map_err(|what| {
+        let what = match secret_file {
+            Some(file) => format!("the value read from {file} is not {}", kind.describe()),
+            None => what,
+        };
+        crate::error::InputError::new(
+            what,
+            origin.to_string(),
+            format!("{dotted} takes {}", kind.describe()),
+        )
+    })
+}
+
 /// Types a value whose key is not in the schema the way Curvine's ThinRuntime helper did:
 /// `true`/`false` → bool, whole numbers → integer, decimals → float, else a string.
 pub fn guessed_value(raw: &str) -> Value {

@@ -183,7 +183,7 @@ pub fn render(input: &ThinInput<'_>, base: DocumentMut) -> Result<Rendered, Inpu
     for (flag, key) in FUSE_FLAGS {
         let var = format!("CURVINE_{}", flag.to_ascii_uppercase().replace('-', "_"));
         if let (false, Some(raw)) = (w.was_assigned(&["fuse"], key), input.env.get(&var)) {
-            let value = typed(
+            let value = schema::typed_option(
                 schema::kind_of(&["fuse"], key).unwrap_or(Kind::Str),
                 raw,
                 &format!("fuse.{key}"),
@@ -197,7 +197,7 @@ pub fn render(input: &ThinInput<'_>, base: DocumentMut) -> Result<Rendered, Inpu
         w.was_assigned(&["master"], "web_port"),
         input.env.get("CURVINE_MASTER_WEB_PORT"),
     ) {
-        let value = typed(
+        let value = schema::typed_option(
             Kind::Port,
             raw,
             "master.web_port",
@@ -315,7 +315,7 @@ fn apply_option(w: &mut Writer, o: &ThinOption) -> Result<(), InputError> {
         return Ok(());
     }
     if key == "master-web-port" {
-        let value = typed(
+        let value = schema::typed_option(
             Kind::Port,
             &o.value,
             "master.web_port",
@@ -357,7 +357,7 @@ fn apply_option(w: &mut Writer, o: &ThinOption) -> Result<(), InputError> {
             ));
         }
         let value = match schema::kind_of(&[section], sub) {
-            Some(kind) => typed(
+            Some(kind) => schema::typed_option(
                 kind,
                 &o.value,
                 &format!("{section}.{sub}"),
@@ -379,7 +379,7 @@ fn apply_option(w: &mut Writer, o: &ThinOption) -> Result<(), InputError> {
     }
     if let Some((_, fuse_key)) = FUSE_FLAGS.iter().find(|(flag, _)| *flag == key) {
         let kind = schema::kind_of(&["fuse"], fuse_key).unwrap_or(Kind::Str);
-        let value = typed(
+        let value = schema::typed_option(
             kind,
             &o.value,
             &format!("fuse.{fuse_key}"),
@@ -396,26 +396,6 @@ fn apply_option(w: &mut Writer, o: &ThinOption) -> Result<(), InputError> {
         ),
     );
     Ok(())
-}
-
-fn typed(
-    kind: Kind,
-    raw: &str,
-    dotted: &str,
-    origin: &str,
-    secret_file: Option<&str>,
-) -> Result<Value, InputError> {
-    schema::typed_value(kind, raw).map_err(|what| {
-        let what = match secret_file {
-            Some(file) => format!("the value read from {file} is not {}", kind.describe()),
-            None => what,
-        };
-        InputError::new(
-            what,
-            origin.to_string(),
-            format!("{dotted} takes {}", kind.describe()),
-        )
-    })
 }
 
 /// Splits `master-endpoints` on runs of commas, semicolons and blanks into host:port

@@ -82,11 +82,12 @@ pub async fn run(
                 })
         } else {
             unsent_evicted.extend(store.take_evicted());
+            let tiers = tiers(&store);
             let req = pb::HeartbeatRequest {
                 worker_id: id,
-                tiers: tiers(&store),
+                blocks: tiers.iter().map(|t| t.blocks).sum(),
+                tiers,
                 evicted: unsent_evicted.clone(),
-                blocks: store.block_ids().len() as u64,
                 bytes_read: counters.bytes_read.load(Ordering::Relaxed),
                 bytes_written: counters.bytes_written.load(Ordering::Relaxed),
                 reads_hit: counters.reads_hit.load(Ordering::Relaxed),

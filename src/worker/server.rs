@@ -204,7 +204,7 @@ impl Worker {
             host = %identity.hostname, rpc_port, web_port,
             dirs = %usage.iter().map(|t| format!("{}:{}", t.medium, t.path)).collect::<Vec<_>>().join(","),
             capacity = usage.iter().map(|t| t.capacity).sum::<u64>(),
-            blocks = store.block_ids().len(),
+            blocks = usage.iter().map(|t| t.blocks).sum::<u64>(),
             "worker serving"
         );
         Ok(Worker {
@@ -306,7 +306,7 @@ impl WebApp for WorkerWeb {
         let tiers = heartbeat::tiers(&self.store);
         serde_json::json!({
             "worker_id": self.worker_id.load(Ordering::Relaxed),
-            "blocks": self.store.block_ids().len(),
+            "blocks": tiers.iter().map(|t| t.blocks).sum::<u64>(),
             "evicted_total": self.store.evicted_total(),
             "bytes_read": self.counters.bytes_read.load(Ordering::Relaxed),
             "bytes_written": self.counters.bytes_written.load(Ordering::Relaxed),
