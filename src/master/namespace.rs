@@ -1121,19 +1121,18 @@ mod tests {
             now: 3,
         }
     }
+    fn block(ns: &mut Namespace, file_id: InodeId, worker: u32) -> u64 {
+        match ok(ns, Command::AddBlock { file_id, worker }) {
+            Outcome::Block(id) => id,
+            other => panic!("expected a block, got {other:?}"),
+        }
+    }
+
     fn file_with_block(ns: &mut Namespace, path: &str, len: u64) -> (InodeId, u64) {
         let Outcome::Node(f) = ok(ns, create(path)) else {
             panic!()
         };
-        let Outcome::Block(b) = ok(
-            ns,
-            Command::AddBlock {
-                file_id: f.id,
-                worker: 7,
-            },
-        ) else {
-            panic!()
-        };
+        let b = block(ns, f.id, 7);
         ok(
             ns,
             Command::Complete {
@@ -1241,24 +1240,8 @@ mod tests {
         let Outcome::Node(f) = ok(&mut ns, create("/f")) else {
             panic!()
         };
-        let Outcome::Block(b1) = ok(
-            &mut ns,
-            Command::AddBlock {
-                file_id: f.id,
-                worker: 1,
-            },
-        ) else {
-            panic!()
-        };
-        let Outcome::Block(b2) = ok(
-            &mut ns,
-            Command::AddBlock {
-                file_id: f.id,
-                worker: 2,
-            },
-        ) else {
-            panic!()
-        };
+        let b1 = block(&mut ns, f.id, 1);
+        let b2 = block(&mut ns, f.id, 2);
         let bad = Command::Complete {
             file_id: f.id,
             length: 5,
@@ -1419,24 +1402,8 @@ mod tests {
         let Outcome::Node(f) = ok(&mut ns, create("/f")) else {
             panic!()
         };
-        let Outcome::Block(b1) = ok(
-            &mut ns,
-            Command::AddBlock {
-                file_id: f.id,
-                worker: 1,
-            },
-        ) else {
-            panic!()
-        };
-        let Outcome::Block(b2) = ok(
-            &mut ns,
-            Command::AddBlock {
-                file_id: f.id,
-                worker: 1,
-            },
-        ) else {
-            panic!()
-        };
+        let b1 = block(&mut ns, f.id, 1);
+        let b2 = block(&mut ns, f.id, 1);
         ok(
             &mut ns,
             Command::Complete {

@@ -244,13 +244,7 @@ fn standalone_serves_and_stops_on_sigterm() {
 
     let code = terminate(&mut child);
     assert!(code.success(), "exit status {code:?}");
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = stdout_of(&mut child);
     assert!(
         logs.contains("stopping standalone cluster") && logs.contains("master stopped"),
         "{logs}"
@@ -259,6 +253,15 @@ fn standalone_serves_and_stops_on_sigterm() {
         logs.lines().all(|l| !l.trim().is_empty()),
         "one line per event"
     );
+}
+
+/// Everything a child we started wrote on stdout (call after it exited).
+fn stdout_of(child: &mut std::process::Child) -> String {
+    let mut logs = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut logs).unwrap();
+    }
+    logs
 }
 
 /// Sends SIGTERM to a child we started and returns its exit status (bounded wait).
@@ -321,13 +324,7 @@ fn master_and_worker_processes_from_one_config_serve_the_cli() {
     assert!(cli(&conf, &["fs", "cat", "/x"]).stdout == pattern(3 << 20, 9));
     assert!(terminate(&mut worker).success());
     assert!(terminate(&mut master).success());
-    let mut logs = String::new();
-    master
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = stdout_of(&mut master);
     assert!(
         logs.contains("mode=standalone")
             && logs.contains("master serving")
