@@ -29,7 +29,10 @@ pub struct Prepared {
 pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
     // Commands that talk to a cluster or start one need no mode detection.
     match &cli.command {
-        Some(Command::Standalone { data_dir }) => return standalone(cli.conf.as_deref(), data_dir),
+        Some(Command::Standalone { data_dir, mnt }) => {
+            return standalone(cli.conf.as_deref(), data_dir, mnt.as_deref())
+        }
+        Some(Command::Umount { path }) => return umount(path),
         Some(Command::Fs { op }) => {
             let config = cluster_config(cli.conf.as_deref(), &env)?;
             return block_on(async {
@@ -105,8 +108,42 @@ fn run_role(component: Component, config: &ClusterConfig) -> Result<(), Error> {
                 .await
                 .map_err(|e| Error::Role(e.to_string()))
         }),
-        Component::Client => Err(Error::RoleUnavailable(component.name())),
+        Component::Client => block_on_threads(config.fuse.worker_threads, async {
+            crate::fuse::run(config)
+                .await
+                .map_err(|e| Error::Role(e.to_string()))
+        }),
     }
+}
+
+/// `curvine-fluid umount PATH`: idempotent, lazy when busy.
+fn umount(path: &Path) -> Result<(), Error> {
+    use crate::fuse::mount_table::{self, Unmounted};
+    let outcome = mount_table::unmount(path)
+        .map_err(|e| Error::Role(format!("cannot unmount {}: {e}", path.display())))?;
+    let what = match outcome {
+        Unmounted::NotMounted => "nothing mounted",
+        Unmounted::Unmounted => "unmounted",
+        Unmounted::Detached => "busy: detached; it goes away when the last file closes",
+    };
+    info!(path = %path.display(), "{what}");
+    Ok(())
+}
+
+/// Runs a future on a multi-threaded runtime of `threads` workers (0: one per core).
+fn block_on_threads<T>(
+    threads: usize,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if threads > 0 {
+        builder.worker_threads(threads.min(256));
+    }
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Role(format!("cannot start the async runtime: {e}")))?
+        .block_on(fut)
 }
 
 /// Runs a future on a multi-threaded runtime.
@@ -136,8 +173,9 @@ fn cluster_config(conf: Option<&Path>, env: &EnvSnapshot) -> Result<ClusterConfi
     Ok(read_as_is(&path)?.config)
 }
 
-/// `curvine-fluid standalone`: master and worker in one process on loopback.
-fn standalone(conf: Option<&Path>, data_dir: &Path) -> Result<(), Error> {
+/// `curvine-fluid standalone`: master and worker in one process on loopback, and the
+/// FUSE mount with `--mnt`.
+fn standalone(conf: Option<&Path>, data_dir: &Path, mnt: Option<&Path>) -> Result<(), Error> {
     let prepared = match conf {
         Some(path) => read_as_is(path)?,
         None => {
@@ -169,14 +207,36 @@ fn standalone(conf: Option<&Path>, data_dir: &Path) -> Result<(), Error> {
             elapsed_ms = cluster.leader_after.as_millis() as u64,
             "master is leader and serving"
         );
+        let mounted = match mnt {
+            Some(dir) => {
+                let mut fuse = config.fuse.clone();
+                let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+                fuse.mnt_path = dir.display().to_string();
+                let client = crate::client::Client::new(&config)?;
+                match crate::fuse::mount(client, &fuse, std::time::Duration::from_secs(30)).await {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        let _ = cluster.shutdown().await;
+                        return Err(Error::Role(e.to_string()));
+                    }
+                }
+            }
+            None => None,
+        };
         info!(
             master = %crate::rpc::host_port(host, config.master.rpc_port),
             web = %format!("http://{}/api/overview", crate::rpc::host_port(host, config.master.web_port)),
+            mount = %mounted.as_ref().map(|m| m.path().display().to_string()).unwrap_or_else(|| "none".into()),
             "standalone cluster running; stop with Ctrl-C"
         );
         match crate::shutdown::wait_for_signal().await {
             Ok(signal) => info!(signal, "stopping standalone cluster"),
             Err(e) => warn!(error = %e, "cannot wait for signals; stopping"),
+        }
+        if let Some(m) = mounted {
+            if let Err(e) = m.unmount(std::time::Duration::from_secs(10)).await {
+                warn!(error = %e, "unmount failed");
+            }
         }
         cluster
             .shutdown()

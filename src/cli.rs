@@ -58,6 +58,15 @@ pub enum Command {
         /// Where metadata, journal and cache blocks go.
         #[arg(long, value_name = "DIR", default_value = "curvine-data")]
         data_dir: PathBuf,
+        /// Also mount the file system here with FUSE (master, worker and client in one).
+        #[arg(long, value_name = "DIR")]
+        mnt: Option<PathBuf>,
+    },
+    /// Unmount a FUSE mount (lazily when busy); succeeds when nothing is mounted. For
+    /// preStop hooks.
+    Umount {
+        /// The mount point.
+        path: PathBuf,
     },
     /// File system commands against the cluster in the config.
     Fs {
@@ -198,6 +207,7 @@ impl Cli {
                 target.map(Target::hint).unwrap_or_default()
             }
             Some(Command::Standalone { .. })
+            | Some(Command::Umount { .. })
             | Some(Command::Fs { .. })
             | Some(Command::Report { .. }) => CliHint::default(),
         }

@@ -54,9 +54,6 @@ pub enum Error {
     /// A role failed to start or stopped with an error.
     #[error("{0}")]
     Role(String),
-    /// The role exists in the command line but is not built into this binary yet.
-    #[error("role {0} is not available yet in this build of curvine-fluid; the config was written, but nothing can be served")]
-    RoleUnavailable(&'static str),
 }
 
 impl Error {
@@ -64,7 +61,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Input(_) => 2,
-            Error::Write { .. } | Error::RoleUnavailable(_) | Error::Fs(_) | Error::Role(_) => 1,
+            Error::Write { .. } | Error::Fs(_) | Error::Role(_) => 1,
         }
     }
 

@@ -39,9 +39,8 @@
 //! - [`shutdown`]: the shutdown signal and SIGTERM/SIGINT handling.
 //! - [`error`]: the error a user sees and its exit code.
 //! - [`telemetry`]: logging setup.
-//!
-//! The FUSE client (`fuse`) comes with the next issue; until then running the client role
-//! says it is not available yet.
+//! - [`fuse`]: the FUSE client: mount hygiene, the kernel operations, per-file read and
+//!   write tasks.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
@@ -57,6 +56,7 @@ pub mod config;
 pub mod env;
 pub mod error;
 pub mod fs_error;
+pub mod fuse;
 pub mod master;
 pub mod metrics;
 pub mod mode;

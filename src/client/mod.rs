@@ -43,6 +43,28 @@ struct Inner {
 /// A directory entry or file status.
 pub type FileStatus = pb::FileStatus;
 
+/// Permission bits and owner of a new file, directory or symlink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Permission bits.
+    pub mode: u32,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl Owner {
+    /// Root's, with `mode`.
+    pub fn root(mode: u32) -> Owner {
+        Owner {
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+}
+
 impl Client {
     /// A client of the cluster in `config` (`client.master_addrs`, timeouts, block size).
     pub fn new(config: &ClusterConfig) -> Result<Client, FsError> {
@@ -94,12 +116,22 @@ impl Client {
 
     /// Creates a directory (with its parents when `parents`).
     pub async fn mkdir(&self, path: &str, parents: bool) -> Result<FileStatus, FsError> {
+        self.mkdir_as(path, parents, Owner::root(0o755)).await
+    }
+
+    /// Creates a directory with the given mode and owner.
+    pub async fn mkdir_as(
+        &self,
+        path: &str,
+        parents: bool,
+        owner: Owner,
+    ) -> Result<FileStatus, FsError> {
         let req = pb::MkdirRequest {
             path: path.into(),
-            mode: 0o755,
+            mode: owner.mode,
             parents,
-            uid: 0,
-            gid: 0,
+            uid: owner.uid,
+            gid: owner.gid,
         };
         self.master()
             .call(|mut c| {
@@ -201,11 +233,21 @@ impl Client {
 
     /// Creates a symlink `link` pointing at `target`.
     pub async fn symlink(&self, target: &str, link: &str) -> Result<FileStatus, FsError> {
+        self.symlink_as(target, link, Owner::root(0o777)).await
+    }
+
+    /// Creates a symlink owned by `owner`.
+    pub async fn symlink_as(
+        &self,
+        target: &str,
+        link: &str,
+        owner: Owner,
+    ) -> Result<FileStatus, FsError> {
         let req = pb::SymlinkRequest {
             target: target.into(),
             link: link.into(),
-            uid: 0,
-            gid: 0,
+            uid: owner.uid,
+            gid: owner.gid,
         };
         self.master()
             .call(|mut c| {
@@ -231,34 +273,51 @@ impl Client {
 
     /// Creates a file for writing (`overwrite` truncates an existing one).
     pub async fn create(&self, path: &str, overwrite: bool) -> Result<FileWriter, FsError> {
-        let req = pb::CreateRequest {
-            path: path.into(),
-            mode: 0o644,
-            overwrite,
-            create_parents: true,
-            uid: 0,
-            gid: 0,
-        };
         let status = self
-            .master()
-            .call(|mut c| {
-                let r = req.clone();
-                async move { c.create(r).await }
-            })
+            .create_file(path, overwrite, true, Owner::root(0o644))
             .await?;
         Ok(FileWriter::new(self.clone(), status))
     }
 
-    /// Opens a file for reading.
-    pub async fn open(&self, path: &str) -> Result<FileReader, FsError> {
+    /// Creates an empty file (`overwrite` truncates an existing one; `parents` creates
+    /// missing parent directories).
+    pub async fn create_file(
+        &self,
+        path: &str,
+        overwrite: bool,
+        parents: bool,
+        owner: Owner,
+    ) -> Result<FileStatus, FsError> {
+        let req = pb::CreateRequest {
+            path: path.into(),
+            mode: owner.mode,
+            overwrite,
+            create_parents: parents,
+            uid: owner.uid,
+            gid: owner.gid,
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.create(r).await }
+            })
+            .await
+    }
+
+    /// A file's status and blocks, with the worker holding each.
+    pub async fn locate(&self, path: &str) -> Result<pb::FileBlocks, FsError> {
         let req = pb::PathRequest { path: path.into() };
-        let blocks = self
-            .master()
+        self.master()
             .call(|mut c| {
                 let r = req.clone();
                 async move { c.get_block_locations(r).await }
             })
-            .await?;
+            .await
+    }
+
+    /// Opens a file for reading.
+    pub async fn open(&self, path: &str) -> Result<FileReader, FsError> {
+        let blocks = self.locate(path).await?;
         FileReader::new(self.clone(), blocks)
     }
 

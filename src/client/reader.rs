@@ -87,7 +87,7 @@ impl FileReader {
     }
 
     async fn open_stream(
-        &self,
+        client: &Client,
         block: &pb::LocatedBlock,
         offset_in_block: u64,
         len: u64,
@@ -96,7 +96,7 @@ impl FileReader {
             .worker
             .as_ref()
             .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
-        let mut client = self.client.worker(worker)?;
+        let mut client = client.worker(worker)?;
         let req = ReadBlockRequest {
             block_id: block.id,
             offset: offset_in_block,
@@ -127,7 +127,7 @@ impl FileReader {
         if !reuse {
             let block = &self.blocks[index];
             let within = self.pos - block.offset;
-            let stream = self.open_stream(block, within, block.len - within).await?;
+            let stream = Self::open_stream(&self.client, block, within, block.len - within).await?;
             self.active = Some(Active {
                 block: index,
                 next: self.pos,
@@ -160,7 +160,7 @@ impl FileReader {
 
     /// Reads `len` bytes at `offset` (fewer at the end of the file) without moving the
     /// sequential position.
-    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Vec<u8>, FsError> {
+    pub async fn read_at(&mut self, offset: u64, len: usize) -> Result<Vec<u8>, FsError> {
         let end = (offset + len as u64).min(self.status.size);
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         let mut pos = offset;
@@ -174,9 +174,9 @@ impl FileReader {
                 Ok(i) => {
                     let block = &self.blocks[i];
                     let stop = (block.offset + block.len).min(end);
-                    let mut stream = self
-                        .open_stream(block, pos - block.offset, stop - pos)
-                        .await?;
+                    let mut stream =
+                        Self::open_stream(&self.client, block, pos - block.offset, stop - pos)
+                            .await?;
                     let want = (stop - pos) as usize;
                     let start = out.len();
                     while out.len() - start < want {

@@ -2,6 +2,10 @@
 //! worker the master picks, streamed in 1 MiB chunks while the caller keeps writing;
 //! closing the file records its blocks and length with the master. A file is visible to
 //! readers with its content once closed.
+//!
+//! A writer can also resume an existing file ([`FileWriter::resume`]): it keeps the file's
+//! blocks before an offset and writes new blocks from there (appends), and it can skip
+//! forward, leaving a hole that reads as zeros ([`FileWriter::skip_to`]).
 
 use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
@@ -14,13 +18,20 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// An open file being written. Call [`FileWriter::close`]: a writer dropped without it
-/// leaves the file empty (its blocks are reclaimed when the file is rewritten or deleted).
+/// leaves the file as it was (its new blocks are reclaimed when the file is rewritten or
+/// deleted).
 #[derive(Debug)]
 pub struct FileWriter {
     client: Client,
     status: FileStatus,
+    /// The file's blocks so far (kept ones and finished new ones), with their offsets.
     blocks: Vec<pb::BlockInfo>,
+    /// File offset where the current (or next) block starts.
+    block_start: u64,
+    /// The file's length when closed (at least the end of the written data).
     length: u64,
+    /// Whether closing must record anything with the master.
+    changed: bool,
     current: Option<Upload>,
     buf: BytesMut,
 }
@@ -37,11 +48,26 @@ struct Upload {
 
 impl FileWriter {
     pub(crate) fn new(client: Client, status: FileStatus) -> Self {
+        Self::resume(client, status, Vec::new(), 0)
+    }
+
+    /// A writer that keeps `kept` (blocks of the file, with offsets, all ending at or before
+    /// `start`) and writes from `start`. With no kept blocks and `start` 0 it rewrites the
+    /// whole file.
+    pub fn resume(
+        client: Client,
+        status: FileStatus,
+        kept: Vec<pb::BlockInfo>,
+        start: u64,
+    ) -> Self {
+        let changed = kept.is_empty() && start == 0 && status.size != 0;
         FileWriter {
             client,
             status,
-            blocks: Vec::new(),
-            length: 0,
+            blocks: kept,
+            block_start: start,
+            length: start,
+            changed,
             current: None,
             buf: BytesMut::with_capacity(CHUNK_SIZE),
         }
@@ -52,9 +78,37 @@ impl FileWriter {
         &self.status.path
     }
 
-    /// Bytes written so far.
+    /// The file's length so far: where the next write lands, or further after a skip.
     pub fn len(&self) -> u64 {
-        self.length + self.current.as_ref().map_or(0, |u| u.sent) + self.buf.len() as u64
+        let end = self.block_start + self.current.as_ref().map_or(0, |u| u.sent);
+        self.length.max(end + self.buf.len() as u64)
+    }
+
+    /// Where the next write lands.
+    pub fn position(&self) -> u64 {
+        self.block_start + self.current.as_ref().map_or(0, |u| u.sent) + self.buf.len() as u64
+    }
+
+    /// Moves forward to `offset`, leaving a hole that reads as zeros. Moving backward is
+    /// an invalid argument.
+    pub async fn skip_to(&mut self, offset: u64) -> Result<(), FsError> {
+        let position = self.position();
+        if offset < position {
+            return Err(FsError::InvalidArgument(format!(
+                "{}: cannot move a writer back from {position} to {offset}",
+                self.status.path
+            )));
+        }
+        if offset == position {
+            return Ok(());
+        }
+        if self.current.is_some() {
+            self.finish_block().await?;
+        }
+        self.block_start = offset;
+        self.length = self.length.max(offset);
+        self.changed = true;
+        Ok(())
     }
 
     /// Whether nothing was written yet.
@@ -65,6 +119,9 @@ impl FileWriter {
     /// Appends data.
     pub async fn write(&mut self, mut data: &[u8]) -> Result<(), FsError> {
         let block_size = self.client.block_size();
+        if !data.is_empty() {
+            self.changed = true;
+        }
         while !data.is_empty() {
             if self.current.is_none() {
                 self.open_block().await?;
@@ -90,8 +147,8 @@ impl FileWriter {
         if self.current.is_some() {
             self.finish_block().await?;
         }
-        if self.blocks.is_empty() && self.length == 0 && self.status.size == 0 {
-            // Created (or truncated) empty and nothing written: the master already has it.
+        if !self.changed {
+            // Nothing written or skipped: the master already has the file as it is.
             return Ok(self.status);
         }
         let req = pb::CompleteRequest {
@@ -200,8 +257,13 @@ impl FileWriter {
                 upload.id, upload.sent
             )));
         }
-        self.blocks.push(pb::BlockInfo { id: upload.id, len });
-        self.length += len;
+        self.blocks.push(pb::BlockInfo {
+            id: upload.id,
+            len,
+            offset: Some(self.block_start),
+        });
+        self.block_start += len;
+        self.length = self.length.max(self.block_start);
         Ok(())
     }
 }

@@ -20,6 +20,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tonic::{Request, Response, Status};
 
+/// The file ranges of a completed file's blocks: explicit offsets when the client sent
+/// them (all or none), else one block after the other from offset 0.
+fn block_ranges(blocks: &[pb::BlockInfo]) -> Result<Vec<BlockRange>, FsError> {
+    let explicit = blocks.iter().filter(|b| b.offset.is_some()).count();
+    if explicit != 0 && explicit != blocks.len() {
+        return Err(FsError::InvalidArgument(
+            "either every block of a completed file has an offset or none has".into(),
+        ));
+    }
+    let mut next = 0;
+    Ok(blocks
+        .iter()
+        .map(|b| {
+            let offset = b.offset.unwrap_or(next);
+            next = offset + b.len;
+            BlockRange {
+                id: b.id,
+                offset,
+                len: b.len,
+            }
+        })
+        .collect())
+}
+
 /// Everything the master's services share.
 pub struct MasterState {
     /// This node's Raft id.
@@ -666,20 +690,7 @@ impl MasterService for MasterApi {
     ) -> Result<Response<pb::FileStatus>, Status> {
         let r = req.into_inner();
         self.timed("complete_file", async {
-            let mut offset = 0;
-            let blocks = r
-                .blocks
-                .iter()
-                .map(|b| {
-                    let range = BlockRange {
-                        id: b.id,
-                        offset,
-                        len: b.len,
-                    };
-                    offset += b.len;
-                    range
-                })
-                .collect();
+            let blocks = block_ranges(&r.blocks)?;
             let out = self
                 .state
                 .command(Command::Complete {

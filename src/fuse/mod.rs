@@ -1,0 +1,332 @@
+//! The FUSE client: mounts a directory of the cluster (`fuse.fs_path`) at `fuse.mnt_path`
+//! with fuser and serves it until a signal, then unmounts cleanly.
+//!
+//! - [`mount_table`]: what sits at the target; stale-mount recovery; `umount`.
+//! - [`inodes`]: kernel inode numbers and the cluster paths behind them.
+//! - [`attr`]: file status to kernel attributes, errors to errno.
+//! - [`fs`]: the FUSE operations.
+//! - [`read`], [`write`]: the per-file tasks behind reads and writes.
+
+pub mod attr;
+pub mod fs;
+pub mod inodes;
+pub mod mount_table;
+pub mod read;
+pub mod write;
+
+use crate::client::Client;
+use crate::config::{ClusterConfig, FuseConfig};
+use crate::fs_error::FsError;
+use fs::{CurvineFs, FsOptions, Shared};
+use fuser::{Config, MountOption, SessionACL};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// The file system type shown by `mount` and `df -T`: `fuse.curvinefs`.
+pub const SUBTYPE: &str = "curvinefs";
+
+/// Why the mount failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FuseError {
+    /// The target could not be prepared or mounted.
+    #[error("cannot mount at {path}: {why}")]
+    Mount {
+        /// The mount target.
+        path: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// The cluster refused or could not be reached.
+    #[error("cluster: {0}")]
+    Cluster(#[from] FsError),
+}
+
+/// A live mount.
+pub struct Mounted {
+    path: PathBuf,
+    shared: Arc<Shared>,
+    unmounter: fuser::SessionUnmounter,
+    session: std::thread::JoinHandle<std::io::Result<()>>,
+}
+
+impl std::fmt::Debug for Mounted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mounted").field("path", &self.path).finish()
+    }
+}
+
+/// The mount options of `[fuse]`: kernel options plus fuser's session settings.
+pub fn session_config(fuse: &FuseConfig) -> Config {
+    let mut options = vec![
+        MountOption::FSName("curvine".into()),
+        MountOption::Subtype(SUBTYPE.into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    options.push(if fuse.readonly {
+        MountOption::RO
+    } else {
+        MountOption::RW
+    });
+    for opt in &fuse.fuse_opts {
+        match mount_option(opt) {
+            Some(o) if !options.contains(&o) => options.push(o),
+            Some(_) => {}
+            None => {
+                warn!(option = %opt, "fuse option handled by the client or not applicable; ignored")
+            }
+        }
+    }
+    let mut config = Config::default();
+    config.mount_options = options;
+    // allow_other: application pods (other users, other containers) see the mount.
+    config.acl = SessionACL::All;
+    config.n_threads = Some(fuse.io_threads.clamp(1, 64));
+    config.clone_fd = fuse.io_threads > 1;
+    config
+}
+
+/// A `fuse.fuse_opts` entry as a kernel mount option; `None` for libfuse-only options
+/// (whose effect the client has its own keys for) and the ones set anyway.
+fn mount_option(opt: &str) -> Option<MountOption> {
+    let opt = opt.trim().trim_start_matches('-').trim_start_matches("o ");
+    Some(match opt {
+        ""
+        | "allow_other"
+        | "allow_root"
+        | "direct_io"
+        | "kernel_cache"
+        | "auto_cache"
+        | "big_writes"
+        | "nonempty"
+        | "default_permissions" => return None,
+        "ro" => MountOption::RO,
+        "rw" => MountOption::RW,
+        "noatime" => MountOption::NoAtime,
+        "atime" => MountOption::Atime,
+        "noexec" => MountOption::NoExec,
+        "exec" => MountOption::Exec,
+        "sync" => MountOption::Sync,
+        "async" => MountOption::Async,
+        "dirsync" => MountOption::DirSync,
+        o if o.starts_with("max_read=") => MountOption::CUSTOM(o.into()),
+        o if o.contains('=') => return None,
+        o => MountOption::CUSTOM(o.into()),
+    })
+}
+
+/// The kernel caches and modes of `[fuse]`.
+pub fn fs_options(fuse: &FuseConfig) -> FsOptions {
+    FsOptions {
+        attr_ttl: Duration::from_millis(fuse.attr_timeout_ms),
+        entry_ttl: Duration::from_millis(fuse.entry_timeout_ms),
+        negative_ttl: Duration::from_millis(fuse.negative_timeout_ms),
+        readonly: fuse.readonly,
+        direct_io: fuse.direct_io,
+        write_back_cache: fuse.write_back_cache,
+        staging: std::env::temp_dir().join(format!("curvine-fuse-staging-{}", std::process::id())),
+    }
+}
+
+/// The mounted directory of the cluster: created when missing (the cluster may still be
+/// starting: retried, with the wait logged, until `deadline` or a signal).
+async fn mount_root(client: &Client, fs_path: &str, deadline: Instant) -> Result<u64, FuseError> {
+    let mut logged = Instant::now() - Duration::from_secs(60);
+    loop {
+        let result = match client.stat(fs_path).await {
+            Err(FsError::NotFound(_)) => client.mkdir(fs_path, true).await,
+            other => other,
+        };
+        match result {
+            Ok(st) if crate::fuse::attr::file_type(&st) == fuser::FileType::Directory => {
+                return Ok(st.id)
+            }
+            Ok(_) => {
+                return Err(FsError::NotADirectory(format!(
+                    "fuse.fs_path {fs_path} is not a directory of the cluster"
+                ))
+                .into())
+            }
+            Err(e @ (FsError::Unavailable(_) | FsError::NotLeader { .. } | FsError::Io(_)))
+                if Instant::now() < deadline =>
+            {
+                if logged.elapsed() >= Duration::from_secs(5) {
+                    info!(error = %e, "waiting for the masters before mounting");
+                    logged = Instant::now();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Mounts the cluster at `fuse.mnt_path`: recovers a stale mount there, creates a missing
+/// target, waits for the masters (up to `wait_for_cluster`), then mounts.
+pub async fn mount(
+    client: Client,
+    fuse: &FuseConfig,
+    wait_for_cluster: Duration,
+) -> Result<Mounted, FuseError> {
+    let path = PathBuf::from(&fuse.mnt_path);
+    let fail = |why: String| FuseError::Mount {
+        path: path.display().to_string(),
+        why,
+    };
+    let fs_path = if fuse.fs_path.is_empty() {
+        "/"
+    } else {
+        fuse.fs_path.as_str()
+    };
+    let root_id = mount_root(&client, fs_path, Instant::now() + wait_for_cluster).await?;
+    for done in mount_table::prepare_target(&path).map_err(|e| fail(e.to_string()))? {
+        info!(path = %path.display(), "{done}");
+    }
+    let fs = CurvineFs::new(
+        client,
+        tokio::runtime::Handle::current(),
+        fs_path,
+        root_id,
+        fs_options(fuse),
+    );
+    let shared = fs.shared();
+    let config = session_config(fuse);
+    let target = path.clone();
+    let mut session =
+        tokio::task::spawn_blocking(move || fuser::Session::new(fs, &target, &config))
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(mount_hint(&e)))?;
+    let unmounter = session.unmount_callable();
+    let thread = std::thread::Builder::new()
+        .name("fuse-session".into())
+        .spawn(move || session.run())
+        .map_err(|e| fail(format!("cannot start the FUSE threads: {e}")))?;
+    info!(
+        path = %path.display(),
+        fs_path,
+        threads = fuse.io_threads.clamp(1, 64),
+        readonly = fuse.readonly,
+        "mounted"
+    );
+    Ok(Mounted {
+        path,
+        shared,
+        unmounter,
+        session: thread,
+    })
+}
+
+/// An error from mounting with the likely fix.
+fn mount_hint(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) if !Path::new("/dev/fuse").exists() => {
+            format!("{e}: /dev/fuse is missing; give the container the FUSE device (privileged, or --device /dev/fuse --cap-add SYS_ADMIN)")
+        }
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            format!("{e}: mounting needs CAP_SYS_ADMIN (a privileged container) or fusermount3")
+        }
+        _ => e.to_string(),
+    }
+}
+
+impl Mounted {
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Commits open files, unmounts (lazily when busy) and waits for the FUSE threads,
+    /// at most `grace`.
+    pub async fn unmount(mut self, grace: Duration) -> Result<(), FuseError> {
+        let open = self.shared.open_for_write();
+        if open > 0 {
+            info!(files = open, "committing files still open for writing");
+        }
+        for (path, e) in self.shared.flush_all().await {
+            warn!(path = %path, error = %e, "could not commit a file at unmount");
+        }
+        let path = self.path.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            if self.unmounter.unmount().is_err() {
+                // Busy (open files): detach now; the kernel drops it when they close.
+                let outcome = mount_table::unmount(&path)?;
+                info!(path = %path.display(), ?outcome, "unmounted");
+            } else {
+                info!(path = %path.display(), "unmounted");
+            }
+            Ok::<_, std::io::Error>(self.session)
+        })
+        .await
+        .map_err(|e| FuseError::Mount {
+            path: self.path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        let session = result.map_err(|e| FuseError::Mount {
+            path: self.path.display().to_string(),
+            why: format!("unmount: {e}"),
+        })?;
+        let deadline = Instant::now() + grace;
+        while !session.is_finished() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !session.is_finished() {
+            warn!("FUSE threads still busy after the grace period; exiting anyway");
+        }
+        Ok(())
+    }
+}
+
+/// The client role: mounts and serves until SIGTERM, SIGINT or SIGQUIT, then unmounts.
+pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
+    let client = Client::new(config)?;
+    let mounting = mount(client, &config.fuse, Duration::from_secs(24 * 3600));
+    let mounted = tokio::select! {
+        m = mounting => m?,
+        signal = crate::shutdown::wait_for_signal() => {
+            info!(signal = signal.unwrap_or("signal"), "stopped before the mount was made");
+            return Ok(());
+        }
+    };
+    match crate::shutdown::wait_for_signal().await {
+        Ok(signal) => info!(signal, "stopping FUSE client"),
+        Err(e) => warn!(error = %e, "cannot wait for signals; stopping"),
+    }
+    mounted.unmount(Duration::from_secs(20)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_carry_subtype_allow_other_and_read_only() {
+        let mut fuse = FuseConfig {
+            readonly: true,
+            io_threads: 4,
+            fuse_opts: vec![
+                "noatime".into(),
+                "allow_other".into(),
+                "max_write=1048576".into(),
+            ],
+            ..FuseConfig::default()
+        };
+        let c = session_config(&fuse);
+        assert!(c
+            .mount_options
+            .contains(&MountOption::Subtype("curvinefs".into())));
+        assert!(c.mount_options.contains(&MountOption::RO));
+        assert!(c.mount_options.contains(&MountOption::NoAtime));
+        assert!(!c.mount_options.contains(&MountOption::RW));
+        assert_eq!(c.acl, SessionACL::All);
+        assert_eq!(c.n_threads, Some(4));
+        fuse.readonly = false;
+        fuse.io_threads = 0;
+        let c = session_config(&fuse);
+        assert!(c.mount_options.contains(&MountOption::RW));
+        assert_eq!(c.n_threads, Some(1));
+    }
+}

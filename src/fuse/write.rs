@@ -1,0 +1,545 @@
+//! Writes to one file through this mount: one task per file open for writing, fed in the
+//! order the kernel sent the requests, so the FUSE loop never waits on the network.
+//!
+//! - Writes at the end of the file stream straight to workers as new blocks (a new file,
+//!   a truncated one, or an append, which keeps the earlier blocks). Writes a little ahead
+//!   of the end (requests arriving out of order from several FUSE threads, or a seek past
+//!   the end) wait in a small buffer; a gap left at flush becomes a hole.
+//! - Any other write (overwriting a range, writing behind the end) switches the file to a
+//!   local staging copy (an unlinked temporary file), uploaded whole at the next flush.
+//! - `flush`/`fsync`/the last `release` commit: the master records the new blocks and
+//!   length, and other clients see the content.
+
+use crate::client::{Client, FileReader, FileStatus, FileWriter, CHUNK_SIZE};
+use crate::fs_error::FsError;
+use crate::rpc::pb::master as pb;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+/// How far ahead of the end a write may land and still wait for the gap to fill.
+const PARK_WINDOW: u64 = 64 << 20;
+/// Most bytes waiting ahead of the end.
+const PARK_LIMIT: usize = 32 << 20;
+/// An append rewrites the file's last block when it is at most this long, so appending
+/// small pieces does not leave a trail of tiny blocks.
+const MERGE_LIMIT: u64 = 4 << 20;
+
+type Done<T> = oneshot::Sender<Result<T, FsError>>;
+
+enum Request {
+    Write {
+        path: String,
+        offset: u64,
+        data: Bytes,
+        done: Done<u32>,
+    },
+    Read {
+        path: String,
+        offset: u64,
+        size: usize,
+        done: Done<Vec<u8>>,
+    },
+    Flush {
+        path: String,
+        done: Done<()>,
+    },
+    Truncate {
+        path: String,
+        size: u64,
+        done: Done<FileStatus>,
+    },
+    Close {
+        path: String,
+        done: Done<()>,
+    },
+}
+
+/// The write side of a file open for writing in this mount, shared by its handles.
+#[derive(Debug)]
+pub struct FileWrites {
+    tx: mpsc::UnboundedSender<Request>,
+    size: Arc<AtomicU64>,
+    opens: AtomicUsize,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Request::Write { .. } => "write",
+            Request::Read { .. } => "read",
+            Request::Flush { .. } => "flush",
+            Request::Truncate { .. } => "truncate",
+            Request::Close { .. } => "close",
+        })
+    }
+}
+
+impl FileWrites {
+    /// Starts the write task of a file whose committed status is `status`.
+    pub fn start(
+        rt: &tokio::runtime::Handle,
+        client: Client,
+        status: FileStatus,
+        staging: PathBuf,
+    ) -> Arc<FileWrites> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let size = Arc::new(AtomicU64::new(status.size));
+        let task = Task {
+            client,
+            staging,
+            status,
+            mode: Mode::Idle,
+            failed: None,
+            reader: None,
+            size: size.clone(),
+        };
+        rt.spawn(task.serve(rx));
+        Arc::new(FileWrites {
+            tx,
+            size,
+            opens: AtomicUsize::new(1),
+        })
+    }
+
+    /// The file's length as this mount sees it (with data not yet committed).
+    pub fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    /// One more handle writes through this.
+    pub fn opened(&self) {
+        self.opens.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A handle closed; true when it was the last.
+    pub fn released(&self) -> bool {
+        self.opens.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    fn send<T>(
+        &self,
+        make: impl FnOnce(Done<T>) -> Request,
+    ) -> oneshot::Receiver<Result<T, FsError>>
+    where
+        T: Send + 'static,
+    {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(make(done)).is_err() {
+            debug!("write task gone");
+        }
+        rx
+    }
+
+    /// Queues a write.
+    pub fn write(&self, path: String, offset: u64, data: Bytes) -> Pending<u32> {
+        Pending(self.send(|done| Request::Write {
+            path,
+            offset,
+            data,
+            done,
+        }))
+    }
+
+    /// Queues a read that sees this mount's writes.
+    pub fn read(&self, path: String, offset: u64, size: usize) -> Pending<Vec<u8>> {
+        Pending(self.send(|done| Request::Read {
+            path,
+            offset,
+            size,
+            done,
+        }))
+    }
+
+    /// Queues a commit.
+    pub fn flush(&self, path: String) -> Pending<()> {
+        Pending(self.send(|done| Request::Flush { path, done }))
+    }
+
+    /// Queues a truncate (or extend).
+    pub fn truncate(&self, path: String, size: u64) -> Pending<FileStatus> {
+        Pending(self.send(|done| Request::Truncate { path, size, done }))
+    }
+
+    /// Queues the final commit; the task ends after it.
+    pub fn close(&self, path: String) -> Pending<()> {
+        Pending(self.send(|done| Request::Close { path, done }))
+    }
+}
+
+/// The answer to a queued request.
+#[derive(Debug)]
+pub struct Pending<T>(oneshot::Receiver<Result<T, FsError>>);
+
+impl<T> Pending<T> {
+    /// Waits for the answer.
+    pub async fn wait(self) -> Result<T, FsError> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(FsError::Io("the file's write task stopped".into())))
+    }
+}
+
+enum Mode {
+    /// Nothing uncommitted.
+    Idle,
+    /// Appending at the end.
+    Stream(Stream),
+    /// A local copy takes the writes.
+    Staged(Staged),
+}
+
+struct Stream {
+    writer: FileWriter,
+    parked: BTreeMap<u64, Bytes>,
+    parked_bytes: usize,
+}
+
+impl Stream {
+    fn end(&self) -> u64 {
+        let parked_end = self
+            .parked
+            .iter()
+            .next_back()
+            .map_or(0, |(o, d)| o + d.len() as u64);
+        self.writer.len().max(parked_end)
+    }
+
+    /// Whether `offset..offset+len` may wait ahead of the end.
+    fn can_park(&self, offset: u64, len: usize) -> bool {
+        let pos = self.writer.position();
+        let end = offset + len as u64;
+        offset > pos
+            && offset - pos <= PARK_WINDOW
+            && self.parked_bytes + len <= PARK_LIMIT
+            && !self
+                .parked
+                .range(..end)
+                .any(|(o, d)| o + d.len() as u64 > offset)
+    }
+
+    /// Writes the parked pieces that now follow the end.
+    async fn drain(&mut self) -> Result<(), FsError> {
+        while let Some(entry) = self.parked.first_entry() {
+            if *entry.key() != self.writer.position() {
+                break;
+            }
+            let data = entry.remove();
+            self.parked_bytes -= data.len();
+            self.writer.write(&data).await?;
+        }
+        Ok(())
+    }
+
+    /// Commits, leaving holes for gaps before parked pieces.
+    async fn commit(mut self) -> Result<FileStatus, FsError> {
+        while let Some((offset, data)) = self.parked.pop_first() {
+            self.writer.skip_to(offset).await?;
+            self.writer.write(&data).await?;
+        }
+        self.writer.close().await
+    }
+}
+
+struct Staged {
+    file: std::fs::File,
+    len: u64,
+    dirty: bool,
+}
+
+struct Task {
+    client: Client,
+    staging: PathBuf,
+    status: FileStatus,
+    mode: Mode,
+    /// A failure that lost uncommitted data: the next flush reports it.
+    failed: Option<FsError>,
+    reader: Option<FileReader>,
+    size: Arc<AtomicU64>,
+}
+
+impl Task {
+    async fn serve(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
+        while let Some(req) = rx.recv().await {
+            match req {
+                Request::Write {
+                    path,
+                    offset,
+                    data,
+                    done,
+                } => {
+                    let n = data.len() as u32;
+                    let r = self.write(&path, offset, data).await.map(|_| n);
+                    let _ = done.send(r);
+                }
+                Request::Read {
+                    path,
+                    offset,
+                    size,
+                    done,
+                } => {
+                    let _ = done.send(self.read(&path, offset, size).await);
+                }
+                Request::Flush { path, done } => {
+                    let _ = done.send(self.commit(&path).await);
+                }
+                Request::Truncate { path, size, done } => {
+                    let _ = done.send(self.truncate(&path, size).await);
+                }
+                Request::Close { path, done } => {
+                    let _ = done.send(self.commit(&path).await);
+                    return;
+                }
+            }
+            self.publish_size();
+        }
+    }
+
+    fn publish_size(&self) {
+        let size = match &self.mode {
+            Mode::Idle => self.status.size,
+            Mode::Stream(s) => s.end(),
+            Mode::Staged(s) => s.len,
+        };
+        self.size.store(size, Ordering::Release);
+    }
+
+    async fn write(&mut self, path: &str, offset: u64, data: Bytes) -> Result<(), FsError> {
+        if let Mode::Idle = self.mode {
+            let size = self.status.size;
+            if offset >= size && offset - size <= PARK_WINDOW {
+                self.mode = Mode::Stream(self.open_stream(path).await?);
+            } else {
+                self.stage(path).await?;
+            }
+        }
+        if let Mode::Stream(s) = &mut self.mode {
+            if offset == s.writer.position() {
+                let r = match s.writer.write(&data).await {
+                    Ok(()) => s.drain().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
+                    return Err(self.fail(e));
+                }
+                return Ok(());
+            }
+            if s.can_park(offset, data.len()) {
+                s.parked_bytes += data.len();
+                s.parked.insert(offset, data);
+                return Ok(());
+            }
+            self.stage(path).await?;
+        }
+        match &mut self.mode {
+            Mode::Staged(s) => {
+                s.file
+                    .write_all_at(&data, offset)
+                    .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
+                s.len = s.len.max(offset + data.len() as u64);
+                s.dirty = true;
+                Ok(())
+            }
+            _ => Err(FsError::Io(format!("{path}: no write mode"))),
+        }
+    }
+
+    /// Drops uncommitted data after a failure and remembers it for the next flush.
+    fn fail(&mut self, e: FsError) -> FsError {
+        self.mode = Mode::Idle;
+        self.failed = Some(e.clone());
+        e
+    }
+
+    /// A writer appending at the file's end; a short last block is rewritten with it.
+    async fn open_stream(&mut self, path: &str) -> Result<Stream, FsError> {
+        let located = self.client.locate(path).await?;
+        let mut reader = FileReader::new(self.client.clone(), located.clone())?;
+        let status = located.status.unwrap_or_default();
+        let mut kept: Vec<pb::BlockInfo> = located
+            .blocks
+            .iter()
+            .map(|b| pb::BlockInfo {
+                id: b.id,
+                len: b.len,
+                offset: Some(b.offset),
+            })
+            .collect();
+        let mut start = status.size;
+        let mut carry = Vec::new();
+        if let Some(last) = located.blocks.last() {
+            let short = last.len <= MERGE_LIMIT && last.len < self.client.block_size();
+            if short && last.offset + last.len == status.size && last.worker.is_some() {
+                if let Ok(data) = reader.read_at(last.offset, last.len as usize).await {
+                    carry = data;
+                    kept.pop();
+                    start = last.offset;
+                }
+            }
+        }
+        let mut writer = FileWriter::resume(self.client.clone(), status.clone(), kept, start);
+        writer.write(&carry).await?;
+        self.status = status;
+        self.reader = None;
+        Ok(Stream {
+            writer,
+            parked: BTreeMap::new(),
+            parked_bytes: 0,
+        })
+    }
+
+    /// Switches to a local copy of the file (committing a stream first).
+    async fn stage(&mut self, path: &str) -> Result<(), FsError> {
+        if let Mode::Staged(_) = self.mode {
+            return Ok(());
+        }
+        self.commit(path).await?;
+        let file = staging_file(&self.staging)?;
+        let mut reader = self.client.open(path).await?;
+        let mut offset = 0;
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        loop {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            file.write_all_at(&buf[..n], offset)
+                .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
+            offset += n as u64;
+        }
+        self.status = reader.status().clone();
+        self.mode = Mode::Staged(Staged {
+            file,
+            len: offset,
+            dirty: false,
+        });
+        Ok(())
+    }
+
+    /// Records everything written so far with the master.
+    async fn commit(&mut self, path: &str) -> Result<(), FsError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        match std::mem::replace(&mut self.mode, Mode::Idle) {
+            Mode::Idle => Ok(()),
+            Mode::Stream(s) => match s.commit().await {
+                Ok(status) => {
+                    self.status = status;
+                    self.reader = None;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            Mode::Staged(mut s) => {
+                if s.dirty {
+                    match self.upload(path, &s).await {
+                        Ok(status) => {
+                            self.status = status;
+                            s.dirty = false;
+                        }
+                        Err(e) => {
+                            self.mode = Mode::Staged(s);
+                            return Err(e);
+                        }
+                    }
+                }
+                self.mode = Mode::Staged(s);
+                Ok(())
+            }
+        }
+    }
+
+    /// Rewrites the file from the staging copy.
+    async fn upload(&mut self, path: &str, staged: &Staged) -> Result<FileStatus, FsError> {
+        let status = self.client.stat(path).await?;
+        let mut writer = FileWriter::resume(self.client.clone(), status, Vec::new(), 0);
+        let mut buf = vec![0u8; CHUNK_SIZE];
+        let mut offset = 0;
+        while offset < staged.len {
+            let n = ((staged.len - offset) as usize).min(CHUNK_SIZE);
+            staged
+                .file
+                .read_exact_at(&mut buf[..n], offset)
+                .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
+            writer.write(&buf[..n]).await?;
+            offset += n as u64;
+        }
+        self.reader = None;
+        writer.close().await
+    }
+
+    async fn read(&mut self, path: &str, offset: u64, size: usize) -> Result<Vec<u8>, FsError> {
+        if let Mode::Stream(_) = self.mode {
+            self.commit(path).await?;
+        }
+        if let Mode::Staged(s) = &self.mode {
+            let end = (offset + size as u64).min(s.len);
+            let mut buf = vec![0u8; end.saturating_sub(offset) as usize];
+            s.file
+                .read_exact_at(&mut buf, offset)
+                .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
+            return Ok(buf);
+        }
+        if self.reader.is_none() {
+            self.reader = Some(self.client.open(path).await?);
+        }
+        match &mut self.reader {
+            Some(r) => r.read_at(offset, size).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn truncate(&mut self, path: &str, size: u64) -> Result<FileStatus, FsError> {
+        if let Mode::Stream(_) = self.mode {
+            self.commit(path).await?;
+        }
+        if let Mode::Staged(s) = &mut self.mode {
+            s.file
+                .set_len(size)
+                .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
+            s.len = size;
+            s.dirty = true;
+            let mut status = self.status.clone();
+            status.size = size;
+            return Ok(status);
+        }
+        let status = self
+            .client
+            .set_attr(pb::SetAttrRequest {
+                path: path.to_string(),
+                size: Some(size),
+                ..Default::default()
+            })
+            .await?;
+        self.status = status.clone();
+        self.reader = None;
+        Ok(status)
+    }
+}
+
+/// A new, already unlinked file in the staging directory: its space goes back when it is
+/// closed, even after a crash.
+fn staging_file(dir: &std::path::Path) -> Result<std::fs::File, FsError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| FsError::Io(format!("staging directory {}: {e}", dir.display())))?;
+    let name = dir.join(format!(
+        "stage-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&name)
+        .map_err(|e| FsError::Io(format!("staging file {}: {e}", name.display())))?;
+    let _ = std::fs::remove_file(&name);
+    Ok(file)
+}
