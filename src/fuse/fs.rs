@@ -71,6 +71,10 @@ pub struct Shared {
     dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     /// Files open for writing, by inode.
     writes: Mutex<HashMap<u64, Arc<FileWrites>>>,
+    /// The size each inode had when its attributes last went to the kernel.
+    told_sizes: Mutex<HashMap<u64, u64>>,
+    /// Tells the kernel to drop cached attributes.
+    notifier: std::sync::OnceLock<fuser::Notifier>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -85,7 +89,29 @@ impl Shared {
     fn attr(&self, status: &FileStatus) -> FileAttr {
         let ino = self.inodes.ino(status.id);
         let size = self.writes_of(ino).map(|w| w.size());
-        file_attr(ino, status, size)
+        let attr = file_attr(ino, status, size);
+        lock(&self.told_sizes).insert(ino, attr.size);
+        attr
+    }
+
+    /// The kernel can talk back through this once the session exists.
+    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// Close-to-open consistency: when a file changed size since the kernel last saw its
+    /// attributes (another client wrote it), the kernel drops its cached attributes, so
+    /// reads see the new length at once instead of after `attr_timeout`.
+    fn revalidate(&self, ino: u64, size: u64) {
+        let told = lock(&self.told_sizes).get(&ino).copied();
+        if told.is_some_and(|t| t != size) && self.writes_of(ino).is_none() {
+            if let Some(n) = self.notifier.get() {
+                if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
+                    debug!(ino, error = %e, "attribute invalidation refused");
+                }
+            }
+            lock(&self.told_sizes).insert(ino, size);
+        }
     }
 
     fn new_fh(&self) -> u64 {
@@ -142,6 +168,8 @@ impl CurvineFs {
                 files: Mutex::new(HashMap::new()),
                 dirs: Mutex::new(HashMap::new()),
                 writes: Mutex::new(HashMap::new()),
+                told_sizes: Mutex::new(HashMap::new()),
+                notifier: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -263,6 +291,9 @@ impl Filesystem for CurvineFs {
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
         self.shared.inodes.forget(ino.0, nlookup);
+        if self.shared.inodes.path(ino.0).is_none() {
+            lock(&self.shared.told_sizes).remove(&ino.0);
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -505,6 +536,7 @@ impl Filesystem for CurvineFs {
                 Err(e) => return reply.error(errno(&e)),
             };
             let status = located.status.clone().unwrap_or_default();
+            s.revalidate(ino.0, status.size);
             let reader = if mode != OpenAccMode::O_WRONLY {
                 match FileReader::new(s.client.clone(), located) {
                     Ok(r) => Some(HandleReader::start(&s.rt, r)),

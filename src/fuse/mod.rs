@@ -47,7 +47,8 @@ pub enum FuseError {
 pub struct Mounted {
     path: PathBuf,
     shared: Arc<Shared>,
-    unmounter: fuser::SessionUnmounter,
+    /// Set when fusermount3 made the mount and must undo it.
+    unmounter: Option<fuser::SessionUnmounter>,
     session: std::thread::JoinHandle<std::io::Result<()>>,
 }
 
@@ -57,7 +58,34 @@ impl std::fmt::Debug for Mounted {
     }
 }
 
-/// The mount options of `[fuse]`: kernel options plus fuser's session settings.
+/// The kernel mount options of `fuse.fuse_opts`. libfuse-only options (whose effect the
+/// client has its own keys for) and the ones always set are dropped with a warning.
+pub fn kernel_options(fuse: &FuseConfig) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for raw in &fuse.fuse_opts {
+        let opt = raw.trim().trim_start_matches("-o").trim();
+        let known = matches!(
+            opt,
+            "ro" | "rw" | "noatime" | "atime" | "noexec" | "exec" | "sync" | "async" | "dirsync"
+        ) || opt.starts_with("max_read=");
+        if known {
+            if !out.iter().any(|o| o == opt) {
+                out.push(opt.to_string());
+            }
+        } else if !opt.is_empty() && opt != "allow_other" && opt != "default_permissions" {
+            warn!(option = %raw, "fuse option handled by the client's own keys or not applicable; ignored");
+        }
+    }
+    out
+}
+
+/// Whether the mount is read-only: `fuse.readonly`, or `ro` among `fuse.fuse_opts`.
+pub fn is_readonly(fuse: &FuseConfig) -> bool {
+    fuse.readonly || kernel_options(fuse).iter().any(|o| o == "ro")
+}
+
+/// fuser's session settings: threads reading requests, and the mount options used when
+/// mounting through fusermount3 (without CAP_SYS_ADMIN).
 pub fn session_config(fuse: &FuseConfig) -> Config {
     let mut options = vec![
         MountOption::FSName("curvine".into()),
@@ -65,19 +93,23 @@ pub fn session_config(fuse: &FuseConfig) -> Config {
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
+        if is_readonly(fuse) {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
     ];
-    options.push(if fuse.readonly {
-        MountOption::RO
-    } else {
-        MountOption::RW
-    });
-    for opt in &fuse.fuse_opts {
-        match mount_option(opt) {
-            Some(o) if !options.contains(&o) => options.push(o),
-            Some(_) => {}
-            None => {
-                warn!(option = %opt, "fuse option handled by the client or not applicable; ignored")
-            }
+    for opt in kernel_options(fuse) {
+        let o = match opt.as_str() {
+            "noatime" => MountOption::NoAtime,
+            "noexec" => MountOption::NoExec,
+            "sync" => MountOption::Sync,
+            "dirsync" => MountOption::DirSync,
+            "ro" | "rw" | "atime" | "exec" | "async" => continue,
+            other => MountOption::CUSTOM(other.to_string()),
+        };
+        if !options.contains(&o) {
+            options.push(o);
         }
     }
     let mut config = Config::default();
@@ -89,42 +121,13 @@ pub fn session_config(fuse: &FuseConfig) -> Config {
     config
 }
 
-/// A `fuse.fuse_opts` entry as a kernel mount option; `None` for libfuse-only options
-/// (whose effect the client has its own keys for) and the ones set anyway.
-fn mount_option(opt: &str) -> Option<MountOption> {
-    let opt = opt.trim().trim_start_matches('-').trim_start_matches("o ");
-    Some(match opt {
-        ""
-        | "allow_other"
-        | "allow_root"
-        | "direct_io"
-        | "kernel_cache"
-        | "auto_cache"
-        | "big_writes"
-        | "nonempty"
-        | "default_permissions" => return None,
-        "ro" => MountOption::RO,
-        "rw" => MountOption::RW,
-        "noatime" => MountOption::NoAtime,
-        "atime" => MountOption::Atime,
-        "noexec" => MountOption::NoExec,
-        "exec" => MountOption::Exec,
-        "sync" => MountOption::Sync,
-        "async" => MountOption::Async,
-        "dirsync" => MountOption::DirSync,
-        o if o.starts_with("max_read=") => MountOption::CUSTOM(o.into()),
-        o if o.contains('=') => return None,
-        o => MountOption::CUSTOM(o.into()),
-    })
-}
-
 /// The kernel caches and modes of `[fuse]`.
 pub fn fs_options(fuse: &FuseConfig) -> FsOptions {
     FsOptions {
         attr_ttl: Duration::from_millis(fuse.attr_timeout_ms),
         entry_ttl: Duration::from_millis(fuse.entry_timeout_ms),
         negative_ttl: Duration::from_millis(fuse.negative_timeout_ms),
-        readonly: fuse.readonly,
+        readonly: is_readonly(fuse),
         direct_io: fuse.direct_io,
         write_back_cache: fuse.write_back_cache,
         staging: std::env::temp_dir().join(format!("curvine-fuse-staging-{}", std::process::id())),
@@ -134,7 +137,8 @@ pub fn fs_options(fuse: &FuseConfig) -> FsOptions {
 /// The mounted directory of the cluster: created when missing (the cluster may still be
 /// starting: retried, with the wait logged, until `deadline` or a signal).
 async fn mount_root(client: &Client, fs_path: &str, deadline: Instant) -> Result<u64, FuseError> {
-    let mut logged = Instant::now() - Duration::from_secs(60);
+    info!(fs_path, "looking up the mounted directory on the masters");
+    let mut logged = Instant::now();
     loop {
         let result = match client.stat(fs_path).await {
             Err(FsError::NotFound(_)) => client.mkdir(fs_path, true).await,
@@ -194,13 +198,29 @@ pub async fn mount(
     );
     let shared = fs.shared();
     let config = session_config(fuse);
+    let kernel = mount_table::FuseMount {
+        source: "curvine".into(),
+        subtype: SUBTYPE.into(),
+        readonly: is_readonly(fuse),
+        options: kernel_options(fuse),
+    };
     let target = path.clone();
-    let mut session =
-        tokio::task::spawn_blocking(move || fuser::Session::new(fs, &target, &config))
-            .await
-            .map_err(|e| fail(e.to_string()))?
-            .map_err(|e| fail(mount_hint(&e)))?;
-    let unmounter = session.unmount_callable();
+    let started = tokio::task::spawn_blocking(move || {
+        match mount_table::mount_fuse(&target, &kernel) {
+            Ok(fd) => fuser::Session::from_fd(fs, fd, SessionACL::All, config).map(|s| (s, None)),
+            // Without CAP_SYS_ADMIN: through fusermount3, which fuser runs.
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                let mut session = fuser::Session::new(fs, &target, &config)?;
+                let unmounter = session.unmount_callable();
+                Ok((session, Some(unmounter)))
+            }
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    let (session, unmounter) = started.map_err(|e| fail(mount_hint(&e)))?;
+    shared.set_notifier(session.notifier());
     let thread = std::thread::Builder::new()
         .name("fuse-session".into())
         .spawn(move || session.run())
@@ -209,7 +229,7 @@ pub async fn mount(
         path = %path.display(),
         fs_path,
         threads = fuse.io_threads.clamp(1, 64),
-        readonly = fuse.readonly,
+        readonly = is_readonly(fuse),
         "mounted"
     );
     Ok(Mounted {
@@ -251,12 +271,20 @@ impl Mounted {
         }
         let path = self.path.clone();
         let result = tokio::task::spawn_blocking(move || {
-            if self.unmounter.unmount().is_err() {
-                // Busy (open files): detach now; the kernel drops it when they close.
-                let outcome = mount_table::unmount(&path)?;
-                info!(path = %path.display(), ?outcome, "unmounted");
-            } else {
-                info!(path = %path.display(), "unmounted");
+            let ours = mount_table::mounts_at(&path)?.pop();
+            let done = match self.unmounter.as_mut().map(|u| u.unmount()) {
+                Some(Ok(())) => mount_table::Unmounted::Unmounted,
+                // Ours, or busy through fusermount3: lazy when files are still open; the
+                // kernel drops the mount when they close.
+                _ => mount_table::unmount(&path)?,
+            };
+            info!(path = %path.display(), outcome = ?done, "unmounted");
+            if done == mount_table::Unmounted::Detached {
+                if let Some(entry) = ours.filter(|m| m.fs_type.starts_with("fuse")) {
+                    if mount_table::abort_connection(&entry) {
+                        info!(device = %entry.device, "aborted the FUSE connection held by open files");
+                    }
+                }
             }
             Ok::<_, std::io::Error>(self.session)
         })

@@ -14,6 +14,8 @@ pub struct MountEntry {
     pub fs_type: String,
     /// Mount source, e.g. `curvine`.
     pub source: String,
+    /// Device `major:minor`; for FUSE the minor names the connection in fusectl.
+    pub device: String,
 }
 
 /// What is at a mount target.
@@ -34,7 +36,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
     text.lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;
-            let mount_point = left.split(' ').nth(4)?;
+            let fields: Vec<&str> = left.split(' ').collect();
+            let (device, mount_point) = (fields.get(2)?, fields.get(4)?);
             let mut right = right.split(' ');
             let fs_type = right.next()?;
             let source = right.next().unwrap_or("");
@@ -42,6 +45,7 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
                 mount_point: PathBuf::from(unescape(mount_point)),
                 fs_type: fs_type.to_string(),
                 source: unescape(source),
+                device: device.to_string(),
             })
         })
         .collect()
@@ -174,6 +178,88 @@ pub fn unmount(path: &Path) -> io::Result<Unmounted> {
     Ok(outcome)
 }
 
+/// What [`mount_fuse`] mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FuseMount {
+    /// Shown as the mount's source (`df`).
+    pub source: String,
+    /// The subtype: the file system type is `fuse.<subtype>`.
+    pub subtype: String,
+    /// Read-only.
+    pub readonly: bool,
+    /// Other kernel options (`noatime`, `max_read=...`), comma-free each.
+    pub options: Vec<String>,
+}
+
+/// Opens /dev/fuse and mounts it at `path` with mount(2) (needs CAP_SYS_ADMIN); returns
+/// the FUSE connection to serve. `allow_other` and `default_permissions` are always set.
+pub fn mount_fuse(path: &Path, m: &FuseMount) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")?;
+    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+    let mut data = vec![
+        format!("fd={}", dev.as_raw_fd()),
+        "rootmode=40000".to_string(),
+        // SAFETY: getuid/getgid cannot fail.
+        format!("user_id={}", unsafe { libc::getuid() }),
+        format!("group_id={}", unsafe { libc::getgid() }),
+        "allow_other".to_string(),
+        "default_permissions".to_string(),
+    ];
+    if m.readonly {
+        flags |= libc::MS_RDONLY;
+    }
+    for o in &m.options {
+        match o.as_str() {
+            "noatime" => flags |= libc::MS_NOATIME,
+            "noexec" => flags |= libc::MS_NOEXEC,
+            "sync" => flags |= libc::MS_SYNCHRONOUS,
+            "dirsync" => flags |= libc::MS_DIRSYNC,
+            "ro" => flags |= libc::MS_RDONLY,
+            "rw" | "atime" | "exec" | "async" => {}
+            other => data.push(other.to_string()),
+        }
+    }
+    let cstr = |b: &[u8]| {
+        std::ffi::CString::new(b)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in mount argument"))
+    };
+    let target = cstr(path.as_os_str().as_bytes())?;
+    let source = cstr(m.source.as_bytes())?;
+    let fstype = cstr(format!("fuse.{}", m.subtype).as_bytes())?;
+    let data = cstr(data.join(",").as_bytes())?;
+    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            flags,
+            data.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(OwnedFd::from(dev))
+}
+
+/// Aborts the FUSE connection of a (detached) mount through fusectl, so processes still
+/// holding files get errors at once instead of hanging; false when fusectl is not mounted.
+pub fn abort_connection(entry: &MountEntry) -> bool {
+    let Some((_, minor)) = entry.device.split_once(':') else {
+        return false;
+    };
+    let file = Path::new("/sys/fs/fuse/connections")
+        .join(minor)
+        .join("abort");
+    std::fs::write(file, "1").is_ok()
+}
+
 /// Lazy unmount: detaches now, frees the mount when no longer busy.
 pub fn detach(path: &Path) -> io::Result<()> {
     match umount2(path, libc::MNT_DETACH) {
@@ -232,6 +318,7 @@ mod tests {
         assert_eq!(m[1].mount_point, PathBuf::from("/mnt/with space"));
         assert_eq!(m[1].fs_type, "fuse.curvinefs");
         assert_eq!(m[1].source, "curvine");
+        assert_eq!(m[1].device, "0:52");
         assert_eq!(
             m[2].mount_point,
             PathBuf::from("/runtime-mnt/thin/default/ds/thin-fuse")

@@ -189,7 +189,7 @@ enum Mode {
     /// Nothing uncommitted.
     Idle,
     /// Appending at the end.
-    Stream(Stream),
+    Stream(Box<Stream>),
     /// A local copy takes the writes.
     Staged(Staged),
 }
@@ -313,7 +313,7 @@ impl Task {
         if let Mode::Idle = self.mode {
             let size = self.status.size;
             if offset >= size && offset - size <= PARK_WINDOW {
-                self.mode = Mode::Stream(self.open_stream(path).await?);
+                self.mode = Mode::Stream(Box::new(self.open_stream(path).await?));
             } else {
                 self.stage(path).await?;
             }

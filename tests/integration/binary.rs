@@ -1,23 +1,29 @@
 //! The binary's behaviour around the renderer: writing the file, the base file, `--conf`,
-//! `detect`, and the roles that are not built yet.
+//! and `detect`.
 
 use crate::harness::*;
 
 #[test]
 fn running_a_role_writes_the_rendered_file_first() {
-    // The FUSE client role arrives with the FUSE issue; until then it stops after writing.
+    // The client waits for masters that do not exist here; SIGTERM stops it cleanly.
     let pod = Pod::new("cache", "c01-emptydir-1m1w", ".client");
     let rendered = pod.run(&["render"]).stdout;
-    let out = pod.run(&["client", "start"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("role client is not available yet"),
-        "{stderr}"
-    );
+    let log = pod.config_file().with_file_name("client.log");
+    std::fs::create_dir_all(log.parent().expect("parent")).expect("mkdir");
+    let mut child = pod.spawn(&["client", "start"], &log);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("looking up the mounted directory")
+    {
+        assert!(std::time::Instant::now() < deadline, "no wait logged");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = crate::cli_cluster::terminate(&mut child);
+    let stdout = std::fs::read_to_string(&log).expect("log");
+    assert!(status.success(), "exit {status}: {stdout}");
     let written = std::fs::read(pod.config_file()).expect("config written");
     assert_eq!(written, rendered, "the file is what render prints");
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("detected mode") && stdout.contains("mode=cache-runtime"),
         "{stdout}"

@@ -164,13 +164,13 @@ async fn health_metrics_and_overview_endpoints() {
 }
 
 /// The web ports of a loopback cluster config (master, worker).
-struct Ports {
+pub(crate) struct Ports {
     mweb: u16,
     wweb: u16,
 }
 
 /// Writes a single-node loopback config on free ports with data under `data`.
-fn loopback_conf(conf: &std::path::Path, data: &std::path::Path) -> Ports {
+pub(crate) fn loopback_conf(conf: &std::path::Path, data: &std::path::Path) -> Ports {
     let (rpc, journal, mweb, wrpc, wweb) = (
         free_port(),
         free_port(),
@@ -194,7 +194,7 @@ fn loopback_conf(conf: &std::path::Path, data: &std::path::Path) -> Ports {
     Ports { mweb, wweb }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -265,7 +265,7 @@ fn stdout_of(child: &mut std::process::Child) -> String {
 }
 
 /// Sends SIGTERM to a child we started and returns its exit status (bounded wait).
-fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

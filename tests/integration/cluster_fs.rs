@@ -26,7 +26,7 @@ async fn random_ranged_reads_match() {
     let client = cluster.client();
     let data = pattern((13 << 20) + 12345, 2);
     client.write_file("/r.bin", &data).await.unwrap();
-    let reader = client.open("/r.bin").await.unwrap();
+    let mut reader = client.open("/r.bin").await.unwrap();
     let mut x: u64 = 42;
     for _ in 0..200 {
         x = x

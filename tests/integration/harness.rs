@@ -71,6 +71,20 @@ impl Pod {
         run_binary(args, &self.env)
     }
 
+    /// Starts the binary with exactly this environment, stdout and stderr to `log`.
+    pub fn spawn(&self, args: &[&str], log: &Path) -> std::process::Child {
+        let out = std::fs::File::create(log).expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_curvine-fluid"))
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("run curvine-fluid")
+    }
+
     /// Runs `render` and parses stdout, failing the test on a non-zero exit.
     pub fn render(&self) -> toml_edit::DocumentMut {
         let out = self.run(&["render"]);

@@ -7,5 +7,6 @@ mod cluster;
 mod cluster_fs;
 mod cluster_ha;
 mod fixtures;
+mod fuse_mount;
 mod harness;
 mod render_props;
