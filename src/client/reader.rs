@@ -3,7 +3,7 @@
 //! fetches any range. Gaps between blocks read as zeros; a block whose only copy is on a
 //! lost worker or was evicted is an error, never zeros.
 
-use super::{Client, FileStatus};
+use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::{DataChunk, ReadBlockRequest};
@@ -109,6 +109,34 @@ impl FileReader {
             .map_err(|s| from_status(&s))
     }
 
+    /// One range of at most [`CHUNK_SIZE`] bytes of a block, in one request.
+    async fn read_range(
+        client: &Client,
+        block: &pb::LocatedBlock,
+        offset_in_block: u64,
+        len: usize,
+    ) -> Result<Bytes, FsError> {
+        let worker = block
+            .worker
+            .as_ref()
+            .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
+        let mut client = client.worker(worker)?;
+        let req = ReadBlockRequest {
+            block_id: block.id,
+            offset: offset_in_block,
+            length: len as u64,
+        };
+        let data = client
+            .read_range(req)
+            .await
+            .map(|r| r.into_inner().data)
+            .map_err(|s| from_status(&s))?;
+        if data.len() != len {
+            return Err(FsError::Io(format!("block {} ended early", block.id)));
+        }
+        Ok(data)
+    }
+
     /// Reads from the current position; returns 0 at the end of the file.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, FsError> {
         if self.pos >= self.status.size || buf.is_empty() {
@@ -174,10 +202,17 @@ impl FileReader {
                 Ok(i) => {
                     let block = &self.blocks[i];
                     let stop = (block.offset + block.len).min(end);
+                    let want = (stop - pos) as usize;
+                    if want <= CHUNK_SIZE {
+                        let data =
+                            Self::read_range(&self.client, block, pos - block.offset, want).await?;
+                        out.extend_from_slice(&data);
+                        pos = stop;
+                        continue;
+                    }
                     let mut stream =
                         Self::open_stream(&self.client, block, pos - block.offset, stop - pos)
                             .await?;
-                    let want = (stop - pos) as usize;
                     let start = out.len();
                     while out.len() - start < want {
                         match stream.message().await.map_err(|s| from_status(&s))? {
@@ -188,6 +223,14 @@ impl FileReader {
                         }
                     }
                     out.truncate(start + want);
+                    // Read the stream to its end (its status): a stream dropped early is
+                    // reset, and a connection with too many resets is closed by HTTP/2.
+                    while stream
+                        .message()
+                        .await
+                        .map_err(|s| from_status(&s))?
+                        .is_some()
+                    {}
                     pos = stop;
                 }
             }

@@ -582,14 +582,14 @@ impl Filesystem for CurvineFs {
         let Some(reader) = handle.and_then(|h| h.reader.clone()) else {
             return reply.error(Errno::EBADF);
         };
-        let answer = reader.read(offset, size);
-        self.spawn(|_| async move {
-            match answer.await {
-                Ok(Ok(data)) => reply.data(&data),
-                Ok(Err(e)) => reply.error(errno(&e)),
-                Err(_) => reply.error(Errno::EIO),
-            }
-        });
+        reader.read(
+            offset,
+            size,
+            Box::new(move |result: super::read::ReadResult| match result {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno(&e)),
+            }),
+        );
     }
 
     fn write(
@@ -820,6 +820,36 @@ impl Filesystem for CurvineFs {
                 Err(e) => reply.error(errno(&e)),
             }
         });
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        // No extended attributes: ENOSYS makes the kernel stop asking.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        // Space is taken when blocks are written; programs fall back to plain writes.
+        reply.error(Errno::ENOSYS);
     }
 
     fn create(

