@@ -50,7 +50,20 @@ pub struct FsOptions {
 #[derive(Debug)]
 struct Handle {
     reader: Option<HandleReader>,
-    writes: Option<Arc<FileWrites>>,
+    /// For a handle open for writing: the file's status at open, until the first write
+    /// starts the file's write task (a create that writes nothing never starts one).
+    write_from: Option<FileStatus>,
+    writes: std::sync::OnceLock<Arc<FileWrites>>,
+}
+
+impl Handle {
+    fn new(reader: Option<HandleReader>, write_from: Option<FileStatus>) -> Handle {
+        Handle {
+            reader,
+            write_from,
+            writes: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// One open directory: its listing, fetched at the first read.
@@ -545,9 +558,9 @@ impl Filesystem for CurvineFs {
             } else {
                 None
             };
-            let writes = writing.then(|| s.start_writes(ino.0, status));
             let fh = s.new_fh();
-            lock(&s.files).insert(fh, Arc::new(Handle { reader, writes }));
+            let handle = Handle::new(reader, writing.then_some(status));
+            lock(&s.files).insert(fh, Arc::new(handle));
             reply.opened(FileHandle(fh), fopen);
         });
     }
@@ -605,21 +618,30 @@ impl Filesystem for CurvineFs {
         reply: ReplyWrite,
     ) {
         let handle = lock(&self.shared.files).get(&fh.0).cloned();
-        let Some(writes) = handle.and_then(|h| h.writes.clone()) else {
+        let Some(handle) = handle else {
             return reply.error(Errno::EBADF);
         };
+        let Some(status) = &handle.write_from else {
+            return reply.error(Errno::EBADF);
+        };
+        let writes = handle
+            .writes
+            .get_or_init(|| self.shared.start_writes(ino.0, status.clone()))
+            .clone();
         let path = match self.path(ino) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
         // Queued here, on the FUSE thread, so writes keep the kernel's order.
-        let pending = writes.write(path, offset, Bytes::copy_from_slice(data));
-        self.spawn(|_| async move {
-            match pending.wait().await {
+        writes.write(
+            path,
+            offset,
+            Bytes::copy_from_slice(data),
+            Box::new(move |result: Result<u32, FsError>| match result {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno(&e)),
-            }
-        });
+            }),
+        );
     }
 
     fn flush(
@@ -644,7 +666,7 @@ impl Filesystem for CurvineFs {
         reply: ReplyEmpty,
     ) {
         let handle = lock(&self.shared.files).remove(&fh.0);
-        let Some(writes) = handle.and_then(|h| h.writes.clone()) else {
+        let Some(writes) = handle.and_then(|h| h.writes.get().cloned()) else {
             return reply.ok();
         };
         if !writes.released() {
@@ -882,7 +904,6 @@ impl Filesystem for CurvineFs {
                 },
                 Err(e) => return reply.error(errno(&e)),
             };
-            let ino = s.inodes.ino(status.id);
             let reader = (acc != OpenAccMode::O_WRONLY).then(|| {
                 let located = pb::FileBlocks {
                     status: Some(status.clone()),
@@ -894,9 +915,9 @@ impl Filesystem for CurvineFs {
                 Ok(r) => r,
                 Err(e) => return reply.error(errno(&e)),
             };
-            let writes = Some(s.start_writes(ino, status.clone()));
             let fh = s.new_fh();
-            lock(&s.files).insert(fh, Arc::new(Handle { reader, writes }));
+            let handle = Handle::new(reader, Some(status.clone()));
+            lock(&s.files).insert(fh, Arc::new(handle));
             let attr = s.attr(&status);
             s.inodes.remember(parent.0, &name, attr.ino.0);
             reply.created(

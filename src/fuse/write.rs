@@ -30,7 +30,8 @@ const PARK_LIMIT: usize = 32 << 20;
 /// small pieces does not leave a trail of tiny blocks.
 const MERGE_LIMIT: u64 = 4 << 20;
 
-type Done<T> = oneshot::Sender<Result<T, FsError>>;
+/// Where a request's answer goes (for writes: straight back to the kernel).
+pub type Done<T> = Box<dyn FnOnce(Result<T, FsError>) + Send>;
 
 enum Request {
     Write {
@@ -77,6 +78,18 @@ impl std::fmt::Debug for Request {
             Request::Truncate { .. } => "truncate",
             Request::Close { .. } => "close",
         })
+    }
+}
+
+impl Request {
+    /// Answers the request with an error (its task is gone).
+    fn fail(self, e: FsError) {
+        match self {
+            Request::Write { done, .. } => done(Err(e)),
+            Request::Read { done, .. } => done(Err(e)),
+            Request::Flush { done, .. } | Request::Close { done, .. } => done(Err(e)),
+            Request::Truncate { done, .. } => done(Err(e)),
+        }
     }
 }
 
@@ -129,21 +142,29 @@ impl FileWrites {
     where
         T: Send + 'static,
     {
-        let (done, rx) = oneshot::channel();
-        if self.tx.send(make(done)).is_err() {
-            debug!("write task gone");
-        }
+        let (tx, rx) = oneshot::channel();
+        self.send_then(make, Box::new(move |r| drop(tx.send(r))));
         rx
     }
 
-    /// Queues a write.
-    pub fn write(&self, path: String, offset: u64, data: Bytes) -> Pending<u32> {
-        Pending(self.send(|done| Request::Write {
-            path,
-            offset,
-            data,
+    fn send_then<T>(&self, make: impl FnOnce(Done<T>) -> Request, done: Done<T>) {
+        if let Err(e) = self.tx.send(make(done)) {
+            debug!("write task gone");
+            e.0.fail(FsError::Io("the file's write task stopped".into()));
+        }
+    }
+
+    /// Queues a write; `done` gets the answer.
+    pub fn write(&self, path: String, offset: u64, data: Bytes, done: Done<u32>) {
+        self.send_then(
+            |done| Request::Write {
+                path,
+                offset,
+                data,
+                done,
+            },
             done,
-        }))
+        )
     }
 
     /// Queues a read that sees this mount's writes.
@@ -275,7 +296,7 @@ impl Task {
                 } => {
                     let n = data.len() as u32;
                     let r = self.write(&path, offset, data).await.map(|_| n);
-                    let _ = done.send(r);
+                    done(r);
                 }
                 Request::Read {
                     path,
@@ -283,16 +304,16 @@ impl Task {
                     size,
                     done,
                 } => {
-                    let _ = done.send(self.read(&path, offset, size).await);
+                    done(self.read(&path, offset, size).await);
                 }
                 Request::Flush { path, done } => {
-                    let _ = done.send(self.commit(&path).await);
+                    done(self.commit(&path).await);
                 }
                 Request::Truncate { path, size, done } => {
-                    let _ = done.send(self.truncate(&path, size).await);
+                    done(self.truncate(&path, size).await);
                 }
                 Request::Close { path, done } => {
-                    let _ = done.send(self.commit(&path).await);
+                    done(self.commit(&path).await);
                     return;
                 }
             }

@@ -6,9 +6,11 @@
 //! - [`log_store`], [`state_machine`]: Raft storage on sled.
 //! - [`network`]: Raft between masters over gRPC.
 //! - [`service`]: the client and worker API.
+//! - [`lease`]: read leases (linearizable reads without a Raft round).
 //! - [`workers`]: live workers as the leader sees them.
 //! - [`server`]: start, serve, stop.
 
+pub mod lease;
 pub mod log_store;
 pub mod namespace;
 pub mod network;

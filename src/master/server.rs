@@ -212,6 +212,8 @@ impl Master {
             rpc_metrics: RpcMetrics::new(&registry, "curvine_master"),
             registry,
             batcher: super::service::Batcher::start(raft.clone()),
+            // Half the shortest election timeout (400 ms): no other leader exists yet.
+            lease: super::lease::ReadLease::start(&raft, node_id, Duration::from_millis(200)),
         });
 
         let (trigger, shutdown) = shutdown::channel();

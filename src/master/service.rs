@@ -66,6 +66,8 @@ pub struct MasterState {
     pub registry: prometheus::Registry,
     /// Coalesces concurrent writes into shared log entries.
     pub batcher: Batcher,
+    /// Lets the leader serve reads without a Raft round.
+    pub lease: Arc<super::lease::ReadLease>,
 }
 
 /// A write waiting for its batch.
@@ -193,6 +195,9 @@ impl MasterState {
 
     /// Waits until this master may serve a linearizable read.
     pub async fn linearizable(&self) -> Result<(), FsError> {
+        if self.lease.holds(&self.raft) {
+            return Ok(());
+        }
         match self.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(not_leader(f)),

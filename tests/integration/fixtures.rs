@@ -365,8 +365,7 @@ fn t04_secret_endpoints_are_read_from_the_file_and_never_logged() {
     assert_eq!(hosts, vec!["sec-master-0.example", "sec-master-1.example"]);
 
     // Running the role writes the file and logs the config with the secret masked.
-    let out = pod.run(&[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (_, stdout) = pod.run_client(&[]);
     assert!(stdout.contains("<redacted>"), "{stdout}");
     assert!(
         !stdout.contains("sec-master-0.example"),

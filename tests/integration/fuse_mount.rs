@@ -443,7 +443,27 @@ fn another_client_sees_closed_files_and_a_read_only_mount_refuses_writes() {
     assert!(mounts
         .lines()
         .any(|l| l.contains("mnt-ro") && l.contains(" ro,")));
-    drop((ro, b, a));
+
+    // A mount of a sub-directory (fuse.fs_path, as a ThinRuntime dataset path gives): its
+    // root is that directory; a missing one is created.
+    let sub = Mounted::client(&conf, &dir.path().join("mnt-sub"), "fs_path = \"/from-b\"");
+    assert_eq!(std::fs::read(sub.path("x")).unwrap(), b"written by b");
+    std::fs::create_dir(sub.path("inner")).unwrap();
+    std::fs::write(sub.path("inner/y"), b"via sub").unwrap();
+    assert_eq!(std::fs::read(a.path("from-b/inner/y")).unwrap(), b"via sub");
+    let names: Vec<String> = std::fs::read_dir(sub.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let fresh = Mounted::client(
+        &conf,
+        &dir.path().join("mnt-new"),
+        "fs_path = \"/made/for/me\"",
+    );
+    assert!(std::fs::read_dir(fresh.path("")).unwrap().next().is_none());
+    assert!(a.path("made/for/me").is_dir());
+    drop((fresh, sub, ro, b, a));
 }
 
 #[test]

@@ -54,6 +54,14 @@ impl Pod {
         Pod { env, home }
     }
 
+    /// A pod with exactly this environment (its scratch directory holds only logs).
+    pub fn with_env(env: Vec<(String, String)>) -> Pod {
+        Pod {
+            env,
+            home: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
     /// Adds or replaces a variable.
     pub fn set(mut self, key: &str, value: &str) -> Pod {
         self.env.retain(|(k, _)| k != key);
@@ -85,6 +93,33 @@ impl Pod {
             .spawn()
             .map(KillOnDrop)
             .expect("run curvine-fluid")
+    }
+
+    /// Runs the FUSE client role until it waits for the (absent) masters, then stops it
+    /// with SIGTERM; returns its exit status and its output.
+    pub fn run_client(&self, args: &[&str]) -> (std::process::ExitStatus, String) {
+        let log = self
+            .home
+            .path()
+            .join(format!("client-{}.log", std::process::id()));
+        let mut child = self.spawn(args, &log);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("looking up the mounted directory") {
+                break;
+            }
+            if let Some(status) = child.0.try_wait().expect("wait") {
+                return (status, text);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "client did not start: {text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let status = crate::cli_cluster::terminate(&mut child.0);
+        (status, std::fs::read_to_string(&log).unwrap_or_default())
     }
 
     /// Runs `render` and parses stdout, failing the test on a non-zero exit.
