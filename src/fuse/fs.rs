@@ -577,8 +577,23 @@ impl Filesystem for CurvineFs {
         reply: ReplyData,
     ) {
         let size = size as usize;
-        // A file with writes in this mount is read through its write task, which sees them.
-        if let Some(w) = self.shared.writes_of(ino.0) {
+        let handle = lock(&self.shared.files).get(&fh.0).cloned();
+        // A file with writes in this mount is read through its write task, which sees
+        // them; so is a write-only handle (the kernel reads pages around partial writes
+        // with the write-back cache).
+        let writes = self.shared.writes_of(ino.0).or_else(|| {
+            let h = handle.as_ref()?;
+            if h.reader.is_some() {
+                return None;
+            }
+            let status = h.write_from.as_ref()?;
+            Some(
+                h.writes
+                    .get_or_init(|| self.shared.start_writes(ino.0, status.clone()))
+                    .clone(),
+            )
+        });
+        if let Some(w) = writes {
             let path = match self.path(ino) {
                 Ok(p) => p,
                 Err(e) => return reply.error(e),
@@ -591,7 +606,6 @@ impl Filesystem for CurvineFs {
                 }
             });
         }
-        let handle = lock(&self.shared.files).get(&fh.0).cloned();
         let Some(reader) = handle.and_then(|h| h.reader.clone()) else {
             return reply.error(Errno::EBADF);
         };

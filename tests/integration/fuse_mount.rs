@@ -289,6 +289,18 @@ fn the_test_pod_script_and_everyday_tools_work() {
 fn appends_overwrites_truncates_and_sparse_files_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let m = Mounted::standalone(dir.path(), |t| t);
+    write_patterns(&m);
+}
+
+#[test]
+fn the_same_with_the_kernel_write_back_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mounted::standalone(dir.path(), |t| t + "\n[fuse]\nwrite_back_cache = true\n");
+    write_patterns(&m);
+}
+
+/// Appends, overwrites, truncates, sparse files and random ranges, checked byte for byte.
+fn write_patterns(m: &Mounted) {
     let p = m.path("f");
 
     // Append in several opens, as a log would.
@@ -346,8 +358,6 @@ fn appends_overwrites_truncates_and_sparse_files_read_back() {
         let end = (off as usize + len).min(big.len());
         assert_eq!(&buf[..n], &big[off as usize..end], "range {off}+{len}");
     }
-    drop(f);
-    drop(m);
 }
 
 #[test]
