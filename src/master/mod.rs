@@ -7,6 +7,7 @@
 //! - [`network`]: Raft between masters over gRPC.
 //! - [`service`]: the client and worker API.
 //! - [`lease`]: read leases (linearizable reads without a Raft round).
+//! - [`peers`]: logging which peer masters are awaited at start-up.
 //! - [`workers`]: live workers as the leader sees them.
 //! - [`server`]: start, serve, stop.
 
@@ -14,6 +15,7 @@ pub mod lease;
 pub mod log_store;
 pub mod namespace;
 pub mod network;
+pub mod peers;
 pub mod server;
 pub mod service;
 pub mod state_machine;

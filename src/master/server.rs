@@ -170,16 +170,18 @@ impl Master {
             .map_err(|e| storage_err(&meta_dir, e))?;
         let ns = state_machine.namespace();
 
+        let snapshot_entries = config.journal.snapshot_entries.max(100);
         let raft_config = openraft::Config {
             cluster_name: config.cluster_id.clone(),
             heartbeat_interval: 100,
             election_timeout_min: 400,
             election_timeout_max: 800,
             install_snapshot_timeout: 10_000,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(
-                config.journal.snapshot_entries.max(100),
-            ),
-            max_in_snapshot_log_to_keep: 1000,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_entries),
+            // Logs behind a snapshot are purged, keeping at most one snapshot interval
+            // (and 1,000) for followers slightly behind; further behind, a follower is
+            // brought up by the snapshot.
+            max_in_snapshot_log_to_keep: snapshot_entries.min(1000),
             ..Default::default()
         }
         .validate()
@@ -258,6 +260,10 @@ impl Master {
         tasks.push((
             "lost-workers",
             spawn_lost_worker_watch(state.clone(), shutdown.clone()),
+        ));
+        tasks.push((
+            "peers",
+            super::peers::spawn_watch(node_id, &members, shutdown.clone()),
         ));
         info!(node_id, rpc = %rpc_addr, journal = %journal_addr, web = %web_addr, peers = members.len(), "master serving");
 

@@ -1,8 +1,10 @@
-//! Three masters: a leader is elected, writes go through any master address, and losing
-//! the leader leaves the cluster serving with every acknowledged file.
+//! High availability: three and five masters elect a leader, writes go through any master
+//! address, losing the leader (even during a stream of creates) loses no acknowledged
+//! write, a stopped follower and one restarted with an empty journal catch up (the latter
+//! by snapshot), and a master cut off from its peers neither writes nor reads.
 
 use crate::cluster::{pattern, wait_for, TestCluster};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_masters_survive_losing_the_leader() {
@@ -48,5 +50,239 @@ async fn three_masters_survive_losing_the_leader() {
     // The old leader comes back as a follower and catches up.
     cluster.restart_master(leader).await;
     cluster.wait_ready().await;
+    cluster.shutdown().await;
+}
+
+/// The index of the leading master, from the cluster report.
+async fn leader_index(cluster: &TestCluster) -> usize {
+    let c = cluster.client();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(r) = c.report().await {
+            if r.leader_id != 0 {
+                return r.leader_id as usize - 1;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader within 15 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until master `i` applied as far as the leader.
+async fn caught_up(cluster: &TestCluster, i: usize) {
+    let leader = leader_index(cluster).await;
+    let target = cluster.masters[leader]
+        .as_ref()
+        .expect("leader runs")
+        .raft()
+        .metrics()
+        .borrow()
+        .last_applied
+        .map(|l| l.index)
+        .unwrap_or(0);
+    let raft = cluster.masters[i].as_ref().expect("runs").raft().clone();
+    wait_for("the follower to catch up", Duration::from_secs(30), || {
+        let applied = raft.metrics().borrow().last_applied.map(|l| l.index);
+        async move { applied.unwrap_or(0) >= target }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stopped_follower_catches_up_on_a_thousand_files() {
+    let mut cluster = TestCluster::start(3, 1, |_| {}).await;
+    let leader = leader_index(&cluster).await;
+    let follower = (leader + 1) % 3;
+    cluster.stop_master(follower).await;
+    let c = cluster.client();
+    let writers: Vec<_> = (0..8u64)
+        .map(|w| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for i in 0..125u64 {
+                    c.create(&format!("/many/w{w}-{i}"), false)
+                        .await
+                        .expect("create")
+                        .close()
+                        .await
+                        .expect("close");
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer");
+    }
+    cluster.restart_master(follower).await;
+    caught_up(&cluster, follower).await;
+    // The restarted follower and the other one now carry the cluster alone.
+    cluster.stop_master(leader).await;
+    let c = cluster.client();
+    assert_eq!(c.list("/many").await.expect("list").len(), 1000);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_with_an_empty_journal_catches_up_by_snapshot() {
+    let mut cluster = TestCluster::start(3, 1, |c| c.journal.snapshot_entries = 100).await;
+    let leader = leader_index(&cluster).await;
+    let follower = (leader + 1) % 3;
+    cluster.stop_master(follower).await;
+    // emptyDir lost: the follower comes back with nothing.
+    let config = cluster.master_config(follower);
+    std::fs::remove_dir_all(&config.journal.journal_dir).expect("wipe journal");
+    std::fs::remove_dir_all(&config.master.meta_dir).expect("wipe meta");
+    let c = cluster.client();
+    for i in 0..400 {
+        c.mkdir(&format!("/snap/d{i}"), true).await.expect("mkdir");
+    }
+    // The leader compacted its journal: the entries the empty follower needs first are
+    // gone, so only a snapshot can bring it up.
+    let purged = cluster.masters[leader]
+        .as_ref()
+        .expect("leader runs")
+        .raft()
+        .metrics()
+        .borrow()
+        .purged
+        .map(|l| l.index);
+    assert!(purged.unwrap_or(0) > 100, "leader purged up to {purged:?}");
+    cluster.restart_master(follower).await;
+    caught_up(&cluster, follower).await;
+    cluster.stop_master(leader).await;
+    let c = cluster.client();
+    assert_eq!(c.list("/snap").await.expect("list").len(), 400);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_masters_survive_losing_two() {
+    let mut cluster = TestCluster::start(5, 1, |_| {}).await;
+    let c = cluster.client();
+    for i in 0..20 {
+        c.mkdir(&format!("/five/before{i}"), true)
+            .await
+            .expect("mkdir");
+    }
+    let leader = leader_index(&cluster).await;
+    cluster.stop_master(leader).await;
+    cluster.stop_master((leader + 1) % 5).await;
+    let c = cluster.client();
+    for i in 0..20 {
+        c.mkdir(&format!("/five/after{i}"), true)
+            .await
+            .expect("mkdir");
+    }
+    assert_eq!(c.list("/five").await.expect("list").len(), 40);
+    let report = c.report().await.expect("report");
+    assert_eq!(
+        report.masters.iter().filter(|m| m.role == "leader").count(),
+        1
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_lost_during_creates_loses_no_acknowledged_file() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let mut cluster = TestCluster::start(3, 1, |_| {}).await;
+    let leader = leader_index(&cluster).await;
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let failover_seen = Arc::new(AtomicBool::new(false));
+    let c = cluster.client();
+    c.mkdir("/stream", false).await.expect("mkdir");
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (c, acked, seen) = (c.clone(), acked.clone(), failover_seen.clone());
+            tokio::spawn(async move {
+                let mut after = 0;
+                // Bounded: at most 5,000 creates per writer, and 200 after the failover.
+                for i in 0..5000u64 {
+                    let path = format!("/stream/w{w}-{i}");
+                    if c.mkdir(&path, false).await.is_ok() {
+                        acked.lock().unwrap().push(path);
+                        if seen.load(Ordering::Relaxed) {
+                            after += 1;
+                            if after == 200 {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Let creates flow, then lose the leader.
+    wait_for("creates in flight", Duration::from_secs(20), || {
+        let n = acked.lock().unwrap().len();
+        async move { n >= 200 }
+    })
+    .await;
+    let lost = Instant::now();
+    cluster.stop_master(leader).await;
+    let count_at_loss = acked.lock().unwrap().len();
+    failover_seen.store(true, Ordering::Relaxed);
+    wait_for(
+        "a create after the failover",
+        Duration::from_secs(20),
+        || {
+            let n = acked.lock().unwrap().len();
+            async move { n > count_at_loss }
+        },
+    )
+    .await;
+    let failover = lost.elapsed();
+    for w in writers {
+        w.await.expect("writer finishes by itself");
+    }
+    assert!(
+        failover < Duration::from_secs(5),
+        "serving again after {failover:?}"
+    );
+    let c = cluster.client();
+    let present: std::collections::HashSet<String> = c
+        .list("/stream")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| format!("/stream/{}", s.name))
+        .collect();
+    let acked = acked.lock().unwrap().clone();
+    let missing: Vec<_> = acked.iter().filter(|p| !present.contains(*p)).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_isolated_master_accepts_no_writes_and_serves_no_reads() {
+    let mut cluster = TestCluster::start(3, 0, |c| {
+        c.client.rpc_retry_max_duration_ms = 2000;
+        c.client.rpc_timeout_ms = 1000;
+    })
+    .await;
+    let c = cluster.client();
+    c.mkdir("/iso/a", true).await.expect("mkdir");
+    let leader = leader_index(&cluster).await;
+    let alone = {
+        let mut config = cluster.base.clone();
+        let p = cluster.master_ports[leader];
+        config.client.master_addrs = vec![curvine_fluid::config::HostPort {
+            hostname: "127.0.0.1".into(),
+            port: p.rpc,
+        }];
+        curvine_fluid::client::Client::new(&config).expect("client")
+    };
+    alone.stat("/iso/a").await.expect("the leader serves reads");
+    // The leader loses both peers: it is a minority of one.
+    cluster.stop_master((leader + 1) % 3).await;
+    cluster.stop_master((leader + 2) % 3).await;
+    let write = alone.mkdir("/iso/b", true).await;
+    assert!(write.is_err(), "a minority accepted a write");
+    let read = alone.stat("/iso/a").await;
+    assert!(
+        read.is_err(),
+        "a minority served a read it cannot vouch for"
+    );
     cluster.shutdown().await;
 }
