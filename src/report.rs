@@ -88,10 +88,11 @@ pub fn to_text(r: &ClusterReport) -> String {
     out.push_str("masters:\n");
     for m in &r.masters {
         out.push_str(&format!(
-            "  {:>3}  {:<40} {:<9} applied {}{}\n",
+            "  {:>3}  {:<40} {:<9} term {} applied {}{}\n",
             m.id,
             m.address,
             m.role,
+            m.term,
             m.last_applied,
             if m.reachable { "" } else { "  (unreachable)" }
         ));

@@ -485,7 +485,7 @@ impl WebApp for MasterWeb {
     }
 }
 
-fn role_name(state: ServerState) -> &'static str {
+pub(crate) fn role_name(state: ServerState) -> &'static str {
     match state {
         ServerState::Leader => "leader",
         ServerState::Follower => "follower",

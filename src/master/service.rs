@@ -826,9 +826,68 @@ impl MasterService for MasterApi {
     ) -> Result<Response<pb::ClusterReport>, Status> {
         self.timed("report", async {
             self.state.linearizable().await?;
-            Ok(self.report())
+            let mut report = self.report();
+            peer_views(&self.state, &mut report.masters).await;
+            Ok(report)
         })
         .await
+    }
+
+    async fn node_status(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::MasterInfo>, Status> {
+        Ok(Response::new(own_view(&self.state)))
+    }
+}
+
+/// This master as it sees itself.
+pub fn own_view(state: &MasterState) -> pb::MasterInfo {
+    let m = state.raft.metrics().borrow().clone();
+    pb::MasterInfo {
+        id: state.node_id,
+        address: state.address.clone(),
+        role: super::server::role_name(m.state).to_string(),
+        term: m.current_term,
+        last_applied: m.last_applied.map_or(0, |l| l.index),
+        reachable: true,
+    }
+}
+
+/// Replaces the leader's idea of each peer with the peer's own answer (its role, term and
+/// applied index); a peer that does not answer within half a second is unreachable.
+async fn peer_views(state: &MasterState, masters: &mut [pb::MasterInfo]) {
+    use crate::rpc::pb::master::master_service_client::MasterServiceClient;
+    let asks = masters.iter().map(|info| {
+        let (id, addr) = (info.id, info.address.clone());
+        async move {
+            if id == state.node_id {
+                return (id, Some(own_view(state)));
+            }
+            let timeout = Duration::from_millis(500);
+            let Ok(channel) = crate::rpc::channel(&addr, timeout, Some(timeout)) else {
+                return (id, None);
+            };
+            let answer = MasterServiceClient::new(channel)
+                .node_status(pb::Empty {})
+                .await
+                .ok()
+                .map(|r| r.into_inner());
+            (id, answer)
+        }
+    });
+    let answers: std::collections::HashMap<u64, Option<pb::MasterInfo>> =
+        futures::future::join_all(asks).await.into_iter().collect();
+    for info in masters.iter_mut() {
+        match answers.get(&info.id) {
+            Some(Some(seen)) => {
+                info.role = seen.role.clone();
+                info.term = seen.term;
+                info.last_applied = seen.last_applied;
+                info.reachable = true;
+            }
+            _ => info.reachable = false,
+        }
     }
 }
 

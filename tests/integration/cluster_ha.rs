@@ -41,6 +41,23 @@ async fn three_masters_survive_losing_the_leader() {
             .unwrap();
     }
     assert_eq!(c.list("/ha").await.unwrap().len(), 80);
+    // The report has each master's own view; the stopped one is unreachable.
+    let report = c.report().await.unwrap();
+    for m in &report.masters {
+        if m.id as usize - 1 == leader {
+            assert!(!m.reachable, "{m:?}");
+        } else {
+            assert!(m.reachable, "{m:?}");
+            assert_eq!(m.term, report.term, "{m:?}");
+            assert!(m.last_applied > 0, "{m:?}");
+            let want = if m.id == report.leader_id {
+                "leader"
+            } else {
+                "follower"
+            };
+            assert_eq!(m.role, want, "{m:?}");
+        }
+    }
     for i in [0u64, 49, 79] {
         assert_eq!(
             c.read_file(&format!("/ha/f{i}")).await.unwrap(),
