@@ -13,8 +13,8 @@ use std::sync::Arc;
 pub trait WebApp: Send + Sync + 'static {
     /// `Ok` when serving; otherwise why not.
     fn healthy(&self) -> Result<(), String>;
-    /// The overview document.
-    fn overview(&self) -> serde_json::Value;
+    /// The overview document (may ask other servers, hence async).
+    fn overview(&self) -> futures::future::BoxFuture<'_, serde_json::Value>;
     /// Metrics in Prometheus text format.
     fn metrics(&self) -> String;
 }
@@ -34,7 +34,7 @@ async fn metrics(State(app): State<Arc<dyn WebApp>>) -> impl IntoResponse {
 }
 
 async fn overview(State(app): State<Arc<dyn WebApp>>) -> impl IntoResponse {
-    axum::Json(app.overview())
+    axum::Json(app.overview().await)
 }
 
 /// Serves the endpoints on `listener` until `shutdown` fires.

@@ -436,14 +436,18 @@ impl WebApp for MasterWeb {
         }
     }
 
-    fn overview(&self) -> serde_json::Value {
-        let m = self.state.raft.metrics().borrow().clone();
-        let mut doc = crate::report::to_json(&build_report(&self.state));
-        if let Some(obj) = doc.as_object_mut() {
-            obj.insert("node_id".into(), self.state.node_id.into());
-            obj.insert("role".into(), role_name(m.state).into());
-        }
-        doc
+    fn overview(&self) -> futures::future::BoxFuture<'_, serde_json::Value> {
+        Box::pin(async move {
+            let m = self.state.raft.metrics().borrow().clone();
+            let mut report = build_report(&self.state);
+            super::service::peer_views(&self.state, &mut report.masters).await;
+            let mut doc = crate::report::to_json(&report);
+            if let Some(obj) = doc.as_object_mut() {
+                obj.insert("node_id".into(), self.state.node_id.into());
+                obj.insert("role".into(), role_name(m.state).into());
+            }
+            doc
+        })
     }
 
     fn metrics(&self) -> String {

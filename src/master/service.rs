@@ -856,7 +856,7 @@ pub fn own_view(state: &MasterState) -> pb::MasterInfo {
 
 /// Replaces the leader's idea of each peer with the peer's own answer (its role, term and
 /// applied index); a peer that does not answer within half a second is unreachable.
-async fn peer_views(state: &MasterState, masters: &mut [pb::MasterInfo]) {
+pub async fn peer_views(state: &MasterState, masters: &mut [pb::MasterInfo]) {
     use crate::rpc::pb::master::master_service_client::MasterServiceClient;
     let asks = masters.iter().map(|info| {
         let (id, addr) = (info.id, info.address.clone());

@@ -302,9 +302,9 @@ impl WebApp for WorkerWeb {
         }
     }
 
-    fn overview(&self) -> serde_json::Value {
+    fn overview(&self) -> futures::future::BoxFuture<'_, serde_json::Value> {
         let tiers = heartbeat::tiers(&self.store);
-        serde_json::json!({
+        let doc = serde_json::json!({
             "worker_id": self.worker_id.load(Ordering::Relaxed),
             "blocks": tiers.iter().map(|t| t.blocks).sum::<u64>(),
             "evicted_total": self.store.evicted_total(),
@@ -313,7 +313,8 @@ impl WebApp for WorkerWeb {
             "tiers": tiers.iter().map(|t| serde_json::json!({
                 "medium": t.medium, "path": t.path, "capacity": t.capacity, "used": t.used, "blocks": t.blocks,
             })).collect::<Vec<_>>(),
-        })
+        });
+        Box::pin(std::future::ready(doc))
     }
 
     fn metrics(&self) -> String {

@@ -58,6 +58,39 @@ async fn three_masters_survive_losing_the_leader() {
             assert_eq!(m.role, want, "{m:?}");
         }
     }
+    // A follower's /api/overview shows the same, from the masters themselves.
+    let follower = report
+        .masters
+        .iter()
+        .find(|m| m.reachable && m.role == "follower")
+        .map(|m| m.id as usize - 1)
+        .unwrap();
+    let web = cluster.master_ports[follower].web;
+    let (code, body) =
+        tokio::task::spawn_blocking(move || crate::cli_cluster::http_get(web, "/api/overview"))
+            .await
+            .unwrap();
+    assert_eq!(code, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["role"], "follower");
+    assert_eq!(doc["leader"]["id"], report.leader_id);
+    let roles: Vec<(bool, String)> = doc["masters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["reachable"].as_bool().unwrap(),
+                m["role"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(roles.iter().filter(|(r, _)| !r).count(), 1, "{roles:?}");
+    assert_eq!(
+        roles.iter().filter(|(_, role)| role == "leader").count(),
+        1,
+        "{roles:?}"
+    );
     for i in [0u64, 49, 79] {
         assert_eq!(
             c.read_file(&format!("/ha/f{i}")).await.unwrap(),
