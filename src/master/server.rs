@@ -273,10 +273,19 @@ impl Master {
                 .await
                 .map_err(|e| MasterError::Raft(e.to_string()))?;
             if !initialized {
-                info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising the cluster (node 1, empty journal)");
-                raft.initialize(members.clone())
-                    .await
-                    .map_err(|e| MasterError::Raft(format!("initialise: {e}")))?;
+                match existing_cluster(node_id, &members).await {
+                    Some((peer, term)) => info!(
+                        peer,
+                        term,
+                        "empty journal, but the cluster exists: joining it (a snapshot brings this node up) instead of initialising"
+                    ),
+                    None => {
+                        info!(voters = ?members.keys().collect::<Vec<_>>(), "initialising the cluster (node 1, empty journal)");
+                        raft.initialize(members.clone())
+                            .await
+                            .map_err(|e| MasterError::Raft(format!("initialise: {e}")))?;
+                    }
+                }
             }
         } else {
             info!(
@@ -487,6 +496,33 @@ impl WebApp for MasterWeb {
             .set(report.used as f64);
         metrics::encode(&self.state.registry)
     }
+}
+
+/// A peer that already belongs to an initialised cluster (its id and term), if one answers
+/// within a second: node 1 restarted with an empty journal must join, not initialise again.
+async fn existing_cluster(
+    node_id: NodeId,
+    members: &BTreeMap<NodeId, BasicNode>,
+) -> Option<(NodeId, u64)> {
+    use crate::rpc::pb::master::master_service_client::MasterServiceClient;
+    let timeout = Duration::from_secs(1);
+    let asks = members
+        .iter()
+        .filter(|(id, _)| **id != node_id)
+        .map(|(id, node)| async move {
+            let channel = crate::rpc::channel(&node.addr, timeout, Some(timeout)).ok()?;
+            let seen = MasterServiceClient::new(channel)
+                .node_status(crate::rpc::pb::master::Empty {})
+                .await
+                .ok()?
+                .into_inner();
+            (seen.term > 0).then_some((*id, seen.term))
+        });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .next()
 }
 
 pub(crate) fn role_name(state: ServerState) -> &'static str {

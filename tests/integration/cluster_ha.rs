@@ -173,21 +173,21 @@ async fn a_stopped_follower_catches_up_on_a_thousand_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_follower_with_an_empty_journal_catches_up_by_snapshot() {
+async fn a_master_with_an_empty_journal_catches_up_by_snapshot() {
     let mut cluster = TestCluster::start(3, 1, |c| c.journal.snapshot_entries = 100).await;
-    let leader = leader_index(&cluster).await;
-    let follower = (leader + 1) % 3;
-    cluster.stop_master(follower).await;
-    // emptyDir lost: the follower comes back with nothing.
-    let config = cluster.master_config(follower);
+    // Node 1, which initialised the cluster, loses its emptyDir: it must join, not
+    // initialise a second cluster.
+    cluster.stop_master(0).await;
+    let config = cluster.master_config(0);
     std::fs::remove_dir_all(&config.journal.journal_dir).expect("wipe journal");
     std::fs::remove_dir_all(&config.master.meta_dir).expect("wipe meta");
     let c = cluster.client();
     for i in 0..400 {
         c.mkdir(&format!("/snap/d{i}"), true).await.expect("mkdir");
     }
-    // The leader compacted its journal: the entries the empty follower needs first are
-    // gone, so only a snapshot can bring it up.
+    let leader = leader_index(&cluster).await;
+    // The leader compacted its journal: the entries the empty node needs first are gone,
+    // so only a snapshot can bring it up.
     let purged = cluster.masters[leader]
         .as_ref()
         .expect("leader runs")
@@ -197,8 +197,8 @@ async fn a_follower_with_an_empty_journal_catches_up_by_snapshot() {
         .purged
         .map(|l| l.index);
     assert!(purged.unwrap_or(0) > 100, "leader purged up to {purged:?}");
-    cluster.restart_master(follower).await;
-    caught_up(&cluster, follower).await;
+    cluster.restart_master(0).await;
+    caught_up(&cluster, 0).await;
     cluster.stop_master(leader).await;
     let c = cluster.client();
     assert_eq!(c.list("/snap").await.expect("list").len(), 400);
