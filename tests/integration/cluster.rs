@@ -19,6 +19,8 @@ pub struct MasterPorts {
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub masters: Vec<Option<Master>>,
+    /// Masters not started yet (see [`TestCluster::start_deferred`]).
+    pub deferred: Vec<bool>,
     pub master_ports: Vec<MasterPorts>,
     pub workers: Vec<Option<Worker>>,
     pub worker_configs: Vec<ClusterConfig>,
@@ -69,6 +71,20 @@ impl TestCluster {
         tweak: impl Fn(&mut ClusterConfig),
         tweak_worker: impl Fn(usize, &mut ClusterConfig),
     ) -> TestCluster {
+        let cluster = Self::start_deferred(masters, workers, &[], tweak, tweak_worker).await;
+        cluster.wait_ready().await;
+        cluster
+    }
+
+    /// Like [`TestCluster::start_with`], but the masters in `deferred` only get their
+    /// ports (start them with [`TestCluster::start_master`]), and nothing is awaited.
+    pub async fn start_deferred(
+        masters: usize,
+        workers: usize,
+        deferred: &[usize],
+        tweak: impl Fn(&mut ClusterConfig),
+        tweak_worker: impl Fn(usize, &mut ClusterConfig),
+    ) -> TestCluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut master_listeners = Vec::new();
         let mut master_ports = Vec::new();
@@ -111,18 +127,27 @@ impl TestCluster {
         let mut cluster = TestCluster {
             dir,
             masters: Vec::new(),
+            deferred: Vec::new(),
             master_ports,
             workers: Vec::new(),
             worker_configs: Vec::new(),
             base,
         };
         for (i, listeners) in master_listeners.into_iter().enumerate() {
+            if deferred.contains(&i) {
+                // Not listening, as a pod that does not exist yet: connections are refused.
+                drop(listeners);
+                cluster.masters.push(None);
+                cluster.deferred.push(true);
+                continue;
+            }
             let config = cluster.master_config(i);
             cluster.masters.push(Some(
                 Master::start(&config, listeners)
                     .await
                     .expect("master starts"),
             ));
+            cluster.deferred.push(false);
         }
         for i in 0..workers {
             let (rpc, web) = (listener().await, listener().await);
@@ -140,8 +165,13 @@ impl TestCluster {
             cluster.workers.push(Some(worker));
             cluster.worker_configs.push(config);
         }
-        cluster.wait_ready().await;
         cluster
+    }
+
+    /// Starts a deferred master for the first time, on its ports.
+    pub async fn start_master(&mut self, i: usize) {
+        assert!(std::mem::take(&mut self.deferred[i]), "a deferred master");
+        self.restart_master(i).await;
     }
 
     /// The config of master `i`.

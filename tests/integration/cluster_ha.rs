@@ -336,3 +336,50 @@ async fn an_isolated_master_accepts_no_writes_and_serves_no_reads() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn masters_may_start_in_any_order_and_any_address_takes_writes() {
+    // Node 1 starts last: nobody leads before it initialises the cluster.
+    let mut cluster = TestCluster::start_deferred(3, 1, &[0], |_| {}, |_, _| {}).await;
+    let c = cluster.client();
+    let mut quick = cluster.base.clone();
+    quick.client.rpc_retry_max_duration_ms = 300;
+    let quick = curvine_fluid::client::Client::new(&quick).expect("client");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let early = quick.report().await;
+    assert!(
+        early.as_ref().map(|r| r.leader_id == 0).unwrap_or(true),
+        "{early:?}"
+    );
+    cluster.start_master(0).await;
+    cluster.wait_ready().await;
+    // A client that knows only one follower's address writes through it.
+    let leader = leader_index(&cluster).await;
+    let follower = (leader + 1) % 3;
+    let mut config = cluster.base.clone();
+    config.client.master_addrs = vec![curvine_fluid::config::HostPort {
+        hostname: "127.0.0.1".into(),
+        port: cluster.master_ports[follower].rpc,
+    }];
+    let via_follower = curvine_fluid::client::Client::new(&config).expect("client");
+    via_follower
+        .write_file("/order/f", b"through a follower")
+        .await
+        .expect("write through a follower");
+    assert_eq!(
+        c.read_file("/order/f").await.expect("read"),
+        b"through a follower"
+    );
+    cluster.shutdown().await;
+
+    // A follower that starts late joins and catches up.
+    let mut cluster = TestCluster::start_deferred(3, 1, &[2], |_| {}, |_, _| {}).await;
+    cluster.wait_ready().await;
+    let c = cluster.client();
+    for i in 0..50 {
+        c.mkdir(&format!("/late/d{i}"), true).await.expect("mkdir");
+    }
+    cluster.start_master(2).await;
+    caught_up(&cluster, 2).await;
+    cluster.shutdown().await;
+}
