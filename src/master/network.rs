@@ -24,12 +24,22 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Clone)]
 pub struct Network {
     connect_timeout: Duration,
+    /// Where this master reaches each peer: its own `journal.journal_addrs` (the same on
+    /// every master in a normal deployment); the membership's address otherwise.
+    peers: std::collections::BTreeMap<NodeId, String>,
 }
 
 impl Network {
-    /// A network whose connections give up connecting after `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> Self {
-        Network { connect_timeout }
+    /// A network whose connections give up connecting after `connect_timeout`, reaching
+    /// peers at `peers` (by id).
+    pub fn new(
+        connect_timeout: Duration,
+        peers: std::collections::BTreeMap<NodeId, String>,
+    ) -> Self {
+        Network {
+            connect_timeout,
+            peers,
+        }
     }
 }
 
@@ -37,7 +47,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
-        let client = crate::rpc::channel(&node.addr, self.connect_timeout, None)
+        let addr = self.peers.get(&target).unwrap_or(&node.addr).clone();
+        let client = crate::rpc::channel(&addr, self.connect_timeout, None)
             .ok()
             .map(|ch| {
                 RaftServiceClient::new(ch)
@@ -46,7 +57,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             });
         PeerConnection {
             target,
-            addr: node.addr.clone(),
+            addr,
             client,
         }
     }

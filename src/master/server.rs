@@ -189,9 +189,13 @@ impl Master {
         let raft = Raft::new(
             node_id,
             Arc::new(raft_config),
-            Network::new(Duration::from_millis(
-                config.client.conn_timeout_ms.max(100),
-            )),
+            Network::new(
+                Duration::from_millis(config.client.conn_timeout_ms.max(100)),
+                members
+                    .iter()
+                    .map(|(id, node)| (*id, node.addr.clone()))
+                    .collect(),
+            ),
             log_store.clone(),
             state_machine.clone(),
         )

@@ -21,6 +21,9 @@ pub struct TestCluster {
     pub masters: Vec<Option<Master>>,
     /// Masters not started yet (see [`TestCluster::start_deferred`]).
     pub deferred: Vec<bool>,
+    /// Per master, the `journal.journal_addrs` it uses instead of the shared one (a test
+    /// routing Raft traffic through proxies sets them before starting the masters).
+    pub journal_views: Vec<Option<Vec<Peer>>>,
     pub master_ports: Vec<MasterPorts>,
     pub workers: Vec<Option<Worker>>,
     pub worker_configs: Vec<ClusterConfig>,
@@ -128,6 +131,7 @@ impl TestCluster {
             dir,
             masters: Vec::new(),
             deferred: Vec::new(),
+            journal_views: vec![None; masters],
             master_ports,
             workers: Vec::new(),
             worker_configs: Vec::new(),
@@ -195,7 +199,25 @@ impl TestCluster {
             .join(format!("master-{i}/journal"))
             .display()
             .to_string();
+        if let Some(Some(view)) = self.journal_views.get(i) {
+            config.journal.journal_addrs = view.clone();
+        }
         config
+    }
+
+    /// A client that knows only the masters in `which`, retrying for `retry`.
+    pub fn client_of(&self, which: &[usize], retry: Duration) -> Client {
+        let mut config = self.base.clone();
+        config.client.master_addrs = which
+            .iter()
+            .map(|i| HostPort {
+                hostname: "127.0.0.1".into(),
+                port: self.master_ports[*i].rpc,
+            })
+            .collect();
+        config.client.rpc_retry_max_duration_ms = retry.as_millis() as u64;
+        config.client.rpc_timeout_ms = 1000;
+        Client::new(&config).expect("client")
     }
 
     /// A client of the cluster.

@@ -1,7 +1,8 @@
 //! High availability: three and five masters elect a leader, writes go through any master
 //! address, losing the leader (even during a stream of creates) loses no acknowledged
 //! write, a stopped follower and one restarted with an empty journal catch up (the latter
-//! by snapshot), and a master cut off from its peers neither writes nor reads.
+//! by snapshot), masters start in any order, and a master cut off from its peers (peers
+//! stopped, or its traffic cut at proxies) neither writes nor reads.
 
 use crate::cluster::{pattern, wait_for, TestCluster};
 use std::time::{Duration, Instant};
@@ -381,5 +382,132 @@ async fn masters_may_start_in_any_order_and_any_address_takes_writes() {
     }
     cluster.start_master(2).await;
     caught_up(&cluster, 2).await;
+    cluster.shutdown().await;
+}
+
+/// Raft traffic between masters through one loopback proxy per ordered pair, so a master
+/// can be cut off from its peers (both directions) and healed.
+struct Partition {
+    cut: std::sync::Arc<Vec<std::sync::atomic::AtomicBool>>,
+    kick: tokio::sync::watch::Sender<u64>,
+}
+
+impl Partition {
+    /// Sets every master's view of its peers to the proxies (call before starting them).
+    async fn route(cluster: &mut TestCluster) -> Partition {
+        use curvine_fluid::config::Peer;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let n = cluster.master_ports.len();
+        let cut: std::sync::Arc<Vec<AtomicBool>> =
+            std::sync::Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
+        let (kick, _) = tokio::sync::watch::channel(0u64);
+        for src in 0..n {
+            let mut view = Vec::new();
+            for dst in 0..n {
+                let port = if src == dst {
+                    cluster.master_ports[dst].journal
+                } else {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    let port = listener.local_addr().unwrap().port();
+                    let target = cluster.master_ports[dst].journal;
+                    let (cut, mut kicked) = (cut.clone(), kick.subscribe());
+                    tokio::spawn(async move {
+                        // Bounded by the test: the task ends with the runtime.
+                        while let Ok((mut inbound, _)) = listener.accept().await {
+                            let blocked = || {
+                                cut[src].load(Ordering::SeqCst) || cut[dst].load(Ordering::SeqCst)
+                            };
+                            if blocked() {
+                                continue;
+                            }
+                            let mut watch = kicked.clone();
+                            let cut = cut.clone();
+                            tokio::spawn(async move {
+                                let Ok(mut out) =
+                                    tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                                else {
+                                    return;
+                                };
+                                let severed = async {
+                                    while watch.changed().await.is_ok() {
+                                        if cut[src].load(Ordering::SeqCst)
+                                            || cut[dst].load(Ordering::SeqCst)
+                                        {
+                                            return;
+                                        }
+                                    }
+                                };
+                                tokio::select! {
+                                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                                    _ = severed => {}
+                                }
+                            });
+                            let _ = kicked.borrow_and_update();
+                        }
+                    });
+                    port
+                };
+                view.push(Peer {
+                    id: dst as u64 + 1,
+                    hostname: "127.0.0.1".into(),
+                    port,
+                });
+            }
+            cluster.journal_views[src] = Some(view);
+        }
+        Partition { cut, kick }
+    }
+
+    fn set(&self, master: usize, cut: bool) {
+        self.cut[master].store(cut, std::sync::atomic::Ordering::SeqCst);
+        self.kick.send_modify(|k| *k += 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_cut_off_from_its_peers_neither_writes_nor_serves_stale_reads() {
+    let mut cluster = TestCluster::start_deferred(3, 1, &[0, 1, 2], |_| {}, |_, _| {}).await;
+    let partition = Partition::route(&mut cluster).await;
+    for i in 0..3 {
+        cluster.start_master(i).await;
+    }
+    cluster.wait_ready().await;
+    let c = cluster.client();
+    c.mkdir("/part/before", true).await.expect("mkdir");
+    let old = leader_index(&cluster).await;
+    let majority: Vec<usize> = (0..3).filter(|i| *i != old).collect();
+
+    partition.set(old, true);
+    // The majority elects a new leader and takes a write.
+    let maj = cluster.client_of(&majority, Duration::from_secs(10));
+    maj.mkdir("/part/after", true)
+        .await
+        .expect("the majority takes writes");
+    // The old leader, alone: no write, no read (neither the new file nor the old one).
+    let iso = cluster.client_of(&[old], Duration::from_millis(1500));
+    assert!(iso.mkdir("/part/x", true).await.is_err(), "minority wrote");
+    let stale = iso.stat("/part/after").await;
+    assert!(
+        !matches!(stale, Err(curvine_fluid::fs_error::FsError::NotFound(_))),
+        "the cut-off master answered a stale read: {stale:?}"
+    );
+    assert!(stale.is_err(), "{stale:?}");
+    assert!(
+        iso.stat("/part/before").await.is_err(),
+        "minority served a read"
+    );
+
+    // Healed, it rejoins as a follower and its clients see the new file.
+    partition.set(old, false);
+    let healed = cluster.client_of(&[old], Duration::from_secs(10));
+    wait_for("the old leader to rejoin", Duration::from_secs(15), || {
+        let healed = healed.clone();
+        async move { healed.stat("/part/after").await.is_ok() }
+    })
+    .await;
+    assert!(
+        maj.stat("/part/x").await.is_err(),
+        "the minority's write never lands"
+    );
     cluster.shutdown().await;
 }
