@@ -6,9 +6,11 @@
 use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master as pb;
+use crate::rpc::pb::worker::worker_service_client::WorkerServiceClient;
 use crate::rpc::pb::worker::{DataChunk, ReadBlockRequest};
 use crate::rpc::status::from_status;
 use bytes::Bytes;
+use tonic::transport::Channel;
 use tonic::Streaming;
 
 /// An open file being read.
@@ -92,21 +94,32 @@ impl FileReader {
         offset_in_block: u64,
         len: u64,
     ) -> Result<Streaming<DataChunk>, FsError> {
-        let worker = block
-            .worker
-            .as_ref()
-            .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
-        let mut client = client.worker(worker)?;
-        let req = ReadBlockRequest {
-            block_id: block.id,
-            offset: offset_in_block,
-            length: len,
-        };
+        let (mut client, req) = Self::request(client, block, offset_in_block, len)?;
         client
             .read_block(req)
             .await
             .map(|r| r.into_inner())
             .map_err(|s| from_status(&s))
+    }
+
+    /// The worker holding `block` and the request for a range of it; an evicted or lost
+    /// block is an error.
+    fn request(
+        client: &Client,
+        block: &pb::LocatedBlock,
+        offset_in_block: u64,
+        len: u64,
+    ) -> Result<(WorkerServiceClient<Channel>, ReadBlockRequest), FsError> {
+        let worker = block
+            .worker
+            .as_ref()
+            .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
+        let req = ReadBlockRequest {
+            block_id: block.id,
+            offset: offset_in_block,
+            length: len,
+        };
+        Ok((client.worker(worker)?, req))
     }
 
     /// One range of at most [`CHUNK_SIZE`] bytes of a block, in one request.
@@ -116,16 +129,7 @@ impl FileReader {
         offset_in_block: u64,
         len: usize,
     ) -> Result<Bytes, FsError> {
-        let worker = block
-            .worker
-            .as_ref()
-            .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
-        let mut client = client.worker(worker)?;
-        let req = ReadBlockRequest {
-            block_id: block.id,
-            offset: offset_in_block,
-            length: len as u64,
-        };
+        let (mut client, req) = Self::request(client, block, offset_in_block, len as u64)?;
         let data = client
             .read_range(req)
             .await

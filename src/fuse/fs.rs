@@ -219,6 +219,13 @@ impl CurvineFs {
         Ok((path, name))
     }
 
+    /// For an operation that changes `name` in `parent`: refused on a read-only mount,
+    /// else the cluster path and the name.
+    fn changing(&self, parent: INodeNo, name: &OsStr) -> Result<(String, String), Errno> {
+        self.writable()?;
+        self.child(parent, name)
+    }
+
     fn writable(&self) -> Result<(), Errno> {
         if self.shared.opts.readonly {
             Err(Errno::EROFS)
@@ -417,14 +424,11 @@ impl Filesystem for CurvineFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        if let Err(e) = self.writable() {
-            return reply.error(e);
-        }
         if mode & libc::S_IFMT != libc::S_IFREG {
             // Devices, fifos and sockets have no meaning in a shared cache.
             return reply.error(Errno::EPERM);
         }
-        let (path, name) = match self.child(parent, name) {
+        let (path, name) = match self.changing(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -446,10 +450,7 @@ impl Filesystem for CurvineFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        if let Err(e) = self.writable() {
-            return reply.error(e);
-        }
-        let (path, name) = match self.child(parent, name) {
+        let (path, name) = match self.changing(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -478,10 +479,7 @@ impl Filesystem for CurvineFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        if let Err(e) = self.writable() {
-            return reply.error(e);
-        }
-        let (path, name) = match self.child(parent, link_name) {
+        let (path, name) = match self.changing(parent, link_name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -898,10 +896,7 @@ impl Filesystem for CurvineFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        if let Err(e) = self.writable() {
-            return reply.error(e);
-        }
-        let (path, name) = match self.child(parent, name) {
+        let (path, name) = match self.changing(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
@@ -1010,10 +1005,7 @@ fn dot_entries<'a>(
 
 impl CurvineFs {
     fn remove(&self, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        if let Err(e) = self.writable() {
-            return reply.error(e);
-        }
-        let (path, name) = match self.child(parent, name) {
+        let (path, name) = match self.changing(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
