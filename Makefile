@@ -1,8 +1,10 @@
 # curvine-fluid: build and check targets. `make test` is what CI runs.
 
 CARGO ?= cargo
+IMAGE ?= curvine-fluid:latest
+BASE_IMAGE ?= curvine-fluid-base:bookworm
 
-.PHONY: build release test lint fmt
+.PHONY: build release test lint fmt docker-build-fluid
 
 build:
 	$(CARGO) build --locked
@@ -19,3 +21,14 @@ test: lint
 
 fmt:
 	$(CARGO) fmt --all
+
+# The image, offline: the release binary is built here, the base image is made from
+# Debian packages when missing (scripts/base-image.sh), and the context holds only the
+# binary.
+docker-build-fluid: release
+	scripts/docker-engine.sh
+	docker image inspect $(BASE_IMAGE) >/dev/null 2>&1 || BASE_IMAGE=$(BASE_IMAGE) scripts/base-image.sh
+	rm -rf target/docker && mkdir -p target/docker
+	cp target/release/curvine-fluid target/docker/
+	docker build -f images/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) target/docker
+	@docker image inspect -f '$(IMAGE): {{.Size}} bytes' $(IMAGE)
