@@ -148,11 +148,7 @@ fn block_on_threads<T>(
 
 /// Runs a future on a multi-threaded runtime.
 fn block_on<T>(fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Role(format!("cannot start the async runtime: {e}")))?
-        .block_on(fut)
+    block_on_threads(0, fut)
 }
 
 /// The config for cluster commands: `--conf`, else `CURVINE_CONF_FILE`, else the file

@@ -736,14 +736,15 @@ impl Filesystem for CurvineFs {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(&e)),
             };
-            let mut next = offset;
-            for (i, name, ino, kind) in dot_entries(ino.0, offset, &entries, &s) {
-                next = i + 1;
-                if reply.add(INodeNo(ino), next, kind, name) {
+            for (next, name, st) in dir_entries(offset, &entries) {
+                let (child, kind) = match st {
+                    Some(st) => (s.inodes.ino(st.id), file_type(st)),
+                    None => (ino.0, fuser::FileType::Directory),
+                };
+                if reply.add(INodeNo(child), next, kind, name) {
                     break;
                 }
             }
-            let _ = next;
             reply.ok();
         });
     }
@@ -765,23 +766,22 @@ impl Filesystem for CurvineFs {
                 Err(e) => return reply.error(errno(&e)),
             };
             let ttl = s.opts.attr_ttl;
-            let start = offset as usize;
-            for index in start..entries.len() + 2 {
-                let next = index as u64 + 1;
-                let full = if index < 2 {
-                    let name = if index == 0 { "." } else { ".." };
-                    let mut attr = file_attr(ino.0, &dir_status(), None);
-                    attr.ino = ino;
+            for (next, name, st) in dir_entries(offset, &entries) {
+                let full = match st {
                     // "." and ".." carry no lookup; the kernel skips their attributes.
-                    reply.add(ino, next, name, &Duration::ZERO, &attr, Generation(0))
-                } else {
-                    let st = &entries[index - 2];
-                    let attr = s.attr(st);
-                    let full = reply.add(attr.ino, next, &st.name, &ttl, &attr, Generation(0));
-                    if !full {
-                        s.inodes.remember(ino.0, &st.name, attr.ino.0);
+                    None => {
+                        let mut attr = file_attr(ino.0, &dir_status(), None);
+                        attr.ino = ino;
+                        reply.add(ino, next, name, &Duration::ZERO, &attr, Generation(0))
                     }
-                    full
+                    Some(st) => {
+                        let attr = s.attr(st);
+                        let full = reply.add(attr.ino, next, name, &ttl, &attr, Generation(0));
+                        if !full {
+                            s.inodes.remember(ino.0, name, attr.ino.0);
+                        }
+                        full
+                    }
                 };
                 if full {
                     break;
@@ -982,25 +982,18 @@ fn dir_status() -> FileStatus {
     }
 }
 
-/// Directory entries from `offset`: ".", "..", then the listing, with their index.
-fn dot_entries<'a>(
-    ino: u64,
+/// Directory entries from `offset`: ".", ".." (no status), then the listing; each with
+/// the offset of the entry after it, which the kernel passes back to continue.
+fn dir_entries(
     offset: u64,
-    entries: &'a [FileStatus],
-    s: &'a Shared,
-) -> impl Iterator<Item = (u64, &'a str, u64, fuser::FileType)> + 'a {
-    let dots = [(0u64, "."), (1, "..")]
-        .into_iter()
-        .map(move |(i, n)| (i, n, ino, fuser::FileType::Directory));
-    let rest = entries.iter().enumerate().map(move |(i, st)| {
-        (
-            i as u64 + 2,
-            st.name.as_str(),
-            s.inodes.ino(st.id),
-            file_type(st),
-        )
-    });
-    dots.chain(rest).skip(offset as usize)
+    entries: &[FileStatus],
+) -> impl Iterator<Item = (u64, &str, Option<&FileStatus>)> {
+    let dots = [(".", None), ("..", None)].into_iter();
+    let rest = entries.iter().map(|st| (st.name.as_str(), Some(st)));
+    dots.chain(rest)
+        .enumerate()
+        .skip(offset as usize)
+        .map(|(i, (name, st))| (i as u64 + 1, name, st))
 }
 
 impl CurvineFs {

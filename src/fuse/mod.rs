@@ -58,25 +58,39 @@ impl std::fmt::Debug for Mounted {
     }
 }
 
-/// The kernel mount options of `fuse.fuse_opts`. libfuse-only options (whose effect the
-/// client has its own keys for) and the ones always set are dropped with a warning.
+/// A `fuse.fuse_opts` entry without its `-o` prefix.
+fn option_text(raw: &str) -> &str {
+    raw.trim().trim_start_matches("-o").trim()
+}
+
+/// Whether the kernel takes this option (the rest are libfuse-only, or always set).
+fn is_kernel_option(opt: &str) -> bool {
+    matches!(
+        opt,
+        "ro" | "rw" | "noatime" | "atime" | "noexec" | "exec" | "sync" | "async" | "dirsync"
+    ) || opt.starts_with("max_read=")
+}
+
+/// The kernel mount options of `fuse.fuse_opts`, each once.
 pub fn kernel_options(fuse: &FuseConfig) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for raw in &fuse.fuse_opts {
-        let opt = raw.trim().trim_start_matches("-o").trim();
-        let known = matches!(
-            opt,
-            "ro" | "rw" | "noatime" | "atime" | "noexec" | "exec" | "sync" | "async" | "dirsync"
-        ) || opt.starts_with("max_read=");
-        if known {
-            if !out.iter().any(|o| o == opt) {
-                out.push(opt.to_string());
-            }
-        } else if !opt.is_empty() && opt != "allow_other" && opt != "default_permissions" {
-            warn!(option = %raw, "fuse option handled by the client's own keys or not applicable; ignored");
+    for opt in fuse.fuse_opts.iter().map(|raw| option_text(raw)) {
+        if is_kernel_option(opt) && !out.iter().any(|o| o == opt) {
+            out.push(opt.to_string());
         }
     }
     out
+}
+
+/// The `fuse.fuse_opts` entries the mount ignores: libfuse-only options whose effect the
+/// client has its own keys for (`allow_other` and `default_permissions` are always set).
+pub fn ignored_options(fuse: &FuseConfig) -> Vec<&str> {
+    fuse.fuse_opts
+        .iter()
+        .map(|raw| option_text(raw))
+        .filter(|o| !o.is_empty() && !is_kernel_option(o))
+        .filter(|o| *o != "allow_other" && *o != "default_permissions")
+        .collect()
 }
 
 /// Whether the mount is read-only: `fuse.readonly`, or `ro` among `fuse.fuse_opts`.
@@ -207,6 +221,12 @@ pub async fn mount(
         fs_options(fuse),
     );
     let shared = fs.shared();
+    for option in ignored_options(fuse) {
+        warn!(
+            option,
+            "fuse option handled by the client's own keys or not applicable; ignored"
+        );
+    }
     let config = session_config(fuse);
     let kernel = mount_table::FuseMount {
         source: "curvine".into(),

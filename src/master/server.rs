@@ -508,18 +508,11 @@ async fn existing_cluster(
     node_id: NodeId,
     members: &BTreeMap<NodeId, BasicNode>,
 ) -> Option<(NodeId, u64)> {
-    use crate::rpc::pb::master::master_service_client::MasterServiceClient;
-    let timeout = Duration::from_secs(1);
     let asks = members
         .iter()
         .filter(|(id, _)| **id != node_id)
         .map(|(id, node)| async move {
-            let channel = crate::rpc::channel(&node.addr, timeout, Some(timeout)).ok()?;
-            let seen = MasterServiceClient::new(channel)
-                .node_status(crate::rpc::pb::master::Empty {})
-                .await
-                .ok()?
-                .into_inner();
+            let seen = super::service::node_status(&node.addr, Duration::from_secs(1)).await?;
             (seen.term > 0).then_some((*id, seen.term))
         });
     futures::future::join_all(asks)

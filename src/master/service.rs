@@ -854,26 +854,27 @@ pub fn own_view(state: &MasterState) -> pb::MasterInfo {
     }
 }
 
+/// Asks the master at `addr` for its own view; `None` when it does not answer in `timeout`.
+pub async fn node_status(addr: &str, timeout: Duration) -> Option<pb::MasterInfo> {
+    use crate::rpc::pb::master::master_service_client::MasterServiceClient;
+    let channel = crate::rpc::channel(addr, timeout, Some(timeout)).ok()?;
+    MasterServiceClient::new(channel)
+        .node_status(pb::Empty {})
+        .await
+        .ok()
+        .map(|r| r.into_inner())
+}
+
 /// Replaces the leader's idea of each peer with the peer's own answer (its role, term and
 /// applied index); a peer that does not answer within half a second is unreachable.
 pub async fn peer_views(state: &MasterState, masters: &mut [pb::MasterInfo]) {
-    use crate::rpc::pb::master::master_service_client::MasterServiceClient;
     let asks = masters.iter().map(|info| {
         let (id, addr) = (info.id, info.address.clone());
         async move {
             if id == state.node_id {
                 return (id, Some(own_view(state)));
             }
-            let timeout = Duration::from_millis(500);
-            let Ok(channel) = crate::rpc::channel(&addr, timeout, Some(timeout)) else {
-                return (id, None);
-            };
-            let answer = MasterServiceClient::new(channel)
-                .node_status(pb::Empty {})
-                .await
-                .ok()
-                .map(|r| r.into_inner());
-            (id, answer)
+            (id, node_status(&addr, Duration::from_millis(500)).await)
         }
     });
     let answers: std::collections::HashMap<u64, Option<pb::MasterInfo>> =
