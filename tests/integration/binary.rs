@@ -8,20 +8,12 @@ fn running_a_role_writes_the_rendered_file_first() {
     // The client waits for masters that do not exist here; SIGTERM stops it cleanly.
     let pod = Pod::new("cache", "c01-emptydir-1m1w", ".client");
     let rendered = pod.run(&["render"]).stdout;
-    let log = pod.config_file().with_file_name("client.log");
-    std::fs::create_dir_all(log.parent().expect("parent")).expect("mkdir");
-    let mut child = pod.spawn(&["client", "start"], &log);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("looking up the mounted directory")
-    {
-        assert!(std::time::Instant::now() < deadline, "no wait logged");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let status = crate::cli_cluster::terminate(&mut child.0);
-    let stdout = std::fs::read_to_string(&log).expect("log");
+    let (status, stdout) = pod.run_client(&["client", "start"]);
     assert!(status.success(), "exit {status}: {stdout}");
+    assert!(
+        stdout.contains("looking up the mounted directory"),
+        "no wait logged: {stdout}"
+    );
     let written = std::fs::read(pod.config_file()).expect("config written");
     assert_eq!(written, rendered, "the file is what render prints");
     assert!(

@@ -303,6 +303,27 @@ impl TestCluster {
     }
 }
 
+/// `count` deterministic pseudo-random ranges (offset, length) in a file of `file_len`
+/// bytes, with lengths in `lens` (a range may run past the end).
+pub fn random_ranges(
+    file_len: u64,
+    lens: std::ops::Range<usize>,
+    count: usize,
+    seed: u64,
+) -> Vec<(u64, usize)> {
+    let mut x = seed;
+    (0..count)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let offset = (x >> 11) % file_len;
+            let len = lens.start + ((x >> 3) as usize) % (lens.end - lens.start);
+            (offset, len)
+        })
+        .collect()
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

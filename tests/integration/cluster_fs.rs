@@ -1,6 +1,6 @@
 //! A real cluster (masters and workers in-process on loopback) through the client library.
 
-use crate::cluster::{pattern, wait_for, TestCluster};
+use crate::cluster::{pattern, random_ranges, wait_for, TestCluster};
 use curvine_fluid::fs_error::FsError;
 use std::time::Duration;
 
@@ -27,13 +27,7 @@ async fn random_ranged_reads_match() {
     let data = pattern((13 << 20) + 12345, 2);
     client.write_file("/r.bin", &data).await.unwrap();
     let mut reader = client.open("/r.bin").await.unwrap();
-    let mut x: u64 = 42;
-    for _ in 0..200 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let offset = (x >> 11) % data.len() as u64;
-        let len = ((x >> 3) % (3 << 20)) as usize;
+    for (offset, len) in random_ranges(data.len() as u64, 0..3 << 20, 200, 42) {
         let got = reader.read_at(offset, len).await.unwrap();
         let end = (offset as usize + len).min(data.len());
         assert_eq!(got, &data[offset as usize..end], "range {offset}+{len}");

@@ -3,7 +3,7 @@
 //! without them these tests fail, they never skip.
 
 use crate::cli_cluster::{loopback_conf, terminate};
-use crate::cluster::pattern;
+use crate::cluster::{pattern, random_ranges};
 use crate::harness::KillOnDrop;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -346,13 +346,7 @@ fn write_patterns(m: &Mounted) {
     let big = pattern(40 << 20, 7);
     std::fs::write(m.path("big"), &big).unwrap();
     let f = std::fs::File::open(m.path("big")).unwrap();
-    let mut x: u64 = 99;
-    for _ in 0..100 {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let off = (x >> 20) % big.len() as u64;
-        let len = ((x >> 7) % (300 << 10)) as usize + 1;
+    for (off, len) in random_ranges(big.len() as u64, 1..(300 << 10) + 1, 100, 99) {
         let mut buf = vec![0u8; len];
         let n = std::os::unix::fs::FileExt::read_at(&f, &mut buf, off).unwrap();
         let end = (off as usize + len).min(big.len());
