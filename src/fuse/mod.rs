@@ -210,6 +210,11 @@ pub async fn mount(
         fuse.fs_path.as_str()
     };
     let root_id = mount_root(&client, fs_path, Instant::now() + wait_for_cluster).await?;
+    if path.exists() && !path.is_dir() {
+        return Err(fail(
+            "fuse.mnt_path is not a directory: point it at a directory (Fluid's targetPath)".into(),
+        ));
+    }
     for done in mount_table::prepare_target(&path).map_err(|e| fail(e.to_string()))? {
         info!(path = %path.display(), "{done}");
     }

@@ -560,3 +560,28 @@ fn a_restart_on_top_of_a_dead_mount_recovers_and_sigterm_unmounts_with_open_file
     assert_eq!(std::fs::read(m.path("held")).unwrap(), b"in flight");
     drop(m);
 }
+
+#[test]
+fn a_mount_target_that_is_a_file_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), |t| t);
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"keep me").unwrap();
+    let out = crate::harness::run_binary(
+        &[
+            "--conf",
+            conf.to_str().unwrap(),
+            "standalone",
+            "--mnt",
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("fuse.mnt_path is not a directory"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+}
