@@ -32,7 +32,36 @@ pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
         Some(Command::Standalone { data_dir, mnt }) => {
             return standalone(cli.conf.as_deref(), data_dir, mnt.as_deref())
         }
-        Some(Command::Umount { path }) => return umount(path),
+        Some(Command::Umount { path }) => return umount(&umount_target(path.as_deref(), &env)?),
+        Some(Command::MountUfs) => {
+            let (file, json) = runtime_json(&env)?;
+            let wanted = crate::entries::wanted_mounts(&file, &json)?;
+            let config = entry_config(&cli, &env)?;
+            let doc = block_on(async {
+                let client = crate::client::Client::new(&config)?;
+                crate::entries::mount_ufs(&client, wanted).await
+            })?;
+            return print_result(&format!("{doc}\n"));
+        }
+        Some(Command::ReportSummary) => {
+            let config = entry_config(&cli, &env)?;
+            let doc = block_on(async {
+                let client = crate::client::Client::new(&config)?;
+                crate::entries::report_summary(&client).await
+            })?;
+            return print_result(&format!("{doc}\n"));
+        }
+        Some(Command::Load { paths }) => {
+            let targets = crate::dataload::targets(&env, paths)?;
+            let metadata = env
+                .get(crate::dataload::FLUID_DATALOAD_METADATA)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            return block_on(async {
+                let config = load_config(&cli, &env).await?;
+                let client = crate::client::Client::new(&config)?;
+                crate::dataload::load(&client, &targets, metadata).await
+            });
+        }
         Some(Command::Fs { op }) => {
             let config = cluster_config(cli.conf.as_deref(), &env)?;
             return block_on(async {
@@ -167,6 +196,88 @@ fn cluster_config(conf: Option<&Path>, env: &EnvSnapshot) -> Result<ClusterConfi
         .into());
     }
     Ok(read_as_is(&path)?.config)
+}
+
+/// The runtime config (for `mount-ufs`): its file name and JSON.
+fn runtime_json(env: &EnvSnapshot) -> Result<(String, serde_json::Value), Error> {
+    let file = env
+        .get(env::FLUID_RUNTIME_CONFIG_PATH)
+        .unwrap_or("/etc/fluid/config/runtime.json")
+        .to_string();
+    let text = config::fluid_json::read_text(Path::new(&file), "runtime config")?;
+    let json = config::fluid_json::parse(&file, &text, true)?;
+    Ok((file, json))
+}
+
+/// The config for an execution entry run by `kubectl exec` in a runtime pod: `--conf`,
+/// else rendered in memory from Fluid's runtime config as the pod's role does, else the
+/// file the role wrote.
+fn entry_config(cli: &Cli, env: &EnvSnapshot) -> Result<ClusterConfig, Error> {
+    if let Some(path) = cli.conf.as_deref() {
+        return Ok(read_as_is(path)?.config);
+    }
+    let config_exists = env
+        .get(env::FLUID_RUNTIME_CONFIG_PATH)
+        .is_some_and(|p| Path::new(p).is_file());
+    if config_exists {
+        let detected = mode::detect(cli.hint(), env, true)?;
+        if detected.mode == Mode::Cache && detected.component.is_some() {
+            return Ok(prepare(&detected, None, env)?.config);
+        }
+    }
+    cluster_config(None, env)
+}
+
+/// The masters for a DataLoad pod, which has no runtime config: `--conf`, else
+/// `CURVINE_MASTER_ENDPOINTS`, else a runtime config if one is mounted, else the dataset's
+/// master service found from the pod name.
+async fn load_config(cli: &Cli, env: &EnvSnapshot) -> Result<ClusterConfig, Error> {
+    if cli.conf.is_some()
+        || env
+            .get(env::FLUID_RUNTIME_CONFIG_PATH)
+            .is_some_and(|p| Path::new(p).is_file())
+    {
+        return entry_config(cli, env);
+    }
+    let hosts = match env.get(env::CURVINE_MASTER_ENDPOINTS) {
+        Some(text) => thin::parse_endpoints(text)
+            .map_err(|what| {
+                InputError::new(
+                    what,
+                    format!("env {}", env::CURVINE_MASTER_ENDPOINTS),
+                    "write host:port[,host:port...]",
+                )
+            })?
+            .into_iter()
+            .map(|(hostname, port)| config::model::HostPort { hostname, port })
+            .collect(),
+        None => crate::dataload::discover_masters(env).await?,
+    };
+    let mut config = ClusterConfig::default();
+    config.client.master_addrs = hosts;
+    Ok(config)
+}
+
+/// The mount point `umount` works on: the argument, else the pod's Fluid mount path.
+fn umount_target(path: Option<&Path>, env: &EnvSnapshot) -> Result<PathBuf, Error> {
+    if let Some(path) = path {
+        return Ok(path.to_path_buf());
+    }
+    env.get(env::FLUID_RUNTIME_MOUNT_PATH)
+        .or_else(|| env.get(env::MOUNT_POINT))
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            InputError::new(
+                "no mount point given",
+                format!(
+                    "argument, env {} and env {}",
+                    env::FLUID_RUNTIME_MOUNT_PATH,
+                    env::MOUNT_POINT
+                ),
+                "run curvine-fluid umount PATH",
+            )
+            .into()
+        })
 }
 
 /// `curvine-fluid standalone`: master and worker in one process on loopback, and the

@@ -65,8 +65,21 @@ pub enum Command {
     /// Unmount a FUSE mount (lazily when busy); succeeds when nothing is mounted. For
     /// preStop hooks.
     Umount {
-        /// The mount point.
-        path: PathBuf,
+        /// The mount point (default: env FLUID_RUNTIME_MOUNT_PATH, else MOUNT_POINT).
+        path: Option<PathBuf>,
+    },
+    /// Fluid's mountUFS entry: make the cluster's mount table match the runtime config's
+    /// mounts; prints {"mounted":[...]}.
+    #[command(name = "mount-ufs")]
+    MountUfs,
+    /// Fluid's reportSummary entry: prints the cache state as JSON strings.
+    #[command(name = "report-summary")]
+    ReportSummary,
+    /// Fluid's DataLoad: read every file under the paths (default: env
+    /// FLUID_DATALOAD_DATA_PATH) through the workers; non-zero exit when any fails.
+    Load {
+        /// Dataset paths to load instead of the env's.
+        paths: Vec<String>,
     },
     /// File system commands against the cluster in the config.
     Fs {
@@ -208,6 +221,9 @@ impl Cli {
             }
             Some(Command::Standalone { .. })
             | Some(Command::Umount { .. })
+            | Some(Command::MountUfs)
+            | Some(Command::ReportSummary)
+            | Some(Command::Load { .. })
             | Some(Command::Fs { .. })
             | Some(Command::Report { .. }) => CliHint::default(),
         }
@@ -217,7 +233,10 @@ impl Cli {
     pub fn prints_result(&self) -> bool {
         matches!(
             self.command,
-            Some(Command::Render { .. }) | Some(Command::Detect { .. })
+            Some(Command::Render { .. })
+                | Some(Command::Detect { .. })
+                | Some(Command::MountUfs)
+                | Some(Command::ReportSummary)
         )
     }
 }

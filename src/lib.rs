@@ -32,6 +32,10 @@
 //! - [`worker`]: block cache on tiered local storage; registration and heartbeats.
 //! - [`client`]: the client library (leader-following master client, file reader and writer).
 //! - [`commands`]: the CLI's `fs` and `report` commands.
+//! - [`entries`]: Fluid's execution entries `mount-ufs` and `report-summary` (one JSON
+//!   document on stdout each).
+//! - [`dataload`]: Fluid's DataLoad (`load`): finding the masters from a bare pod and
+//!   reading the paths through the workers.
 //! - [`standalone`]: master and worker in one process.
 //! - [`web`]: `/healthz`, `/metrics`, `/api/overview` of every role; [`metrics`] holds the counters.
 //! - [`report`]: the cluster report as text and JSON.
@@ -53,6 +57,8 @@ pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod dataload;
+pub mod entries;
 pub mod env;
 pub mod error;
 pub mod fs_error;

@@ -271,6 +271,24 @@ impl Client {
             .await
     }
 
+    /// Makes the cluster's mount table exactly `mounts`; returns the table.
+    pub async fn set_mounts(&self, mounts: Vec<pb::MountEntry>) -> Result<pb::MountTable, FsError> {
+        let table = pb::MountTable { mounts };
+        self.master()
+            .call(|mut c| {
+                let table = table.clone();
+                async move { c.set_mounts(table).await }
+            })
+            .await
+    }
+
+    /// The cluster's mount table.
+    pub async fn mounts(&self) -> Result<pb::MountTable, FsError> {
+        self.master()
+            .call(|mut c| async move { c.list_mounts(pb::Empty {}).await })
+            .await
+    }
+
     /// Creates a file for writing (`overwrite` truncates an existing one).
     pub async fn create(&self, path: &str, overwrite: bool) -> Result<FileWriter, FsError> {
         let status = self

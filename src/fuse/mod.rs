@@ -6,9 +6,11 @@
 //! - [`attr`]: file status to kernel attributes, errors to errno.
 //! - [`fs`]: the FUSE operations.
 //! - [`read`], [`write`]: the per-file tasks behind reads and writes.
+//! - [`health`]: the client's `/healthz` (the mount answers) on `fuse.web_port`.
 
 pub mod attr;
 pub mod fs;
+pub mod health;
 pub mod inodes;
 pub mod mount_table;
 pub mod read;
@@ -347,6 +349,13 @@ impl Mounted {
 /// The client role: mounts and serves until SIGTERM, SIGINT or SIGQUIT, then unmounts.
 pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
     let client = Client::new(config)?;
+    let health = health::ClientHealth::new(
+        PathBuf::from(&config.fuse.mnt_path),
+        config.fuse.fs_path.clone(),
+        config.master_endpoints(),
+    );
+    let (stop_web, web_shutdown) = crate::shutdown::channel();
+    serve_health(config.fuse.web_port, health.clone(), web_shutdown).await;
     let mounting = mount(client, &config.fuse, Duration::from_secs(24 * 3600));
     let mounted = tokio::select! {
         m = mounting => m?,
@@ -355,11 +364,39 @@ pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
             return Ok(());
         }
     };
+    health.start_probing();
     match crate::shutdown::wait_for_signal().await {
         Ok(signal) => info!(signal, "stopping FUSE client"),
         Err(e) => warn!(error = %e, "cannot wait for signals; stopping"),
     }
+    stop_web.fire();
     mounted.unmount(Duration::from_secs(20)).await
+}
+
+/// Serves the client's `/healthz` on `port` (0: any free port). A port in use is logged
+/// and the mount goes on without it: the mount matters more than its probe.
+async fn serve_health(
+    port: u16,
+    health: Arc<health::ClientHealth>,
+    shutdown: crate::shutdown::Shutdown,
+) {
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(port, error = %e, "cannot serve /healthz on fuse.web_port: readiness probes on it will fail; free the port or change fuse.web_port");
+            return;
+        }
+    };
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    info!(address = %addr, "client web server listening (/healthz: 200 once the mount answers)");
+    tokio::spawn(async move {
+        if let Err(e) = crate::web::serve(listener, health, shutdown).await {
+            warn!(error = %e, "client web server stopped");
+        }
+    });
 }
 
 #[cfg(test)]

@@ -10,6 +10,9 @@ use crate::fs_error::FsError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod mounts;
+pub use mounts::MountRecord;
+
 /// An inode number. The root directory is [`ROOT_ID`].
 pub type InodeId = u64;
 /// The root directory's inode number.
@@ -155,6 +158,11 @@ pub enum Command {
         worker: u32,
         blocks: Vec<u64>,
     },
+    /// Makes the mount table exactly this (see [`mounts`]).
+    SetMounts {
+        mounts: Vec<MountRecord>,
+        now: i64,
+    },
 }
 
 /// A block as a writer reports it when completing a file.
@@ -196,6 +204,8 @@ pub enum Outcome {
     Worker(u32),
     /// Done; nothing to return.
     Done,
+    /// The mount table after the change.
+    Mounts(Vec<MountRecord>),
 }
 
 /// A command's result and the blocks it freed: (block id, worker) for deletion on the
@@ -217,6 +227,8 @@ pub struct Dirty {
     pub removed: BTreeSet<InodeId>,
     /// Workers registered.
     pub workers: BTreeSet<u32>,
+    /// The mount table changed.
+    pub mounts: bool,
 }
 
 /// Everything the namespace holds, as written in a snapshot.
@@ -228,6 +240,9 @@ pub struct Image {
     pub workers: Vec<WorkerRecord>,
     /// Id counters.
     pub counters: Counters,
+    /// The mount table (absent in images written before it existed).
+    #[serde(default)]
+    pub mounts: Vec<MountRecord>,
 }
 
 /// The id counters.
@@ -260,6 +275,7 @@ pub struct Namespace {
     /// Block id → the file holding it (blocks and pending blocks).
     block_owner: HashMap<u64, InodeId>,
     counters: Counters,
+    mounts: BTreeMap<String, MountRecord>,
     files: u64,
     dirs: u64,
     dirty: Dirty,
@@ -334,6 +350,11 @@ impl Namespace {
             workers: image.workers.into_iter().map(|w| (w.id, w)).collect(),
             block_owner: HashMap::new(),
             counters: image.counters,
+            mounts: image
+                .mounts
+                .into_iter()
+                .map(|m| (m.path.clone(), m))
+                .collect(),
             files: 0,
             dirs: 0,
             dirty: Dirty::default(),
@@ -358,6 +379,7 @@ impl Namespace {
             inodes,
             workers: self.workers.values().cloned().collect(),
             counters: self.counters,
+            mounts: self.mounts.values().cloned().collect(),
         }
     }
 
@@ -438,6 +460,22 @@ impl Namespace {
         Ok((out, more))
     }
 
+    /// Bytes of all files, and of the blocks held by a worker `live` accepts.
+    pub fn cached_bytes(&self, live: impl Fn(u32) -> bool) -> (u64, u64) {
+        let mut total = 0;
+        let mut cached = 0;
+        for inode in self.inodes.values().filter(|i| i.kind == InodeKind::File) {
+            total += inode.size;
+            cached += inode
+                .blocks
+                .iter()
+                .filter(|b| b.worker.is_some_and(&live))
+                .map(|b| b.len)
+                .sum::<u64>();
+        }
+        (total, cached)
+    }
+
     /// Number of entries in a directory.
     pub fn child_count(&self, dir: InodeId) -> u64 {
         self.children.get(&dir).map_or(0, |c| c.len() as u64)
@@ -506,6 +544,7 @@ impl Namespace {
                 self.remove_replicas(*worker, blocks);
                 Ok(Outcome::Done)
             }
+            Command::SetMounts { mounts, now } => self.set_mounts(mounts, *now),
         }
     }
 

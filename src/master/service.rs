@@ -4,7 +4,7 @@
 //! serves this API too.
 
 use super::namespace::{
-    self, Applied, BlockRange, Command, Inode, InodeKind, Namespace, Outcome, SetAttrs,
+    self, Applied, BlockRange, Command, Inode, InodeKind, MountRecord, Namespace, Outcome, SetAttrs,
 };
 use super::state_machine::SharedNamespace;
 use super::types::{Raft, RaftError};
@@ -463,6 +463,7 @@ pub fn build_report(state: &MasterState) -> pb::ClusterReport {
         .collect();
     let ns = state.ns.read();
     let (files, dirs) = ns.counts();
+    let (file_bytes, cached_bytes) = ns.cached_bytes(|w| state.workers.is_live(w));
     let mut report = pb::ClusterReport {
         cluster_id: state.cluster_id.clone(),
         leader_id: leader.unwrap_or(0),
@@ -475,6 +476,8 @@ pub fn build_report(state: &MasterState) -> pb::ClusterReport {
         masters,
         files,
         dirs,
+        file_bytes,
+        cached_bytes,
         ..Default::default()
     };
     for w in ns.workers() {
@@ -838,6 +841,65 @@ impl MasterService for MasterApi {
         _req: Request<pb::Empty>,
     ) -> Result<Response<pb::MasterInfo>, Status> {
         Ok(Response::new(own_view(&self.state)))
+    }
+
+    async fn set_mounts(
+        &self,
+        req: Request<pb::MountTable>,
+    ) -> Result<Response<pb::MountTable>, Status> {
+        let wanted = req
+            .into_inner()
+            .mounts
+            .into_iter()
+            .map(mount_record)
+            .collect();
+        self.timed("set_mounts", async {
+            match self
+                .state
+                .command(Command::SetMounts {
+                    mounts: wanted,
+                    now: now_ms(),
+                })
+                .await?
+            {
+                Outcome::Mounts(table) => Ok(mount_table(table.iter())),
+                other => Err(FsError::Io(format!("unexpected outcome {other:?}"))),
+            }
+        })
+        .await
+    }
+
+    async fn list_mounts(
+        &self,
+        _req: Request<pb::Empty>,
+    ) -> Result<Response<pb::MountTable>, Status> {
+        self.timed("list_mounts", async {
+            self.state.linearizable().await?;
+            Ok(mount_table(self.state.ns.read().mounts()))
+        })
+        .await
+    }
+}
+
+fn mount_record(m: pb::MountEntry) -> MountRecord {
+    MountRecord {
+        path: m.path,
+        source: m.source,
+        target: m.target,
+        read_only: m.read_only,
+    }
+}
+
+fn mount_table<'a>(mounts: impl Iterator<Item = &'a MountRecord>) -> pb::MountTable {
+    pb::MountTable {
+        mounts: mounts
+            .map(|m| pb::MountEntry {
+                path: m.path.clone(),
+                source: m.source.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
     }
 }
 

@@ -70,6 +70,7 @@ pub struct StateMachine {
 const APPLIED: &[u8] = b"m:applied";
 const MEMBERSHIP: &[u8] = b"m:membership";
 const COUNTERS: &[u8] = b"m:counters";
+const MOUNTS: &[u8] = b"m:mounts";
 const SNAPSHOT: &[u8] = b"m:snapshot";
 
 fn inode_key(id: u64) -> Vec<u8> {
@@ -122,6 +123,9 @@ impl StateMachine {
         if let Some(v) = read(COUNTERS)? {
             image.counters = parse(&v)?;
         }
+        if let Some(v) = read(MOUNTS)? {
+            image.mounts = parse(&v)?;
+        }
         let last_applied = match read(APPLIED)? {
             Some(v) => parse(&v)?,
             None => None,
@@ -171,6 +175,10 @@ impl StateMachine {
             if let Some(w) = ns.worker(*id) {
                 batch.insert(worker_key(*id), json::<WorkerRecord>(w)?);
             }
+        }
+        if dirty.mounts {
+            let table: Vec<&super::namespace::MountRecord> = ns.mounts().collect();
+            batch.insert(MOUNTS, json(&table)?);
         }
         drop(ns);
         batch.insert(COUNTERS, json(&counters)?);
@@ -306,6 +314,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             batch.insert(worker_key(w.id), json(w)?);
         }
         batch.insert(COUNTERS, json(&image.counters)?);
+        batch.insert(MOUNTS, json(&image.mounts)?);
         batch.insert(APPLIED, json(&meta.last_log_id)?);
         batch.insert(MEMBERSHIP, json(&meta.last_membership)?);
         self.tree

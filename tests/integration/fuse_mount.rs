@@ -585,3 +585,78 @@ fn a_mount_target_that_is_a_file_is_refused_and_left_alone() {
     );
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn client_healthz_is_ready_only_when_the_mount_answers() {
+    use crate::cli_cluster::http_get;
+    let dir = tempfile::tempdir().unwrap();
+    // Masters that do not exist yet: the client waits, and /healthz says why.
+    let nowhere = free_port();
+    let waiting_port = free_port();
+    let lonely = dir.path().join("lonely.toml");
+    std::fs::write(
+        &lonely,
+        format!(
+            "[client]\nmaster_addrs = [{{ hostname = \"127.0.0.1\", port = {nowhere} }}]\n\
+             [fuse]\nmnt_path = \"{}\"\nweb_port = {waiting_port}\n",
+            dir.path().join("mnt-wait").display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("waiting.log");
+    let mut waiting = KillOnDrop(spawn(&lonely, &["client", "start"], &log));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("looking up the mounted directory")
+    {
+        assert!(Instant::now() < deadline, "client did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (code, body) = http_get(waiting_port, "/healthz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("not mounted yet"), "{body}");
+    assert!(terminate(&mut waiting.0).success());
+
+    // A running cluster: ready once the mount answers.
+    let m = Mounted::standalone(dir.path(), |t| t);
+    let conf = dir.path().join("c.toml");
+    let port = free_port();
+    let client = Mounted::client(
+        &conf,
+        &dir.path().join("mnt-b"),
+        &format!("web_port = {port}"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (code, body) = http_get(port, "/healthz");
+        if code == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/healthz never became 200: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, overview) = http_get(port, "/api/overview");
+    let doc: serde_json::Value = serde_json::from_str(&overview).unwrap();
+    assert_eq!(doc["state"], "mounted", "{doc}");
+    assert_eq!(doc["role"], "client");
+    let (_, metrics) = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("curvine_fuse_mount_answering 1"),
+        "{metrics}"
+    );
+    let (status, _) = client.stop();
+    assert!(status.success());
+    drop(m);
+}

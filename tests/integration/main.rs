@@ -7,6 +7,7 @@ mod cluster;
 mod cluster_fs;
 mod cluster_ha;
 mod fixtures;
+mod fluid_entries;
 mod fuse_mount;
 mod harness;
 mod render_props;

@@ -1,0 +1,378 @@
+//! `curvine-fluid load`: Fluid's DataLoad (FLUID-CONTRACT §3). The pod gets only the
+//! paths to load (`FLUID_DATALOAD_DATA_PATH`, `:`-joined) and no runtime config, so the
+//! masters are found from an explicit setting or from the pod's name; every file under
+//! the paths is then read through the workers, which checks each block is cached and
+//! keeps it warm in the workers' LRU. Any path that fails makes the exit code non-zero.
+
+use crate::client::Client;
+use crate::config::model::HostPort;
+use crate::env::EnvSnapshot;
+use crate::error::{Error, InputError};
+use crate::fs_error::FsError;
+use crate::rpc::pb::master::{self as pb, FileKind};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+/// `:`-joined dataset paths to load (default `/`).
+pub const FLUID_DATALOAD_DATA_PATH: &str = "FLUID_DATALOAD_DATA_PATH";
+/// `:`-joined replica counts, one per path (default 1).
+pub const FLUID_DATALOAD_PATH_REPLICAS: &str = "FLUID_DATALOAD_PATH_REPLICAS";
+/// `true` when the DataLoad asks to load metadata too.
+pub const FLUID_DATALOAD_METADATA: &str = "FLUID_DATALOAD_METADATA";
+/// The dataset whose masters to use, when the pod name does not tell.
+pub const CURVINE_DATASET_NAME: &str = "CURVINE_DATASET_NAME";
+/// The masters' client port (default 8995).
+pub const CURVINE_MASTER_PORT: &str = "CURVINE_MASTER_PORT";
+/// The cluster domain (default `cluster.local`).
+pub const CURVINE_CLUSTER_DOMAIN: &str = crate::env::CURVINE_CLUSTER_DOMAIN;
+/// Where Kubernetes puts the pod's namespace.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// One path to load and the copies asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Dataset path.
+    pub path: String,
+    /// Replicas asked for.
+    pub replicas: u32,
+}
+
+/// The targets from the environment, or from the command line when it names paths.
+pub fn targets(env: &EnvSnapshot, args: &[String]) -> Result<Vec<Target>, InputError> {
+    let (paths, from): (Vec<String>, String) = if args.is_empty() {
+        let text = env.get(FLUID_DATALOAD_DATA_PATH).unwrap_or("/");
+        (
+            text.split(':').map(str::to_string).collect(),
+            format!("env {FLUID_DATALOAD_DATA_PATH}"),
+        )
+    } else {
+        (args.to_vec(), "the command line".to_string())
+    };
+    let replicas: Vec<&str> = env
+        .get(FLUID_DATALOAD_PATH_REPLICAS)
+        .map(|r| r.split(':').collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let path = path.trim();
+        if path.is_empty() {
+            continue;
+        }
+        if !path.starts_with('/') {
+            return Err(InputError::new(
+                format!("{path:?} is not a dataset path"),
+                from.clone(),
+                "give absolute paths in the dataset, e.g. /curvine/train",
+            ));
+        }
+        let replicas = match replicas.get(i).map(|r| r.trim()).filter(|r| !r.is_empty()) {
+            None => 1,
+            Some(r) => r.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                InputError::new(
+                    format!("replica count {r:?} is not a positive whole number"),
+                    format!("env {FLUID_DATALOAD_PATH_REPLICAS}"),
+                    "set the DataLoad target's replicas to 1 or more",
+                )
+            })?,
+        };
+        out.push(Target {
+            path: path.to_string(),
+            replicas,
+        });
+    }
+    if out.is_empty() {
+        return Err(InputError::new(
+            "no path to load",
+            from,
+            "give the DataLoad at least one target path",
+        ));
+    }
+    Ok(out)
+}
+
+/// Dataset names the pod name may carry: a DataLoad pod is `<dataload>-loader-job-<x>`
+/// and DataLoads are often named `<dataset>-<what>`, so every `-`-prefix of the DataLoad
+/// name is a candidate, longest first.
+pub fn candidate_datasets(hostname: &str) -> Vec<String> {
+    let Some((dataload, _)) = hostname.rsplit_once("-loader-job-") else {
+        return Vec::new();
+    };
+    let parts: Vec<&str> = dataload.split('-').collect();
+    (1..=parts.len())
+        .rev()
+        .map(|n| parts[..n].join("-"))
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// The pod's namespace: Fluid's env, the pod env, the service account file, `default`.
+pub fn namespace(env: &EnvSnapshot) -> String {
+    env.get(crate::env::FLUID_DATASET_NAMESPACE)
+        .or_else(|| env.get(crate::env::POD_NAMESPACE))
+        .map(str::to_string)
+        .or_else(|| {
+            std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// The masters of the dataset's runtime, from the addresses its headless master service
+/// resolves to; `None` when the service does not resolve.
+async fn resolve_service(
+    dataset: &str,
+    ns: &str,
+    domain: &str,
+    port: u16,
+) -> Option<Vec<HostPort>> {
+    let names = [
+        format!("svc-{dataset}-master.{ns}.svc.{domain}"),
+        format!("svc-{dataset}-master.{ns}.svc"),
+    ];
+    for name in names {
+        let lookup = tokio::net::lookup_host((name.as_str(), port));
+        if let Ok(Ok(addrs)) = tokio::time::timeout(Duration::from_secs(5), lookup).await {
+            let mut hosts: Vec<HostPort> = addrs
+                .map(|a| HostPort {
+                    hostname: a.ip().to_string(),
+                    port,
+                })
+                .collect();
+            hosts.dedup();
+            if !hosts.is_empty() {
+                info!(service = %name, masters = hosts.len(), "found the dataset's masters");
+                return Some(hosts);
+            }
+        }
+    }
+    None
+}
+
+/// Finds the masters: `CURVINE_DATASET_NAME` or the pod name's candidates, through DNS.
+pub async fn discover_masters(env: &EnvSnapshot) -> Result<Vec<HostPort>, InputError> {
+    let port = match env.get(CURVINE_MASTER_PORT) {
+        None => 8995,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            InputError::new(
+                format!("port {p:?} is not a number from 1 to 65535"),
+                format!("env {CURVINE_MASTER_PORT}"),
+                "set the masters' rpc_port",
+            )
+        })?,
+    };
+    let ns = namespace(env);
+    let domain = env.get(CURVINE_CLUSTER_DOMAIN).unwrap_or("cluster.local");
+    let hostname = env.get(crate::env::HOSTNAME).unwrap_or("");
+    let candidates = match env.get(CURVINE_DATASET_NAME) {
+        Some(name) => vec![name.to_string()],
+        None => candidate_datasets(hostname),
+    };
+    for dataset in &candidates {
+        if let Some(hosts) = resolve_service(dataset, &ns, domain, port).await {
+            info!(dataset = %dataset, namespace = %ns, "loading into dataset");
+            return Ok(hosts);
+        }
+    }
+    let tried = if candidates.is_empty() {
+        "no dataset name: the pod name is not <dataload>-loader-job-<id>".to_string()
+    } else {
+        format!(
+            "no master service svc-<dataset>-master in namespace {ns} for dataset {}",
+            candidates.join(", ")
+        )
+    };
+    Err(InputError::new(
+        format!("cannot find the dataset's masters: {tried}"),
+        format!("env HOSTNAME={hostname:?}, {CURVINE_DATASET_NAME}, {}", crate::env::CURVINE_MASTER_ENDPOINTS),
+        "name the DataLoad <dataset>-<anything>, or set CURVINE_MASTER_ENDPOINTS=host:port[,host:port] (or CURVINE_DATASET_NAME) in the DataLoad command's env",
+    ))
+}
+
+/// What loading one target did.
+#[derive(Debug, Default)]
+struct Tally {
+    files: u64,
+    bytes: u64,
+    failed: Vec<String>,
+}
+
+/// Loads every target; fails when any path or file could not be loaded.
+pub async fn load(client: &Client, targets: &[Target], metadata: bool) -> Result<(), Error> {
+    let start = Instant::now();
+    let mounts = client.mounts().await?.mounts;
+    let mut total = Tally::default();
+    for target in targets {
+        if target.replicas > 1 {
+            warn!(
+                path = %target.path,
+                replicas = target.replicas,
+                "this cache keeps one copy of each block; loading it once"
+            );
+        }
+        let path = through_mounts(&target.path, &mounts);
+        if path != target.path {
+            info!(path = %target.path, source = %path, "path is a mount; loading its source");
+        }
+        let mut tally = Tally::default();
+        if let Err(e) = load_tree(client, &path, &mut tally).await {
+            tally.failed.push(format!("{}: {e}", target.path));
+        }
+        info!(
+            path = %target.path,
+            files = tally.files,
+            bytes = tally.bytes,
+            failed = tally.failed.len(),
+            metadata,
+            "path done"
+        );
+        total.files += tally.files;
+        total.bytes += tally.bytes;
+        total.failed.extend(tally.failed);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    info!(
+        files = total.files,
+        bytes = total.bytes,
+        failed = total.failed.len(),
+        seconds = format!("{secs:.1}"),
+        "DataLoad finished"
+    );
+    if total.failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Role(format!(
+        "DataLoad failed for {} file(s) or path(s): {}",
+        total.failed.len(),
+        total.failed.join("; ")
+    )))
+}
+
+/// A dataset path with a linked mount's prefix replaced by its source directory.
+pub fn through_mounts(path: &str, mounts: &[pb::MountEntry]) -> String {
+    for m in mounts
+        .iter()
+        .filter(|m| m.path != m.target && m.path != "/")
+    {
+        if path == m.path {
+            return m.target.clone();
+        }
+        if let Some(rest) = path.strip_prefix(&format!("{}/", m.path)) {
+            return format!("{}/{rest}", m.target.trim_end_matches('/'));
+        }
+    }
+    path.to_string()
+}
+
+/// Loads a file or every file under a directory (links are not followed: a link's
+/// target is loaded where it lives).
+async fn load_tree(client: &Client, root: &str, tally: &mut Tally) -> Result<(), FsError> {
+    let mut pending = vec![client.stat(root).await?];
+    while let Some(status) = pending.pop() {
+        match status.kind() {
+            FileKind::Directory => {
+                let mut children = client.list(&status.path).await?;
+                children.reverse();
+                pending.extend(children);
+            }
+            FileKind::File => match load_file(client, &status.path).await {
+                Ok(bytes) => {
+                    tally.files += 1;
+                    tally.bytes += bytes;
+                }
+                Err(e) => {
+                    warn!(path = %status.path, error = %e, "file not loaded");
+                    tally.failed.push(format!("{}: {e}", status.path));
+                }
+            },
+            FileKind::Symlink => {
+                info!(path = %status.path, target = %status.symlink_target, "link skipped")
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a file through the workers; returns its size.
+async fn load_file(client: &Client, path: &str) -> Result<u64, FsError> {
+    let start = Instant::now();
+    let mut reader = client.open(path).await?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+    }
+    if read != reader.len() {
+        return Err(FsError::Io(format!(
+            "read {read} of {} bytes",
+            reader.len()
+        )));
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-6);
+    info!(
+        path,
+        bytes = read,
+        mib_per_s = format!("{:.1}", read as f64 / secs / (1 << 20) as f64),
+        "loaded"
+    );
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> EnvSnapshot {
+        EnvSnapshot::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn targets_from_the_dataload_env() {
+        let e = env(&[
+            (FLUID_DATALOAD_DATA_PATH, "/imagenet/train:/imagenet/val"),
+            (FLUID_DATALOAD_PATH_REPLICAS, "1:2"),
+        ]);
+        let t = targets(&e, &[]).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!((t[1].path.as_str(), t[1].replicas), ("/imagenet/val", 2));
+        let t = targets(&env(&[]), &[]).unwrap();
+        assert_eq!((t[0].path.as_str(), t[0].replicas), ("/", 1));
+        assert!(targets(&env(&[(FLUID_DATALOAD_DATA_PATH, "train")]), &[]).is_err());
+        let bad = env(&[
+            (FLUID_DATALOAD_DATA_PATH, "/a"),
+            (FLUID_DATALOAD_PATH_REPLICAS, "x"),
+        ]);
+        let err = targets(&bad, &[]).unwrap_err().to_string();
+        assert!(err.contains(FLUID_DATALOAD_PATH_REPLICAS), "{err}");
+        let t = targets(&env(&[]), &["/x".to_string()]).unwrap();
+        assert_eq!(t[0].path, "/x");
+    }
+
+    #[test]
+    fn dataset_candidates_from_the_pod_name() {
+        assert_eq!(
+            candidate_datasets("curvine-demo-load-loader-job-x7k2m"),
+            vec!["curvine-demo-load", "curvine-demo", "curvine"]
+        );
+        assert!(candidate_datasets("node-a7").is_empty());
+    }
+
+    #[test]
+    fn linked_mounts_lead_to_their_source() {
+        let m = vec![pb::MountEntry {
+            path: "/curvine".into(),
+            source: "curvine:///data".into(),
+            target: "/data".into(),
+            read_only: false,
+        }];
+        assert_eq!(through_mounts("/curvine", &m), "/data");
+        assert_eq!(through_mounts("/curvine/train", &m), "/data/train");
+        assert_eq!(through_mounts("/curvinex", &m), "/curvinex");
+        assert_eq!(through_mounts("/other", &m), "/other");
+    }
+}

@@ -1,0 +1,209 @@
+//! Fluid's execution entries (FLUID-CONTRACT §2): `mount-ufs` makes the cluster's mount
+//! table match the runtime config's mounts, `report-summary` reports the cache state.
+//! Each prints exactly one JSON document on stdout; logs go to stderr.
+
+use crate::client::Client;
+use crate::config::fluid_json::Json;
+use crate::config::thin::fs_path;
+use crate::error::{Error, InputError};
+use crate::rpc::pb::master as pb;
+use serde_json::json;
+use tracing::info;
+
+/// The dataset mounts of a runtime config, as mount table entries. Every mount must be
+/// `curvine://`: the cluster has no under storage yet.
+pub fn wanted_mounts(
+    file: &str,
+    root: &serde_json::Value,
+) -> Result<Vec<pb::MountEntry>, InputError> {
+    let root = Json::root(file, root);
+    let Some(mounts) = root.get("mounts") else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in mounts.node().items()? {
+        let m = item.node();
+        m.require_object()?;
+        let mount_point = m
+            .get("mountPoint")
+            .ok_or_else(|| {
+                m.error(
+                    "the mount has no mountPoint",
+                    "give every dataset mount a mountPoint",
+                )
+            })?
+            .node()
+            .str()?
+            .trim()
+            .to_string();
+        let scheme = mount_point.split_once("://").map_or("", |(s, _)| s);
+        if scheme != "curvine" {
+            let kind = if scheme.is_empty() {
+                mount_point.as_str()
+            } else {
+                scheme
+            };
+            return Err(m.error(
+                format!("under-storage kind {kind:?} is not supported yet: this cache serves curvine:// mounts only (under-storage caching is planned)"),
+                "mount a curvine:///<dir> path of the cluster, or use a runtime that caches this storage",
+            ));
+        }
+        let target =
+            fs_path(&mount_point).map_err(|what| m.error(what, "write curvine:///<dir>"))?;
+        let path = dataset_path(m)?;
+        let read_only = match m.get("readOnly") {
+            Some(v) => v.node().value().as_bool().ok_or_else(|| {
+                v.node()
+                    .error("readOnly is not true or false", "write true or false")
+            })?,
+            None => false,
+        };
+        out.push(pb::MountEntry {
+            path,
+            source: mount_point,
+            target,
+            read_only,
+        });
+    }
+    Ok(out)
+}
+
+/// The path Fluid expects a mount at: `path` when absolute, else `/<name>` (§1.2).
+fn dataset_path(m: &Json<'_>) -> Result<String, InputError> {
+    let text = |key: &str| -> Result<String, InputError> {
+        match m.get(key) {
+            Some(v) => Ok(v.node().str()?.trim().to_string()),
+            None => Ok(String::new()),
+        }
+    };
+    let path = text("path")?;
+    if path.starts_with('/') {
+        return Ok(path);
+    }
+    let name = text("name")?;
+    Ok(format!("/{}", name.trim_start_matches('/')))
+}
+
+/// `mount-ufs`: sets the mount table and returns the document Fluid parses.
+pub async fn mount_ufs(client: &Client, wanted: Vec<pb::MountEntry>) -> Result<String, Error> {
+    for m in &wanted {
+        info!(path = %m.path, source = %m.source, "wanted mount");
+    }
+    let table = client.set_mounts(wanted).await?;
+    let mounted: Vec<&str> = table.mounts.iter().map(|m| m.path.as_str()).collect();
+    info!(mounted = ?mounted, "mount table set");
+    Ok(json!({ "mounted": mounted }).to_string())
+}
+
+/// `report-summary`: the cache state in the units `kubectl get dataset` shows.
+pub async fn report_summary(client: &Client) -> Result<String, Error> {
+    let report = client.report().await?;
+    Ok(summary(&report).to_string())
+}
+
+/// The summary document of a cluster report.
+pub fn summary(report: &pb::ClusterReport) -> serde_json::Value {
+    json!({
+        "cached": binary_size(report.cached_bytes),
+        "cachedPercentage": percent(report.cached_bytes, report.file_bytes),
+        "cacheCapacity": binary_size(report.capacity),
+        "cacheHitRatio": percent(report.reads_hit, report.reads_hit + report.reads_miss),
+    })
+}
+
+/// Bytes with two decimals and a binary unit: `1.20GiB`, `0.00B`.
+pub fn binary_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2}{}", UNITS[unit])
+}
+
+/// A share with one decimal: `12.5%`; `0.0%` when there is nothing to divide.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "0.0%".to_string();
+    }
+    format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mounts(text: &str) -> Result<Vec<pb::MountEntry>, InputError> {
+        wanted_mounts("runtime.json", &serde_json::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn sizes_and_percentages_as_fluid_shows_them() {
+        assert_eq!(binary_size(0), "0.00B");
+        assert_eq!(binary_size(1023), "1023.00B");
+        assert_eq!(binary_size(1536), "1.50KiB");
+        assert_eq!(binary_size(1_288_490_189), "1.20GiB");
+        assert_eq!(binary_size(5 << 30), "5.00GiB");
+        assert_eq!(percent(1, 8), "12.5%");
+        assert_eq!(percent(0, 0), "0.0%");
+        assert_eq!(percent(3, 3), "100.0%");
+    }
+
+    #[test]
+    fn summary_fields_are_strings() {
+        let report = pb::ClusterReport {
+            capacity: 5 << 30,
+            file_bytes: 4 << 20,
+            cached_bytes: 1 << 20,
+            reads_hit: 3,
+            reads_miss: 1,
+            ..Default::default()
+        };
+        let doc = summary(&report);
+        assert_eq!(doc["cached"], "1.00MiB");
+        assert_eq!(doc["cachedPercentage"], "25.0%");
+        assert_eq!(doc["cacheCapacity"], "5.00GiB");
+        assert_eq!(doc["cacheHitRatio"], "75.0%");
+        assert_eq!(doc.as_object().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn mounts_of_the_fixtures() {
+        let fixtures =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fluid-fixtures/cache");
+        let read = |name: &str| std::fs::read_to_string(fixtures.join(name)).unwrap();
+        let c01 = mounts(&read("c01-emptydir-1m1w.json")).unwrap();
+        assert_eq!(c01.len(), 1);
+        assert_eq!(
+            (c01[0].path.as_str(), c01[0].target.as_str()),
+            ("/curvine", "/data")
+        );
+        let c03 = mounts(&read("c03-process-memory.json")).unwrap();
+        assert_eq!((c03[0].path.as_str(), c03[0].target.as_str()), ("/", "/"));
+        let err = mounts(&read("c05-s3-ufs.json")).unwrap_err().to_string();
+        assert!(
+            err.contains("\"s3\" is not supported yet") && err.contains("mounts[0]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn paths_names_and_bad_mounts() {
+        let m = mounts(r#"{"mounts":[{"mountPoint":"curvine:///x","name":"ds"}]}"#).unwrap();
+        assert_eq!(m[0].path, "/ds");
+        let m = mounts(r#"{"mounts":[{"mountPoint":"curvine:///x","readOnly":true}]}"#).unwrap();
+        assert_eq!(m[0].path, "/");
+        assert!(m[0].read_only);
+        assert!(mounts(r#"{}"#).unwrap().is_empty());
+        for bad in [
+            r#"{"mounts":[{"name":"x"}]}"#,
+            r#"{"mounts":[{"mountPoint":"local:///mnt/x"}]}"#,
+            r#"{"mounts":[{"mountPoint":"curvine:///a/../.."}]}"#,
+            r#"{"mounts":{"mountPoint":"curvine:///"}}"#,
+        ] {
+            assert!(mounts(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The mount table: which dataset paths Fluid expects (`mounts[].path` of the runtime
+//! config) and what backs each one. Only `curvine://` sources exist so far: the source is
+//! a directory of this cluster's namespace. A mount whose dataset path equals its source
+//! is that directory; otherwise the dataset path is a relative symbolic link to the
+//! source, so `/curvine` shows `/data` through any mount of the file system.
+//!
+//! Unmounting never deletes data: it drops the entry and the link it made.
+
+use super::{components, normalize, InodeKind, Namespace, Outcome};
+use crate::fs_error::FsError;
+use serde::{Deserialize, Serialize};
+
+/// One mount: a dataset path and the namespace directory behind it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// The dataset path, normalised (`/curvine`).
+    pub path: String,
+    /// The mount point as the dataset gives it (`curvine:///data`).
+    pub source: String,
+    /// The namespace directory behind it (`/data`).
+    pub target: String,
+    /// The dataset marks the mount read-only (enforced by Fluid's read-only bind).
+    pub read_only: bool,
+}
+
+impl MountRecord {
+    /// The link text when the dataset path is not the source itself.
+    pub fn link_text(&self) -> Option<String> {
+        (self.path != self.target).then(|| relative_link(&self.path, &self.target))
+    }
+}
+
+/// The link text that leads from `link`'s directory to `target`, both absolute and
+/// normalised: `/curvine` → `/data` gives `data`, `/a/b` → `/x` gives `../x`.
+pub fn relative_link(link: &str, target: &str) -> String {
+    let link_names: Vec<&str> = link.split('/').filter(|s| !s.is_empty()).collect();
+    let dir = &link_names[..link_names.len().saturating_sub(1)];
+    let target_names: Vec<&str> = target.split('/').filter(|s| !s.is_empty()).collect();
+    let common = dir
+        .iter()
+        .zip(&target_names)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut parts: Vec<&str> = vec![".."; dir.len() - common];
+    parts.extend(&target_names[common..]);
+    if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// `a` is `b` or one of its ancestors (both normalised).
+fn contains(a: &str, b: &str) -> bool {
+    a == "/" || a == b || b.starts_with(&format!("{a}/"))
+}
+
+impl Namespace {
+    /// The mount table, by dataset path.
+    pub fn mounts(&self) -> impl Iterator<Item = &MountRecord> {
+        self.mounts.values()
+    }
+
+    /// Makes the mount table exactly `wanted`: new mounts get their directory (and link),
+    /// mounts no longer wanted lose their entry and link (never their data), unchanged
+    /// ones are left alone. Everything is checked before anything changes.
+    pub(super) fn set_mounts(
+        &mut self,
+        wanted: &[MountRecord],
+        now: i64,
+    ) -> Result<Outcome, FsError> {
+        let wanted = self.check_mounts(wanted)?;
+        let stale: Vec<MountRecord> = self
+            .mounts
+            .values()
+            .filter(|m| !wanted.contains(m))
+            .cloned()
+            .collect();
+        for old in &stale {
+            self.mounts.remove(&old.path);
+            if let Some(text) = old.link_text() {
+                if self.is_link_to(&old.path, &text) {
+                    self.delete(&old.path, false, now)?;
+                }
+            }
+            self.dirty.mounts = true;
+        }
+        for m in &wanted {
+            if self.mounts.get(&m.path) == Some(m) {
+                continue;
+            }
+            self.mkdir(&m.target, 0o755, 0, 0, true, now)?;
+            if let Some(text) = m.link_text() {
+                if !self.is_link_to(&m.path, &text) {
+                    if self.lookup(&m.path).is_ok() {
+                        // An empty directory or a link this table no longer owns.
+                        self.delete(&m.path, false, now)?;
+                    }
+                    if let Some(parent) = parent_path(&m.path) {
+                        self.mkdir(&parent, 0o755, 0, 0, true, now)?;
+                    }
+                    self.symlink(&text, &m.path, 0, 0, now)?;
+                }
+            }
+            self.mounts.insert(m.path.clone(), m.clone());
+            self.dirty.mounts = true;
+        }
+        Ok(Outcome::Mounts(self.mounts.values().cloned().collect()))
+    }
+
+    /// Normalises and checks the wanted table against itself and the namespace.
+    fn check_mounts(&self, wanted: &[MountRecord]) -> Result<Vec<MountRecord>, FsError> {
+        let mut out: Vec<MountRecord> = Vec::with_capacity(wanted.len());
+        for m in wanted {
+            let m = MountRecord {
+                path: normalize(&m.path)?,
+                target: normalize(&m.target)?,
+                ..m.clone()
+            };
+            if out.iter().any(|o| o.path == m.path) {
+                return Err(FsError::InvalidArgument(format!(
+                    "two mounts have the dataset path {}",
+                    m.path
+                )));
+            }
+            out.push(m);
+        }
+        for m in &out {
+            self.check_dirs(&m.target)?;
+            if m.path == m.target {
+                continue;
+            }
+            if contains(&m.path, &m.target) || contains(&m.target, &m.path) {
+                return Err(FsError::InvalidArgument(format!(
+                    "mount {} of {}: one path contains the other, so the dataset path cannot \
+                     show the source; give the mount a path beside its source",
+                    m.path, m.source
+                )));
+            }
+            // A link must not sit on the way to another mount's directories.
+            if let Some(other) = out.iter().find(|o| {
+                o.path != m.path && (contains(&m.path, &o.target) || contains(&m.path, &o.path))
+            }) {
+                return Err(FsError::InvalidArgument(format!(
+                    "mount {} would be a link inside which mount {} lies; give them paths \
+                     that do not nest",
+                    m.path, other.path
+                )));
+            }
+            if let Some(parent) = parent_path(&m.path) {
+                self.check_dirs(&parent)?;
+            }
+            self.check_link_spot(m)?;
+        }
+        Ok(out)
+    }
+
+    /// Every existing component of `path` is a directory (missing ones can be made).
+    fn check_dirs(&self, path: &str) -> Result<(), FsError> {
+        let names = components(path)?;
+        let mut id = super::ROOT_ID;
+        for (depth, name) in names.iter().enumerate() {
+            let Some(child) = self.child(id, name) else {
+                return Ok(());
+            };
+            if self.inodes.get(&child).map(|i| i.kind) != Some(InodeKind::Dir) {
+                return Err(FsError::NotADirectory(super::prefix(&names, depth + 1)));
+            }
+            id = child;
+        }
+        Ok(())
+    }
+
+    /// The dataset path of a linked mount is free: missing, an empty directory, already
+    /// the right link, or a link an earlier entry of the table made.
+    fn check_link_spot(&self, m: &MountRecord) -> Result<(), FsError> {
+        let Ok(inode) = self.lookup(&m.path) else {
+            return Ok(());
+        };
+        let ours = self
+            .mounts
+            .get(&m.path)
+            .and_then(MountRecord::link_text)
+            .is_some_and(|text| inode.kind == InodeKind::Symlink && inode.target == text);
+        let free = match inode.kind {
+            InodeKind::Dir => self.child_count(inode.id) == 0,
+            InodeKind::Symlink => m.link_text().as_deref() == Some(inode.target.as_str()),
+            InodeKind::File => false,
+        };
+        if ours || free {
+            return Ok(());
+        }
+        Err(FsError::AlreadyExists(format!(
+            "{} holds data of its own, so it cannot show the mount's source {}; move that \
+             data into {} or give the mount another path",
+            m.path, m.target, m.target
+        )))
+    }
+
+    fn is_link_to(&self, path: &str, text: &str) -> bool {
+        self.lookup(path)
+            .is_ok_and(|i| i.kind == InodeKind::Symlink && i.target == text)
+    }
+}
+
+fn parent_path(path: &str) -> Option<String> {
+    let names = components(path).ok()?;
+    if names.is_empty() {
+        return None;
+    }
+    Some(format!("/{}", names[..names.len() - 1].join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::namespace::Command;
+
+    fn mount(path: &str, target: &str) -> MountRecord {
+        MountRecord {
+            path: path.into(),
+            source: format!("curvine://{target}"),
+            target: target.into(),
+            read_only: false,
+        }
+    }
+
+    fn set(ns: &mut Namespace, table: &[MountRecord]) -> Result<Vec<MountRecord>, FsError> {
+        match ns
+            .apply(&Command::SetMounts {
+                mounts: table.to_vec(),
+                now: 5,
+            })
+            .result?
+        {
+            Outcome::Mounts(m) => Ok(m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn relative_links() {
+        assert_eq!(relative_link("/curvine", "/data"), "data");
+        assert_eq!(relative_link("/a/b", "/x"), "../x");
+        assert_eq!(relative_link("/a/b/c", "/a/x/y"), "../x/y");
+        assert_eq!(relative_link("/a/b", "/a/c"), "c");
+    }
+
+    #[test]
+    fn add_keep_and_remove_mounts() {
+        let mut ns = Namespace::default();
+        let table = vec![
+            mount("/curvine", "/data"),
+            mount("/warehouse", "/warehouse"),
+        ];
+        let got = set(&mut ns, &table).unwrap();
+        assert_eq!(got.len(), 2);
+        let link = ns.lookup("/curvine").unwrap();
+        assert_eq!(link.kind, InodeKind::Symlink);
+        assert_eq!(link.target, "data");
+        assert_eq!(ns.lookup("/data").unwrap().kind, InodeKind::Dir);
+        assert_eq!(ns.lookup("/warehouse").unwrap().kind, InodeKind::Dir);
+
+        // Unchanged: a no-op, nothing dirty.
+        ns.take_dirty();
+        set(&mut ns, &table).unwrap();
+        let dirty = ns.take_dirty();
+        assert!(!dirty.mounts && dirty.inodes.is_empty());
+
+        // /curvine dropped: the link goes, the data stays.
+        let got = set(&mut ns, &table[1..]).unwrap();
+        assert_eq!(got, vec![mount("/warehouse", "/warehouse")]);
+        assert!(ns.lookup("/curvine").is_err());
+        assert!(ns.lookup("/data").is_ok());
+        assert!(ns.take_dirty().mounts);
+
+        // Everything dropped: directories stay.
+        assert!(set(&mut ns, &[]).unwrap().is_empty());
+        assert!(ns.lookup("/warehouse").is_ok());
+    }
+
+    #[test]
+    fn a_changed_source_moves_the_link() {
+        let mut ns = Namespace::default();
+        set(&mut ns, &[mount("/ds", "/one")]).unwrap();
+        set(&mut ns, &[mount("/ds", "/two")]).unwrap();
+        assert_eq!(ns.lookup("/ds").unwrap().target, "two");
+        assert!(ns.lookup("/one").is_ok());
+    }
+
+    #[test]
+    fn refusals_change_nothing() {
+        let mut ns = Namespace::default();
+        set(&mut ns, &[mount("/keep", "/keep")]).unwrap();
+        ns.apply(&Command::Create {
+            path: "/busy/file".into(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            overwrite: false,
+            parents: true,
+            now: 1,
+        })
+        .result
+        .unwrap();
+        ns.take_dirty();
+        for bad in [
+            vec![mount("/busy", "/data")],                    // holds data
+            vec![mount("/curvine", "/")],                     // the source contains the path
+            vec![mount("/", "/data")],                        // the root cannot be a link
+            vec![mount("/busy/file/x", "/busy/file/x")],      // a file on the way
+            vec![mount("/a", "/x"), mount("/a", "/y")],       // twice
+            vec![mount("/l", "/x"), mount("/l/in", "/l/in")], // nested in a link
+        ] {
+            assert!(set(&mut ns, &bad).is_err(), "{bad:?} was accepted");
+            let dirty = ns.take_dirty();
+            assert!(
+                dirty.inodes.is_empty() && !dirty.mounts,
+                "{bad:?} changed things"
+            );
+            assert_eq!(ns.mounts().count(), 1);
+        }
+        // An empty directory at the path is replaced by the link.
+        ns.apply(&Command::Mkdir {
+            path: "/empty".into(),
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            parents: false,
+            now: 1,
+        })
+        .result
+        .unwrap();
+        set(&mut ns, &[mount("/empty", "/data")]).unwrap();
+        assert_eq!(ns.lookup("/empty").unwrap().kind, InodeKind::Symlink);
+    }
+
+    #[test]
+    fn the_table_survives_an_image() {
+        let mut ns = Namespace::default();
+        set(&mut ns, &[mount("/curvine", "/data")]).unwrap();
+        let again = Namespace::from_image(ns.image());
+        assert_eq!(
+            again.mounts().cloned().collect::<Vec<_>>(),
+            vec![mount("/curvine", "/data")]
+        );
+    }
+}
