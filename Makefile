@@ -4,7 +4,7 @@ CARGO ?= cargo
 IMAGE ?= curvine-fluid:latest
 BASE_IMAGE ?= curvine-fluid-base:bookworm
 
-.PHONY: build release test lint fmt docker-build-fluid
+.PHONY: build release test lint fmt docker-build-fluid e2e
 
 build:
 	$(CARGO) build --locked
@@ -32,3 +32,8 @@ docker-build-fluid: release
 	cp target/release/curvine-fluid target/docker/
 	docker build -f images/Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) target/docker
 	@docker image inspect -f '$(IMAGE): {{.Size}} bytes' $(IMAGE)
+
+# The image as Fluid runs it, in Docker: CacheRuntime (1 and 3 masters), ThinRuntime,
+# and a client restarted on its stale mount (scripts/e2e-docker.sh). Needs root.
+e2e:
+	scripts/e2e-docker.sh

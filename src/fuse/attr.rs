@@ -73,7 +73,32 @@ pub fn errno(e: &FsError) -> Errno {
         FsError::InvalidPath(why) if why.contains("too long") => Errno::ENAMETOOLONG,
         FsError::InvalidPath(_) | FsError::InvalidArgument(_) => Errno::EINVAL,
         FsError::NoSpace(_) => Errno::ENOSPC,
-        FsError::Unavailable(_) | FsError::NotLeader { .. } | FsError::Io(_) => Errno::EIO,
+        FsError::Unavailable(_) | FsError::NotLeader { .. } | FsError::Io(_) => {
+            log_io_error(e);
+            Errno::EIO
+        }
+    }
+}
+
+/// Logs why a program got EIO, at most once a second (a cluster outage fails every
+/// request; one line a second says so without flooding the log).
+fn log_io_error(e: &FsError) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let last = LAST_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= 1000
+        && LAST_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        let also = SUPPRESSED.swap(0, Ordering::Relaxed);
+        tracing::warn!(error = %e, more_in_the_last_second = also, "a file operation failed with EIO");
+    } else {
+        SUPPRESSED.fetch_add(1, Ordering::Relaxed);
     }
 }
 

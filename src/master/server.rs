@@ -374,7 +374,9 @@ fn spawn_lost_worker_watch(state: Arc<MasterState>, mut shutdown: Shutdown) -> J
                 _ = shutdown.wait() => return,
                 _ = tick.tick() => {}
             }
-            if !state.is_leader() {
+            let leader = state.is_leader();
+            state.workers.note_leadership(leader);
+            if !leader {
                 continue;
             }
             for id in state.workers.newly_lost() {

@@ -44,6 +44,8 @@ struct Inner {
     deletes: HashMap<u32, Vec<u64>>,
     lost: HashMap<u32, bool>,
     next: usize,
+    /// When this master last became leader (`None` while it is not).
+    leading_since: Option<Instant>,
 }
 
 /// The registry.
@@ -73,12 +75,30 @@ impl WorkerRegistry {
         inner.lost.insert(id, false);
     }
 
-    /// Whether the worker reported within the lost interval.
+    /// Whether the worker reported within the lost interval (or has not had the chance
+    /// yet: see below).
     pub fn is_live(&self, id: u32) -> bool {
-        self.lock()
-            .reports
-            .get(&id)
-            .is_some_and(|r| r.seen.elapsed() < self.lost_after)
+        let inner = self.lock();
+        match inner.reports.get(&id) {
+            Some(r) => r.seen.elapsed() < self.lost_after,
+            // Not heard from yet by this master: a new leader presumes the workers the
+            // namespace knows are live for one `lost_after`, the time they have to find it
+            // and heartbeat; until then their blocks stay readable.
+            None => inner
+                .leading_since
+                .is_none_or(|since| since.elapsed() < self.lost_after),
+        }
+    }
+
+    /// Records whether this master leads (called periodically); starts the grace period
+    /// of workers not heard from yet when it becomes leader.
+    pub fn note_leadership(&self, leader: bool) {
+        let mut inner = self.lock();
+        match (leader, inner.leading_since) {
+            (true, None) => inner.leading_since = Some(Instant::now()),
+            (false, Some(_)) => inner.leading_since = None,
+            _ => {}
+        }
     }
 
     /// The last report of a worker.
@@ -199,5 +219,20 @@ mod tests {
         reg.queue_deletes(&[(1, 7), (2, 7), (3, 8)]);
         assert_eq!(reg.take_deletes(7), vec![1, 2]);
         assert!(reg.take_deletes(7).is_empty());
+    }
+
+    #[test]
+    fn a_new_leader_presumes_unheard_workers_live_for_one_interval() {
+        let reg = WorkerRegistry::new(Duration::from_millis(200));
+        assert!(reg.is_live(7), "before leading: presumed live");
+        reg.note_leadership(true);
+        assert!(reg.is_live(7), "just became leader: presumed live");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!reg.is_live(7), "not heard within the interval: lost");
+        reg.heartbeat(7, report(10, 0, Instant::now()));
+        assert!(reg.is_live(7));
+        reg.note_leadership(false);
+        reg.note_leadership(true);
+        assert!(reg.is_live(8), "a new term starts a new grace period");
     }
 }

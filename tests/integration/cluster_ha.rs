@@ -104,6 +104,32 @@ async fn three_masters_survive_losing_the_leader() {
     cluster.shutdown().await;
 }
 
+/// A new leader has not heard from the workers yet (they heartbeat every 5 s here):
+/// their blocks stay readable instead of reading as lost (found by the Docker e2e test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn blocks_stay_readable_right_after_a_failover() {
+    use curvine_fluid::config::model::DurationText;
+    let mut cluster = TestCluster::start(3, 1, |c| {
+        c.master.heartbeat_interval = DurationText(Duration::from_secs(5));
+        c.master.worker_lost_interval = DurationText(Duration::from_secs(30));
+    })
+    .await;
+    let c = cluster.client();
+    let data = pattern(3 << 20, 42);
+    c.write_file("/kept.bin", &data).await.unwrap();
+    let leader = leader_index(&cluster).await;
+    cluster.stop_master(leader).await;
+    let c = cluster.client();
+    let started = Instant::now();
+    assert_eq!(c.read_file("/kept.bin").await.unwrap(), data);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "read took {:?}",
+        started.elapsed()
+    );
+    cluster.shutdown().await;
+}
+
 /// The index of the leading master, from the cluster report.
 async fn leader_index(cluster: &TestCluster) -> usize {
     let c = cluster.client();

@@ -528,9 +528,11 @@ fn a_restart_on_top_of_a_dead_mount_recovers_and_sigterm_unmounts_with_open_file
     );
 
     let m = Mounted::standalone_on(dir.path(), &conf);
-    assert!(m
-        .log_text()
-        .contains("detached a dead fuse.curvinefs mount"));
+    let log = m.log_text();
+    assert!(
+        log.contains("detached a dead fuse.curvinefs mount"),
+        "no detach logged:\n{log}"
+    );
     assert_eq!(std::fs::read(m.path("kept")).unwrap(), b"survives restarts");
 
     // An open file does not keep SIGTERM from unmounting and exiting 0.

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# End-to-end test of the image as Fluid runs it, with Docker standing in for Kubernetes:
+# containers named and addressed like Fluid's pods (network aliases are the Kubernetes
+# FQDNs <rt>-master-<i>.svc-<rt>-master.<ns>.svc.cluster.local), the runtime config
+# mounted read-only at /etc/fluid/config/runtime.json, the env vars Fluid injects, FUSE
+# containers with --device /dev/fuse --cap-add SYS_ADMIN, and the mount root shared with
+# the host through an rshared bind, as Fluid's Bidirectional hostPath does.
+#
+# Scenarios:
+#   1. CacheRuntime 1 master + 1 worker + client: the test pod's script on the mount, then
+#      mount-ufs and report-summary executed in master-0 and their stdout parsed as JSON.
+#   2. CacheRuntime 3 masters + 2 workers + client: master-0 killed, the mount keeps working.
+#   3. ThinRuntime: a thin-fuse container mounts the running cluster at its targetPath;
+#      `docker stop` unmounts it within the grace period.
+#   4. The client container killed on top of its mount and started again: it recovers.
+#
+# Usage: scripts/e2e-docker.sh          env: IMAGE (default curvine-fluid:latest),
+#        E2E_BUILD=0 to use an existing image instead of `make docker-build-fluid`,
+#        E2E_KEEP=1 to leave the containers, network and mounts for a look afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+IMAGE=${IMAGE:-curvine-fluid:latest}
+RUN_ID=cfe2e-$$
+WORK=$(mktemp -d /tmp/curvine-e2e.XXXXXX)
+NS=default
+RT=curvine-demo
+BIN=/usr/local/bin/curvine-fluid
+TARGET=/runtime-mnt/cache/$NS/$RT/cache-fuse
+STARTED=$(date +%s)
+
+log() { echo "e2e [$(( $(date +%s) - STARTED ))s] $*"; }
+fail() {
+  echo "e2e FAILED: $*" >&2
+  for c in $(docker ps -a --filter "label=$RUN_ID" --format '{{.Names}}' 2>/dev/null); do
+    echo "----- docker logs $c (last 30 lines) -----" >&2
+    docker logs --tail 30 "$c" >&2 2>&1 || true
+  done
+  exit 1
+}
+
+cleanup() {
+  local ids
+  if [ "${E2E_KEEP:-0}" = 1 ]; then
+    echo "e2e: E2E_KEEP=1: left containers labelled $RUN_ID, network $RUN_ID and $WORK" >&2
+    return
+  fi
+  ids=$(docker ps -aq --filter "label=$RUN_ID" 2>/dev/null || true)
+  [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
+  docker network rm "$RUN_ID" >/dev/null 2>&1 || true
+  # Mounts left under the work dir (a killed client leaves a dead one), deepest first.
+  awk -v w="$WORK" '$5 ~ "^"w { print $5 }' /proc/self/mountinfo | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+need jq jq
+scripts/docker-engine.sh
+if [ "${E2E_BUILD:-1}" != 0 ]; then
+  make --no-print-directory docker-build-fluid
+fi
+docker image inspect "$IMAGE" >/dev/null 2>&1 || fail "image $IMAGE missing: make docker-build-fluid"
+[ -c /dev/fuse ] || fail "/dev/fuse is missing"
+
+docker network create --label "$RUN_ID" "$RUN_ID" >/dev/null
+
+# The mount root, shared both ways like Fluid's Bidirectional hostPath.
+ROOT=$WORK/runtime-mnt
+mkdir -p "$ROOT"
+mount --bind "$ROOT" "$ROOT"
+mount --make-rshared "$ROOT"
+
+fqdn() { echo "$RT-$1-$2.svc-$RT-$1.$NS.svc.cluster.local"; }
+
+# runtime.json as Fluid's generator writes it (compact, key order of CacheRuntimeConfig).
+runtime_json() { # masters workers
+  printf '{"mounts":[{"mountPoint":"curvine:///data","name":"curvine","path":"/curvine"}],"accessModes":["ReadWriteMany"],"targetPath":"%s","master":{"enabled":true,"name":"%s-master","options":{"journal_port":"8996","rpc_port":"8995","web_port":"9000"},"replicas":%d,"service":{"name":"svc-%s-master"}},"worker":{"enabled":true,"name":"%s-worker","options":{"dir_reserved":"0","rpc_port":"8997","web_port":"9001"},"replicas":%d,"service":{"name":"svc-%s-worker"},"tieredStoreLevels":[{"mountPaths":["/etc/fluid/mount/tiered-store/level-0-index-0-emptydir"],"mediumType":"HDD","quotas":["2Gi"],"high":"0.9","low":"0.7"}]},"client":{"enabled":true,"name":"%s-client","service":{"name":""}}}' \
+    "$TARGET" "$RT" "$1" "$RT" "$RT" "$2" "$RT" "$RT"
+}
+
+# Starts one CacheRuntime pod: component, pod name, config dir, extra docker args.
+pod() {
+  local component=$1 name=$2 conf=$3; shift 3
+  local svc="svc-$RT-$component"
+  [ "$component" = client ] && svc=""
+  docker run -d --label "$RUN_ID" --name "$RUN_ID-$name" --hostname "$name" \
+    --network "$RUN_ID" \
+    -v "$conf:/etc/fluid/config:ro" \
+    -e FLUID_DATASET_NAME=$RT -e FLUID_DATASET_NAMESPACE=$NS \
+    -e FLUID_RUNTIME_CONFIG_PATH=/etc/fluid/config/runtime.json \
+    -e FLUID_RUNTIME_MOUNT_PATH=$TARGET \
+    -e FLUID_RUNTIME_COMPONENT_TYPE="$component" \
+    -e FLUID_RUNTIME_COMPONENT_SVC_NAME="$svc" \
+    "$@" "$IMAGE" >/dev/null
+}
+
+# A client pod: FUSE device and capability, the mount root bound rshared.
+client_pod() { # name conf
+  pod client "$1" "$2" --device /dev/fuse --cap-add SYS_ADMIN \
+    -v "$ROOT:/runtime-mnt:rshared"
+}
+
+ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$RUN_ID-$1"; }
+
+# HTTP status of GET path on a container's port (bash's /dev/tcp; no curl needed).
+http_code() { # container port path
+  local ip; ip=$(ip_of "$1")
+  [ -n "$ip" ] || { echo 000; return; }
+  timeout 3 bash -c "exec 3<>/dev/tcp/$ip/$2 && printf 'GET $3 HTTP/1.0\r\n\r\n' >&3 && head -1 <&3" 2>/dev/null |
+    awk '{ print $2 }' | grep . || echo 000
+}
+
+wait_ready() { # container port what
+  for _ in $(seq 1 120); do
+    [ "$(http_code "$1" "$2" /healthz)" = 200 ] && return 0
+    [ "$(docker inspect -f '{{.State.Running}}' "$RUN_ID-$1" 2>/dev/null)" = true ] ||
+      fail "$1 exited before it was ready"
+    sleep 0.5
+  done
+  fail "$1 ($3) not ready within 60 s"
+}
+
+# The app pod: the CSI bind of targetPath at /data, running a script.
+app_pod() { # script
+  docker run --rm --label "$RUN_ID" -v "$ROOT/cache/$NS/$RT/cache-fuse:/data:rslave" \
+    --entrypoint bash "$IMAGE" -euo pipefail -c "$1"
+}
+
+# Whether a container's log has a line matching the pattern (read whole: no SIGPIPE).
+logs_have() { # container pattern
+  docker logs "$RUN_ID-$1" > "$WORK/logs.txt" 2>&1 || true
+  grep -q -- "$2" "$WORK/logs.txt"
+}
+
+is_mounted() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | grep -q .; }
+
+start_cache_runtime() { # masters workers
+  local masters=$1 workers=$2 conf=$WORK/config-$1m$2w i
+  mkdir -p "$conf"
+  runtime_json "$masters" "$workers" > "$conf/runtime.json"
+  for i in $(seq 0 $((masters - 1))); do
+    pod master "$RT-master-$i" "$conf" --network-alias "$(fqdn master "$i")"
+  done
+  for i in $(seq 0 $((workers - 1))); do
+    pod worker "$RT-worker-$i" "$conf" --network-alias "$(fqdn worker "$i")"
+  done
+  client_pod "$RT-client-x1" "$conf"
+  for i in $(seq 0 $((masters - 1))); do wait_ready "$RT-master-$i" 9000 master; done
+  for i in $(seq 0 $((workers - 1))); do wait_ready "$RT-worker-$i" 9001 worker; done
+  wait_ready "$RT-client-x1" 9002 "client mount"
+  is_mounted "$ROOT/cache/$NS/$RT/cache-fuse" || fail "the client's mount is not seen on the host"
+}
+
+stop_cache_runtime() {
+  local ids; ids=$(docker ps -aq --filter "label=$RUN_ID")
+  [ -n "$ids" ] && docker rm -f $ids >/dev/null
+  umount -l "$ROOT/cache/$NS/$RT/cache-fuse" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- scenario 1
+log "scenario 1: CacheRuntime 1 master + 1 worker + client"
+start_cache_runtime 1 1
+logs_have "$RT-master-0" 'detected mode mode=cache-runtime component=master' ||
+  fail "master-0's log does not show the detected mode"
+logs_have "$RT-client-x1" "INFO mounted path=$TARGET" || fail "the client's log does not show the mount"
+
+# mountUFS first, as Fluid does once master and worker are ready.
+out=$(docker exec "$RUN_ID-$RT-master-0" $BIN mount-ufs 2>"$WORK/mount-ufs.err") ||
+  fail "mount-ufs failed: $(cat "$WORK/mount-ufs.err")"
+[ "$(echo "$out" | jq -c '.mounted | sort')" = '["/curvine"]' ] || fail "mount-ufs printed $out"
+out2=$(docker exec "$RUN_ID-$RT-master-0" $BIN mount-ufs 2>/dev/null)
+[ "$out2" = "$out" ] || fail "mount-ufs is not idempotent: $out then $out2"
+log "mount-ufs: $out"
+
+# The test pod's script (runtime-class/test-pod.yaml) through the mount.
+app_pod 'echo "hello curvine" > /data/curvine/hello.txt
+  [ "$(cat /data/curvine/hello.txt)" = "hello curvine" ]
+  mkdir -p /data/curvine/dir1/dir2
+  for i in 1 2 3; do echo "file-$i" > /data/curvine/dir1/f$i.txt; done
+  [ "$(ls /data/curvine/dir1 | tr "\n" " ")" = "dir2 f1.txt f2.txt f3.txt " ]
+  dd if=/dev/urandom of=/data/curvine/big.bin bs=1M count=32 status=none
+  sha256sum /data/curvine/big.bin > /data/big.sha
+  ls -l /data /data/curvine >/dev/null' || fail "the test pod's script failed on the mount"
+app_pod 'cd /data/curvine && sha256sum -c /data/big.sha >/dev/null' || fail "big.bin read back wrong"
+[ "$(cat "$ROOT/cache/$NS/$RT/cache-fuse/data/hello.txt")" = "hello curvine" ] ||
+  fail "the host does not see the file under the mount's source /data"
+
+out=$(docker exec "$RUN_ID-$RT-master-0" $BIN report-summary 2>"$WORK/report.err") ||
+  fail "report-summary failed: $(cat "$WORK/report.err")"
+echo "$out" | jq -e '(.cached|type=="string") and (.cachedPercentage|endswith("%"))
+  and (.cacheCapacity|endswith("GiB")) and (.cacheHitRatio|endswith("%"))' >/dev/null ||
+  fail "report-summary printed $out"
+[ "$(echo "$out" | jq -r .cachedPercentage)" = "100.0%" ] || fail "not all data cached: $out"
+log "report-summary: $out"
+stop_cache_runtime
+
+# ---------------------------------------------------------------- scenario 2
+log "scenario 2: CacheRuntime 3 masters + 2 workers + client; master-0 killed"
+start_cache_runtime 3 2
+docker exec "$RUN_ID-$RT-master-0" $BIN mount-ufs >/dev/null 2>&1 || fail "mount-ufs on 3 masters failed"
+app_pod 'echo before > /data/curvine/before.txt' || fail "write before the kill failed"
+docker kill "$RUN_ID-$RT-master-0" >/dev/null
+log "master-0 killed"
+app_pod 'for i in $(seq 1 20); do echo "after-$i" > /data/curvine/after-$i.txt; done
+  [ "$(cat /data/curvine/before.txt)" = before ]
+  [ "$(cat /data/curvine/after-20.txt)" = after-20 ]
+  [ "$(ls /data/curvine | grep -c ^after-)" = 20 ]' || fail "the mount stopped working after master-0 was killed"
+docker exec "$RUN_ID-$RT-master-1" $BIN report > "$WORK/report.txt" 2>&1 || fail "report failed: $(cat "$WORK/report.txt")"
+grep -q leader "$WORK/report.txt" || fail "no leader after the kill: $(cat "$WORK/report.txt")"
+log "mount kept working; $(grep -m1 -i leader "$WORK/report.txt")"
+
+# ---------------------------------------------------------------- scenario 3
+log "scenario 3: ThinRuntime thin-fuse against the running masters"
+THIN_RT=curvine-thin
+THIN_TARGET=/runtime-mnt/thin/$NS/$THIN_RT/thin-fuse
+mkdir -p "$WORK/thin-conf" "$ROOT/thin/$NS/$THIN_RT"
+endpoints="$(fqdn master 0):8995,$(fqdn master 1):8995,$(fqdn master 2):8995"
+printf '{"mounts":[{"mountPoint":"curvine:///data","options":{"master-endpoints":"%s"},"name":"curvine"}],"targetPath":"%s","accessModes":["ReadWriteMany"]}\n' \
+  "$endpoints" "$THIN_TARGET" > "$WORK/thin-conf/config.json"
+docker run -d --label "$RUN_ID" --name "$RUN_ID-thin-fuse" --hostname node-a7 --network "$RUN_ID" \
+  --device /dev/fuse --cap-add SYS_ADMIN \
+  -v "$WORK/thin-conf:/etc/fluid/config:ro" \
+  -v "$ROOT/thin/$NS/$THIN_RT:/runtime-mnt/thin/$NS/$THIN_RT:rshared" \
+  -e FLUID_RUNTIME_TYPE=thin -e FLUID_RUNTIME_NS=$NS -e FLUID_RUNTIME_NAME=$THIN_RT \
+  -e MOUNT_POINT=$THIN_TARGET \
+  "$IMAGE" fluid-thin-runtime >/dev/null
+for _ in $(seq 1 120); do
+  awk -v p="$ROOT$THIN_TARGET" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q . && break
+  sleep 0.5
+done
+awk -v p="$ROOT$THIN_TARGET" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q . ||
+  fail "the thin-fuse container did not mount $THIN_TARGET"
+[ "$(cat "$ROOT$THIN_TARGET/before.txt")" = before ] || fail "the thin mount does not show the cluster's /data"
+t0=$(date +%s%N)
+docker stop -t 30 "$RUN_ID-thin-fuse" >/dev/null
+took_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+code=$(docker inspect -f '{{.State.ExitCode}}' "$RUN_ID-thin-fuse")
+[ "$code" = 0 ] || fail "thin-fuse exited $code on docker stop"
+[ "$took_ms" -lt 30000 ] || fail "thin-fuse took ${took_ms} ms to stop"
+is_mounted "$ROOT$THIN_TARGET" && fail "the thin mount is still there after docker stop"
+log "thin-fuse mounted, then stopped cleanly in ${took_ms} ms (exit 0, unmounted)"
+
+# ---------------------------------------------------------------- scenario 4
+log "scenario 4: the client killed on top of its mount, then started again"
+docker kill "$RUN_ID-$RT-client-x1" >/dev/null
+docker wait "$RUN_ID-$RT-client-x1" >/dev/null || true
+if ls "$ROOT/cache/$NS/$RT/cache-fuse" >/dev/null 2>"$WORK/stale.err"; then
+  fail "the killed client's mount still answers"
+fi
+grep -q 'Transport endpoint is not connected' "$WORK/stale.err" ||
+  fail "expected a stale mount, got: $(cat "$WORK/stale.err")"
+docker start "$RUN_ID-$RT-client-x1" >/dev/null
+wait_ready "$RT-client-x1" 9002 "client mount after restart"
+logs_have "$RT-client-x1" 'detached a dead fuse.curvinefs mount' ||
+  fail "the restarted client did not report the stale mount it cleared"
+app_pod '[ "$(cat /data/curvine/after-7.txt)" = after-7 ] && echo again > /data/curvine/again.txt' ||
+  fail "the mount does not work after the client restart"
+log "client recovered from its stale mount"
+
+log "all scenarios passed"
