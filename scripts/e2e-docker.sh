@@ -187,8 +187,16 @@ app_pod 'cd /data/curvine && sha256sum -c /data/big.sha >/dev/null' || fail "big
 [ "$(cat "$ROOT/cache/$NS/$RT/cache-fuse/data/hello.txt")" = "hello curvine" ] ||
   fail "the host does not see the file under the mount's source /data"
 
-out=$(docker exec "$RUN_ID-$RT-master-0" $BIN report-summary 2>"$WORK/report.err") ||
-  fail "report-summary failed: $(cat "$WORK/report.err")"
+# Reads that reach the workers (the mount's reads were served from the page cache), then
+# report-summary until a heartbeat has carried the workers' hit counters.
+docker exec "$RUN_ID-$RT-master-0" $BIN fs cat /data/big.bin > /dev/null 2>&1 || fail "fs cat failed"
+for _ in $(seq 1 20); do
+  out=$(docker exec "$RUN_ID-$RT-master-0" $BIN report-summary 2>"$WORK/report.err") ||
+    fail "report-summary failed: $(cat "$WORK/report.err")"
+  [ "$(echo "$out" | jq -r .cacheHitRatio)" != "0.0%" ] && break
+  sleep 0.5
+done
+[ "$(echo "$out" | jq -r .cacheHitRatio)" = "100.0%" ] || fail "hit ratio not counted: $out"
 echo "$out" | jq -e '(.cached|type=="string") and (.cachedPercentage|endswith("%"))
   and (.cacheCapacity|endswith("GiB")) and (.cacheHitRatio|endswith("%"))' >/dev/null ||
   fail "report-summary printed $out"
@@ -215,6 +223,7 @@ log "mount kept working; $(grep -m1 -i leader "$WORK/report.txt")"
 log "scenario 3: ThinRuntime thin-fuse against the running masters"
 THIN_RT=curvine-thin
 THIN_TARGET=/runtime-mnt/thin/$NS/$THIN_RT/thin-fuse
+THIN_HOST=$WORK$THIN_TARGET   # the same mount seen on the host through the rshared bind
 mkdir -p "$WORK/thin-conf" "$ROOT/thin/$NS/$THIN_RT"
 endpoints="$(fqdn master 0):8995,$(fqdn master 1):8995,$(fqdn master 2):8995"
 printf '{"mounts":[{"mountPoint":"curvine:///data","options":{"master-endpoints":"%s"},"name":"curvine"}],"targetPath":"%s","accessModes":["ReadWriteMany"]}\n' \
@@ -227,19 +236,19 @@ docker run -d --label "$RUN_ID" --name "$RUN_ID-thin-fuse" --hostname node-a7 --
   -e MOUNT_POINT=$THIN_TARGET \
   "$IMAGE" fluid-thin-runtime >/dev/null
 for _ in $(seq 1 120); do
-  awk -v p="$ROOT$THIN_TARGET" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q . && break
+  awk -v p="$THIN_HOST" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q . && break
   sleep 0.5
 done
-awk -v p="$ROOT$THIN_TARGET" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q . ||
+awk -v p="$THIN_HOST" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q . ||
   fail "the thin-fuse container did not mount $THIN_TARGET"
-[ "$(cat "$ROOT$THIN_TARGET/before.txt")" = before ] || fail "the thin mount does not show the cluster's /data"
+[ "$(cat "$THIN_HOST/before.txt")" = before ] || fail "the thin mount does not show the cluster's /data"
 t0=$(date +%s%N)
 docker stop -t 30 "$RUN_ID-thin-fuse" >/dev/null
 took_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 code=$(docker inspect -f '{{.State.ExitCode}}' "$RUN_ID-thin-fuse")
 [ "$code" = 0 ] || fail "thin-fuse exited $code on docker stop"
 [ "$took_ms" -lt 30000 ] || fail "thin-fuse took ${took_ms} ms to stop"
-is_mounted "$ROOT$THIN_TARGET" && fail "the thin mount is still there after docker stop"
+is_mounted "$THIN_HOST" && fail "the thin mount is still there after docker stop"
 log "thin-fuse mounted, then stopped cleanly in ${took_ms} ms (exit 0, unmounted)"
 
 # ---------------------------------------------------------------- scenario 4
