@@ -141,7 +141,9 @@ start_cache_runtime() { # masters workers
   mkdir -p "$conf"
   runtime_json "$masters" "$workers" > "$conf/runtime.json"
   for i in $(seq 0 $((masters - 1))); do
-    pod master "$RT-master-$i" "$conf" --network-alias "$(fqdn master "$i")"
+    # The pod's FQDN, and the headless service's name, which resolves to every master.
+    pod master "$RT-master-$i" "$conf" --network-alias "$(fqdn master "$i")" \
+      --network-alias "svc-$RT-master.$NS.svc.cluster.local"
   done
   for i in $(seq 0 $((workers - 1))); do
     pod worker "$RT-worker-$i" "$conf" --network-alias "$(fqdn worker "$i")"
@@ -186,6 +188,16 @@ app_pod 'echo "hello curvine" > /data/curvine/hello.txt
 app_pod 'cd /data/curvine && sha256sum -c /data/big.sha >/dev/null' || fail "big.bin read back wrong"
 [ "$(cat "$ROOT/cache/$NS/$RT/cache-fuse/data/hello.txt")" = "hello curvine" ] ||
   fail "the host does not see the file under the mount's source /data"
+
+# DataLoad: a pod with only what Fluid gives it (no runtime config); it finds the masters
+# through the dataset's service, named after the DataLoad (curvine-demo-load).
+docker run --rm --label "$RUN_ID" --network "$RUN_ID" --hostname "$RT-load-loader-job-x7k2m" \
+  -e FLUID_DATALOAD_METADATA=false -e FLUID_DATALOAD_DATA_PATH=/curvine:/curvine/dir1 \
+  -e FLUID_DATALOAD_PATH_REPLICAS=1:1 -e FLUID_RUNTIME_CONFIG_PATH=/etc/fluid/config/runtime.json \
+  "$IMAGE" load > "$WORK/load.log" 2>&1 || fail "DataLoad failed: $(tail -5 "$WORK/load.log")"
+grep -q 'loaded path=/data/big.bin bytes=33554432' "$WORK/load.log" ||
+  fail "DataLoad did not load big.bin: $(tail -5 "$WORK/load.log")"
+log "DataLoad: $(grep -c 'INFO loaded' "$WORK/load.log") files loaded"
 
 # Reads that reach the workers (the mount's reads were served from the page cache), then
 # report-summary until a heartbeat has carried the workers' hit counters.

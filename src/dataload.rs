@@ -315,7 +315,7 @@ async fn load_file(client: &Client, path: &str) -> Result<u64, FsError> {
     }
     let secs = start.elapsed().as_secs_f64().max(1e-6);
     info!(
-        path,
+        path = %path,
         bytes = read,
         mib_per_s = format!("{:.1}", read as f64 / secs / (1 << 20) as f64),
         "loaded"
