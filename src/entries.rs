@@ -6,6 +6,7 @@ use crate::client::Client;
 use crate::config::fluid_json::Json;
 use crate::config::thin::fs_path;
 use crate::error::{Error, InputError};
+use crate::report::human_bytes;
 use crate::rpc::pb::master as pb;
 use serde_json::json;
 use tracing::info;
@@ -104,23 +105,11 @@ pub async fn report_summary(client: &Client) -> Result<String, Error> {
 /// The summary document of a cluster report.
 pub fn summary(report: &pb::ClusterReport) -> serde_json::Value {
     json!({
-        "cached": binary_size(report.cached_bytes),
+        "cached": human_bytes(report.cached_bytes),
         "cachedPercentage": percent(report.cached_bytes, report.file_bytes),
-        "cacheCapacity": binary_size(report.capacity),
+        "cacheCapacity": human_bytes(report.capacity),
         "cacheHitRatio": percent(report.reads_hit, report.reads_hit + report.reads_miss),
     })
-}
-
-/// Bytes with two decimals and a binary unit: `1.20GiB`, `0.00B`.
-pub fn binary_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.2}{}", UNITS[unit])
 }
 
 /// A share with one decimal: `12.5%`; `0.0%` when there is nothing to divide.
@@ -141,11 +130,7 @@ mod tests {
 
     #[test]
     fn sizes_and_percentages_as_fluid_shows_them() {
-        assert_eq!(binary_size(0), "0.00B");
-        assert_eq!(binary_size(1023), "1023.00B");
-        assert_eq!(binary_size(1536), "1.50KiB");
-        assert_eq!(binary_size(1_288_490_189), "1.20GiB");
-        assert_eq!(binary_size(5 << 30), "5.00GiB");
+        assert_eq!(human_bytes(1_288_490_189), "1.20GiB");
         assert_eq!(percent(1, 8), "12.5%");
         assert_eq!(percent(0, 0), "0.0%");
         assert_eq!(percent(3, 3), "100.0%");

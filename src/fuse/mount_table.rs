@@ -80,16 +80,35 @@ pub fn mounts_at(path: &Path) -> io::Result<Vec<MountEntry>> {
         .collect())
 }
 
-/// Looks at the target without following anything the FUSE server would have to answer
-/// beyond one `stat`.
+/// Looks at the target with one call: `statfs` when a FUSE mount sits there (the kernel
+/// always asks the FUSE server for it, while a `stat` can be answered from attributes the
+/// kernel cached just before the server died), else `stat`.
 pub fn probe(path: &Path) -> io::Result<TargetState> {
     let top = mounts_at(path)?.pop();
-    match (std::fs::metadata(path), top) {
+    let answer = match &top {
+        Some(m) if m.fs_type.starts_with("fuse") => statfs(path),
+        _ => std::fs::metadata(path).map(|_| ()),
+    };
+    match (answer, top) {
         (Ok(_), Some(m)) => Ok(TargetState::Live(m)),
         (Ok(_), None) => Ok(TargetState::Unmounted),
         (Err(e), Some(m)) if is_dead_mount(&e) => Ok(TargetState::Stale(m)),
         (Err(e), None) if e.kind() == io::ErrorKind::NotFound => Ok(TargetState::Missing),
         (Err(e), _) => Err(e),
+    }
+}
+
+/// `statfs(2)` of a path.
+fn statfs(path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
+    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `c` is a valid C string and `buf` is large enough for the kernel's answer.
+    if unsafe { libc::statfs(c.as_ptr(), buf.as_mut_ptr()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

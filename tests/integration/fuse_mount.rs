@@ -588,17 +588,9 @@ fn a_mount_target_that_is_a_file_is_refused_and_left_alone() {
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn client_healthz_is_ready_only_when_the_mount_answers() {
-    use crate::cli_cluster::http_get;
+    use crate::cli_cluster::{free_port, http_get};
     let dir = tempfile::tempdir().unwrap();
     // Masters that do not exist yet: the client waits, and /healthz says why.
     let nowhere = free_port();
@@ -660,5 +652,35 @@ fn client_healthz_is_ready_only_when_the_mount_answers() {
     );
     let (status, _) = client.stop();
     assert!(status.success());
+    drop(m);
+}
+
+/// A client killed while the kernel still holds its root's attributes (a long
+/// `attr_timeout`): `stat` of the dead mount still answers from that cache, so the restart
+/// must not take the mount for a live one (found by the Docker e2e test).
+#[test]
+fn a_restart_right_after_a_crash_is_not_fooled_by_cached_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), |t| t);
+    let m = Mounted::standalone_on(dir.path(), &conf);
+    let mnt = dir.path().join("mnt-c");
+    let fuse = "attr_timeout_ms = 60000\nentry_timeout_ms = 60000";
+    let c = Mounted::client(&conf, &mnt, fuse);
+    std::fs::write(c.path("f"), b"one").unwrap();
+    // A stat of the root caches its attributes (as the client's own health probe does).
+    std::fs::metadata(&mnt).unwrap();
+    c.crash();
+    assert!(
+        std::fs::metadata(&mnt).is_ok(),
+        "the kernel no longer caches the root's attributes; this test cannot show the case"
+    );
+    let c = Mounted::client(&conf, &mnt, fuse);
+    let log = c.log_text();
+    assert!(
+        log.contains("detached a dead fuse.curvinefs mount"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read(c.path("f")).unwrap(), b"one");
+    drop(c);
     drop(m);
 }
