@@ -10,9 +10,11 @@
 #   1. CacheRuntime 1 master + 1 worker + client: the test pod's script on the mount, then
 #      mount-ufs and report-summary executed in master-0 and their stdout parsed as JSON.
 #   2. CacheRuntime 3 masters + 2 workers + client: master-0 killed, the mount keeps working.
-#   3. ThinRuntime: a thin-fuse container mounts the running cluster at its targetPath;
-#      `docker stop` unmounts it within the grace period.
-#   4. The client container killed on top of its mount and started again: it recovers.
+#   3. ThinRuntime: a thin-fuse container mounts the running cluster at its targetPath.
+#   4. thin-fuse killed on top of its mount and started again: it clears the dead mount;
+#      then `docker stop` unmounts it within the grace period. The CacheRuntime client
+#      killed: its dead mount (under Fluid's hostPath at exactly the target) is cleared
+#      with `curvine-fluid umount` from the node, and the client starts again.
 #
 # Usage: scripts/e2e-docker.sh          env: IMAGE (default curvine-fluid:latest),
 #        E2E_BUILD=0 to use an existing image instead of `make docker-build-fluid`,
@@ -96,10 +98,13 @@ pod() {
     "$@" "$IMAGE" >/dev/null
 }
 
-# A client pod: FUSE device and capability, the mount root bound rshared.
+# A client pod: FUSE device and capability, and the host directory bound at exactly the
+# targetPath with rshared propagation, as Fluid's hostPath (DirectoryOrCreate,
+# Bidirectional) is: the client mounts on top of that bind.
 client_pod() { # name conf
+  mkdir -p "$WORK$TARGET"
   pod client "$1" "$2" --device /dev/fuse --cap-add SYS_ADMIN \
-    -v "$ROOT:/runtime-mnt:rshared"
+    -v "$WORK$TARGET:$TARGET:rshared"
 }
 
 ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$RUN_ID-$1"; }
@@ -134,7 +139,7 @@ logs_have() { # container pattern
   grep -q -- "$2" "$WORK/logs.txt"
 }
 
-is_mounted() { awk -v p="$1" '$5 == p' /proc/self/mountinfo | grep -q .; }
+is_mounted() { awk -v p="$1" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q .; }
 
 start_cache_runtime() { # masters workers
   local masters=$1 workers=$2 conf=$WORK/config-$1m$2w i
@@ -247,37 +252,63 @@ docker run -d --label "$RUN_ID" --name "$RUN_ID-thin-fuse" --hostname node-a7 --
   -e FLUID_RUNTIME_TYPE=thin -e FLUID_RUNTIME_NS=$NS -e FLUID_RUNTIME_NAME=$THIN_RT \
   -e MOUNT_POINT=$THIN_TARGET \
   "$IMAGE" fluid-thin-runtime >/dev/null
-for _ in $(seq 1 120); do
-  awk -v p="$THIN_HOST" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q . && break
-  sleep 0.5
-done
-awk -v p="$THIN_HOST" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q . ||
+thin_mounted() { awk -v p="$THIN_HOST" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q .; }
+wait_thin() {
+  for _ in $(seq 1 120); do
+    thin_mounted && [ -e "$THIN_HOST/before.txt" ] && return 0
+    sleep 0.5
+  done
   fail "the thin-fuse container did not mount $THIN_TARGET"
+}
+wait_thin
 [ "$(cat "$THIN_HOST/before.txt")" = before ] || fail "the thin mount does not show the cluster's /data"
+log "thin-fuse mounted the cluster's /data"
+
+# ---------------------------------------------------------------- scenario 4
+# A FUSE container killed (OOM, node pressure) leaves a dead mount on the host; the next
+# container must clear it and mount again. The ThinRuntime hostPath is the parent of the
+# target, so the container starts over its dead mount.
+log "scenario 4: thin-fuse killed on top of its mount, then started again"
+expect_stale() { # host path
+  if ls "$1" >/dev/null 2>"$WORK/stale.err"; then fail "the killed client's mount at $1 still answers"; fi
+  grep -q 'Transport endpoint is not connected' "$WORK/stale.err" ||
+    fail "expected a stale mount at $1, got: $(cat "$WORK/stale.err")"
+}
+docker kill "$RUN_ID-thin-fuse" >/dev/null
+docker wait "$RUN_ID-thin-fuse" >/dev/null || true
+expect_stale "$THIN_HOST"
+docker start "$RUN_ID-thin-fuse" >/dev/null
+wait_thin
+logs_have thin-fuse 'detached a dead fuse.curvinefs mount' ||
+  fail "the restarted thin-fuse did not report the stale mount it cleared"
+log "thin-fuse recovered from its stale mount"
+
+# `docker stop` as kubelet stops a pod: SIGTERM, 30 s grace.
 t0=$(date +%s%N)
 docker stop -t 30 "$RUN_ID-thin-fuse" >/dev/null
 took_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 code=$(docker inspect -f '{{.State.ExitCode}}' "$RUN_ID-thin-fuse")
 [ "$code" = 0 ] || fail "thin-fuse exited $code on docker stop"
 [ "$took_ms" -lt 30000 ] || fail "thin-fuse took ${took_ms} ms to stop"
-is_mounted "$THIN_HOST" && fail "the thin mount is still there after docker stop"
-log "thin-fuse mounted, then stopped cleanly in ${took_ms} ms (exit 0, unmounted)"
+thin_mounted && fail "the thin mount is still there after docker stop"
+log "thin-fuse stopped cleanly in ${took_ms} ms (exit 0, unmounted)"
 
-# ---------------------------------------------------------------- scenario 4
-log "scenario 4: the client killed on top of its mount, then started again"
+# The CacheRuntime client's hostPath is the target itself: with a dead mount there the
+# container runtime cannot even bind it (kubelet neither), so the image cannot clear it
+# from inside. `curvine-fluid umount <targetPath>` run on the node (here from a container
+# with the mount root bound rshared, like a node debug pod) clears it, and the client
+# starts again.
+log "scenario 4b: the CacheRuntime client killed; its dead mount cleared from the node"
 docker kill "$RUN_ID-$RT-client-x1" >/dev/null
 docker wait "$RUN_ID-$RT-client-x1" >/dev/null || true
-if ls "$ROOT/cache/$NS/$RT/cache-fuse" >/dev/null 2>"$WORK/stale.err"; then
-  fail "the killed client's mount still answers"
-fi
-grep -q 'Transport endpoint is not connected' "$WORK/stale.err" ||
-  fail "expected a stale mount, got: $(cat "$WORK/stale.err")"
+expect_stale "$WORK$TARGET"
+docker run --rm --label "$RUN_ID" --cap-add SYS_ADMIN -v "$ROOT:/runtime-mnt:rshared" \
+  "$IMAGE" umount "$TARGET" > "$WORK/umount.log" 2>&1 || fail "umount failed: $(cat "$WORK/umount.log")"
+is_mounted "$WORK$TARGET" && fail "umount left the dead mount"
 docker start "$RUN_ID-$RT-client-x1" >/dev/null
 wait_ready "$RT-client-x1" 9002 "client mount after restart"
-logs_have "$RT-client-x1" 'detached a dead fuse.curvinefs mount' ||
-  fail "the restarted client did not report the stale mount it cleared"
 app_pod '[ "$(cat /data/curvine/after-7.txt)" = after-7 ] && echo again > /data/curvine/again.txt' ||
   fail "the mount does not work after the client restart"
-log "client recovered from its stale mount"
+log "client mounted again after its dead mount was cleared"
 
 log "all scenarios passed"

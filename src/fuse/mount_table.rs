@@ -83,11 +83,14 @@ pub fn mounts_at(path: &Path) -> io::Result<Vec<MountEntry>> {
 /// Looks at the target with one call: `statfs` when a FUSE mount sits there (the kernel
 /// always asks the FUSE server for it, while a `stat` can be answered from attributes the
 /// kernel cached just before the server died), else `stat`.
+///
+/// Only a FUSE mount on top counts: Fluid binds the host directory at exactly the target
+/// (hostPath, Bidirectional), and that bind is where the mount goes, not in its way.
 pub fn probe(path: &Path) -> io::Result<TargetState> {
-    let top = mounts_at(path)?.pop();
+    let top = top_fuse_mount(path)?;
     let answer = match &top {
-        Some(m) if m.fs_type.starts_with("fuse") => statfs(path),
-        _ => std::fs::metadata(path).map(|_| ()),
+        Some(_) => statfs(path),
+        None => std::fs::metadata(path).map(|_| ()),
     };
     match (answer, top) {
         (Ok(_), Some(m)) => Ok(TargetState::Live(m)),
@@ -96,6 +99,13 @@ pub fn probe(path: &Path) -> io::Result<TargetState> {
         (Err(e), None) if e.kind() == io::ErrorKind::NotFound => Ok(TargetState::Missing),
         (Err(e), _) => Err(e),
     }
+}
+
+/// The topmost mount at `path` when it is a FUSE mount.
+fn top_fuse_mount(path: &Path) -> io::Result<Option<MountEntry>> {
+    Ok(mounts_at(path)?
+        .pop()
+        .filter(|m| m.fs_type == "fuse" || m.fs_type.starts_with("fuse.")))
 }
 
 /// `statfs(2)` of a path.
@@ -173,11 +183,13 @@ pub enum Unmounted {
     Detached,
 }
 
-/// Unmounts every mount at `path`; idempotent (nothing mounted is success).
+/// Unmounts every FUSE mount at `path` (the bind Fluid makes of the host directory there
+/// stays); idempotent (nothing mounted is success).
 pub fn unmount(path: &Path) -> io::Result<Unmounted> {
     let mut outcome = Unmounted::NotMounted;
     for _ in 0..16 {
-        if mounts_at(path)?.is_empty() {
+        // FUSE mounts only: the bind of the host directory under them stays.
+        if top_fuse_mount(path)?.is_none() {
             return Ok(outcome);
         }
         outcome = match umount2(path, 0) {

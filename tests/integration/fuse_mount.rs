@@ -684,3 +684,69 @@ fn a_restart_right_after_a_crash_is_not_fooled_by_cached_attributes() {
     drop(c);
     drop(m);
 }
+
+/// Fluid binds the host directory at exactly the target (hostPath, Bidirectional): the
+/// client mounts on top of that bind, and `umount` (the preStop) removes only the FUSE
+/// mount, leaving the bind (found by a review of the manifests).
+#[test]
+fn a_bind_at_the_target_is_mounted_over_and_left_by_umount() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), |t| t);
+    let m = Mounted::standalone_on(dir.path(), &conf);
+    let host = dir.path().join("host-dir");
+    let mnt = dir.path().join("mnt-bound");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::create_dir_all(&mnt).unwrap();
+    let bind = |args: &[&str]| {
+        assert!(
+            Command::new("mount").args(args).status().unwrap().success(),
+            "mount {args:?}"
+        );
+    };
+    bind(&["--bind", host.to_str().unwrap(), mnt.to_str().unwrap()]);
+    // Removes the bind even when an assertion fails.
+    struct Unbind(PathBuf);
+    impl Drop for Unbind {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unbind = Unbind(mnt.clone());
+    let types = |p: &Path| -> Vec<String> {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
+            .filter_map(|l| {
+                l.split(" - ")
+                    .nth(1)
+                    .and_then(|t| t.split(' ').next())
+                    .map(String::from)
+            })
+            .collect()
+    };
+    let c = Mounted::client(&conf, &mnt, "");
+    assert_eq!(
+        types(&mnt).last().map(String::as_str),
+        Some("fuse.curvinefs")
+    );
+    std::fs::write(c.path("through"), b"fuse").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_curvine-fluid"))
+        .args(["umount", mnt.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = types(&mnt);
+    assert!(!left.iter().any(|t| t.starts_with("fuse")), "{left:?}");
+    assert_eq!(left.len(), 1, "the bind is gone: {left:?}");
+    assert!(
+        !host.join("through").exists(),
+        "the file went to the host dir, not the cluster"
+    );
+    drop(c);
+    drop(m);
+}
