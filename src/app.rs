@@ -54,7 +54,7 @@ pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
         Some(Command::Load { paths }) => {
             let targets = crate::dataload::targets(&env, paths)?;
             let metadata = env
-                .get(crate::dataload::FLUID_DATALOAD_METADATA)
+                .get(env::FLUID_DATALOAD_METADATA)
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
             return block_on(async {
                 let config = load_config(&cli, &env).await?;
@@ -80,10 +80,7 @@ pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
         }
         _ => {}
     }
-    let config_exists = env
-        .get(env::FLUID_RUNTIME_CONFIG_PATH)
-        .is_some_and(|p| Path::new(p).is_file());
-    let detected = mode::detect(cli.hint(), &env, config_exists)?;
+    let detected = mode::detect(cli.hint(), &env, runtime_config_mounted(&env))?;
 
     match &cli.command {
         Some(Command::Detect { .. }) => print_result(&detect_report(&detected)),
@@ -198,8 +195,15 @@ fn cluster_config(conf: Option<&Path>, env: &EnvSnapshot) -> Result<ClusterConfi
     Ok(read_as_is(&path)?.config)
 }
 
-/// The runtime config (for `mount-ufs`): its file name and JSON.
-fn runtime_json(env: &EnvSnapshot) -> Result<(String, serde_json::Value), Error> {
+/// Whether `FLUID_RUNTIME_CONFIG_PATH` names a file that exists.
+fn runtime_config_mounted(env: &EnvSnapshot) -> bool {
+    env.get(env::FLUID_RUNTIME_CONFIG_PATH)
+        .is_some_and(|p| Path::new(p).is_file())
+}
+
+/// The CacheRuntime config: its file name (`FLUID_RUNTIME_CONFIG_PATH`, default
+/// `/etc/fluid/config/runtime.json`) and its JSON.
+fn runtime_json(env: &EnvSnapshot) -> Result<(String, serde_json::Value), InputError> {
     let file = env
         .get(env::FLUID_RUNTIME_CONFIG_PATH)
         .unwrap_or("/etc/fluid/config/runtime.json")
@@ -216,10 +220,7 @@ fn entry_config(cli: &Cli, env: &EnvSnapshot) -> Result<ClusterConfig, Error> {
     if let Some(path) = cli.conf.as_deref() {
         return Ok(read_as_is(path)?.config);
     }
-    let config_exists = env
-        .get(env::FLUID_RUNTIME_CONFIG_PATH)
-        .is_some_and(|p| Path::new(p).is_file());
-    if config_exists {
+    if runtime_config_mounted(env) {
         let detected = mode::detect(cli.hint(), env, true)?;
         if detected.mode == Mode::Cache && detected.component.is_some() {
             return Ok(prepare(&detected, None, env)?.config);
@@ -232,11 +233,7 @@ fn entry_config(cli: &Cli, env: &EnvSnapshot) -> Result<ClusterConfig, Error> {
 /// `CURVINE_MASTER_ENDPOINTS`, else a runtime config if one is mounted, else the dataset's
 /// master service found from the pod name.
 async fn load_config(cli: &Cli, env: &EnvSnapshot) -> Result<ClusterConfig, Error> {
-    if cli.conf.is_some()
-        || env
-            .get(env::FLUID_RUNTIME_CONFIG_PATH)
-            .is_some_and(|p| Path::new(p).is_file())
-    {
+    if cli.conf.is_some() || runtime_config_mounted(env) {
         return entry_config(cli, env);
     }
     let hosts = match env.get(env::CURVINE_MASTER_ENDPOINTS) {
@@ -409,16 +406,12 @@ pub fn prepare(
     let rendered = match detected.mode {
         Mode::Cache => {
             let component = detected.component.ok_or_else(|| no_component(detected))?;
-            let file = env
-                .get(env::FLUID_RUNTIME_CONFIG_PATH)
-                .unwrap_or("/etc/fluid/config/runtime.json");
-            let text = config::fluid_json::read_text(Path::new(file), "runtime config")?;
-            let json = config::fluid_json::parse(file, &text, true)?;
+            let (file, json) = runtime_json(env)?;
             let base = config::load_base(&target)?;
             let input = config::cache::CacheInput {
                 component,
                 env,
-                file,
+                file: &file,
                 json: &json,
                 data_dir: &data_dir,
             };

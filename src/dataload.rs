@@ -6,25 +6,16 @@
 
 use crate::client::Client;
 use crate::config::model::HostPort;
-use crate::env::EnvSnapshot;
+use crate::env::{
+    EnvSnapshot, CURVINE_DATASET_NAME, CURVINE_MASTER_PORT, FLUID_DATALOAD_DATA_PATH,
+    FLUID_DATALOAD_PATH_REPLICAS,
+};
 use crate::error::{Error, InputError};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master::{self as pb, FileKind};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// `:`-joined dataset paths to load (default `/`).
-pub const FLUID_DATALOAD_DATA_PATH: &str = "FLUID_DATALOAD_DATA_PATH";
-/// `:`-joined replica counts, one per path (default 1).
-pub const FLUID_DATALOAD_PATH_REPLICAS: &str = "FLUID_DATALOAD_PATH_REPLICAS";
-/// `true` when the DataLoad asks to load metadata too.
-pub const FLUID_DATALOAD_METADATA: &str = "FLUID_DATALOAD_METADATA";
-/// The dataset whose masters to use, when the pod name does not tell.
-pub const CURVINE_DATASET_NAME: &str = "CURVINE_DATASET_NAME";
-/// The masters' client port (default 8995).
-pub const CURVINE_MASTER_PORT: &str = "CURVINE_MASTER_PORT";
-/// The cluster domain (default `cluster.local`).
-pub const CURVINE_CLUSTER_DOMAIN: &str = crate::env::CURVINE_CLUSTER_DOMAIN;
 /// Where Kubernetes puts the pod's namespace.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
@@ -105,10 +96,9 @@ pub fn candidate_datasets(hostname: &str) -> Vec<String> {
         .collect()
 }
 
-/// The pod's namespace: Fluid's env, the pod env, the service account file, `default`.
+/// The pod's namespace: the environment, the service account file, `default`.
 pub fn namespace(env: &EnvSnapshot) -> String {
-    env.get(crate::env::FLUID_DATASET_NAMESPACE)
-        .or_else(|| env.get(crate::env::POD_NAMESPACE))
+    env.dataset_namespace()
         .map(str::to_string)
         .or_else(|| {
             std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
@@ -163,7 +153,7 @@ pub async fn discover_masters(env: &EnvSnapshot) -> Result<Vec<HostPort>, InputE
         })?,
     };
     let ns = namespace(env);
-    let domain = env.get(CURVINE_CLUSTER_DOMAIN).unwrap_or("cluster.local");
+    let domain = env.cluster_domain();
     let hostname = env.get(crate::env::HOSTNAME).unwrap_or("");
     let candidates = match env.get(CURVINE_DATASET_NAME) {
         Some(name) => vec![name.to_string()],

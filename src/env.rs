@@ -45,6 +45,18 @@ pub const MOUNT_POINT: &str = "MOUNT_POINT";
 /// Directory where Fluid mounts secrets (default `/etc/fluid/secrets`); option values
 /// that point under `/etc/fluid/secrets/` are read from this directory instead.
 pub const CURVINE_SECRETS_DIR: &str = "CURVINE_SECRETS_DIR";
+/// Dataset name when Fluid's is absent (Curvine's images; DataLoad pods).
+pub const CURVINE_DATASET_NAME: &str = "CURVINE_DATASET_NAME";
+/// Dataset namespace when Fluid's is absent (Curvine's images).
+pub const CURVINE_DATASET_NAMESPACE: &str = "CURVINE_DATASET_NAMESPACE";
+/// The masters' client port for a DataLoad pod that finds them by DNS (default 8995).
+pub const CURVINE_MASTER_PORT: &str = "CURVINE_MASTER_PORT";
+/// DataLoad: `:`-joined dataset paths to load (default `/`).
+pub const FLUID_DATALOAD_DATA_PATH: &str = "FLUID_DATALOAD_DATA_PATH";
+/// DataLoad: `:`-joined replica counts, one per path (default 1).
+pub const FLUID_DATALOAD_PATH_REPLICAS: &str = "FLUID_DATALOAD_PATH_REPLICAS";
+/// DataLoad: `true` when the DataLoad asks to load metadata too.
+pub const FLUID_DATALOAD_METADATA: &str = "FLUID_DATALOAD_METADATA";
 /// Log format: `text` (default) or `json`.
 pub const CURVINE_LOG_FORMAT: &str = "CURVINE_LOG_FORMAT";
 /// Log filter in `tracing_subscriber::EnvFilter` syntax (default `info`).
@@ -118,6 +130,18 @@ impl EnvSnapshot {
         self.get(POD_NAME)
             .map(|v| (v, POD_NAME))
             .or_else(|| self.get(HOSTNAME).map(|v| (v, HOSTNAME)))
+    }
+
+    /// The dataset's namespace from the environment: `FLUID_DATASET_NAMESPACE`, else
+    /// `CURVINE_DATASET_NAMESPACE`, else `POD_NAMESPACE`.
+    pub fn dataset_namespace(&self) -> Option<&str> {
+        [
+            FLUID_DATASET_NAMESPACE,
+            CURVINE_DATASET_NAMESPACE,
+            POD_NAMESPACE,
+        ]
+        .into_iter()
+        .find_map(|var| self.get(var))
     }
 
     /// The Kubernetes cluster DNS domain (`CURVINE_CLUSTER_DOMAIN`, default `cluster.local`).

@@ -434,14 +434,8 @@ fn optional_count(block: &Located<'_>, key: &str) -> Result<Option<u32>, InputEr
 }
 
 fn namespace(env: &EnvSnapshot, root: &Json<'_>) -> Result<String, InputError> {
-    for var in [
-        env::FLUID_DATASET_NAMESPACE,
-        "CURVINE_DATASET_NAMESPACE",
-        env::POD_NAMESPACE,
-    ] {
-        if let Some(ns) = env.get(var) {
-            return Ok(ns.to_string());
-        }
+    if let Some(ns) = env.dataset_namespace() {
+        return Ok(ns.to_string());
     }
     // targetPath = <root>/cache/<namespace>/<runtime>/cache-fuse
     if let Some(target) = root
@@ -510,7 +504,7 @@ fn service_name(block: &Located<'_>, component: Component) -> Result<String, Inp
 fn cluster_id(env: &EnvSnapshot, root: &Json<'_>, w: &Writer) -> String {
     if let Some(name) = env
         .get(env::FLUID_DATASET_NAME)
-        .or_else(|| env.get("CURVINE_DATASET_NAME"))
+        .or_else(|| env.get(env::CURVINE_DATASET_NAME))
     {
         return name.to_string();
     }
