@@ -710,26 +710,7 @@ impl Namespace {
             };
         }
         // Check the whole path first so a failure changes nothing.
-        let mut id = ROOT_ID;
-        let mut missing_from = names.len();
-        for (depth, name) in names.iter().enumerate() {
-            match self.child(id, name) {
-                Some(child) => {
-                    let inode = self
-                        .inodes
-                        .get(&child)
-                        .ok_or_else(|| FsError::NotFound(path.to_string()))?;
-                    if inode.kind != InodeKind::Dir {
-                        return Err(FsError::NotADirectory(prefix(&names, depth + 1)));
-                    }
-                    id = child;
-                }
-                None => {
-                    missing_from = depth;
-                    break;
-                }
-            }
-        }
+        let (mut id, missing_from) = self.existing_dirs(&names, path)?;
         if missing_from == names.len() {
             return if parents {
                 Ok(Outcome::Node(self.inodes[&id].clone()))
@@ -747,6 +728,27 @@ impl Namespace {
             self.insert(dir);
         }
         Ok(Outcome::Node(self.inodes[&id].clone()))
+    }
+
+    /// Walks `names` from the root while they exist: the last directory reached and the
+    /// index of the first missing name (`names.len()` when all exist). An existing name
+    /// that is not a directory is an error.
+    fn existing_dirs(&self, names: &[String], path: &str) -> Result<(InodeId, usize), FsError> {
+        let mut id = ROOT_ID;
+        for (depth, name) in names.iter().enumerate() {
+            let Some(child) = self.child(id, name) else {
+                return Ok((id, depth));
+            };
+            let inode = self
+                .inodes
+                .get(&child)
+                .ok_or_else(|| FsError::NotFound(path.to_string()))?;
+            if inode.kind != InodeKind::Dir {
+                return Err(FsError::NotADirectory(prefix(names, depth + 1)));
+            }
+            id = child;
+        }
+        Ok((id, names.len()))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1117,14 +1119,14 @@ fn prefix(names: &[String], n: usize) -> String {
 mod tests {
     use super::*;
 
-    fn ok(ns: &mut Namespace, c: Command) -> Outcome {
+    pub(super) fn ok(ns: &mut Namespace, c: Command) -> Outcome {
         let applied = ns.apply(&c);
         applied.result.unwrap_or_else(|e| panic!("{c:?}: {e}"))
     }
     fn err(ns: &mut Namespace, c: Command) -> FsError {
         ns.apply(&c).result.expect_err("should fail")
     }
-    fn mkdir(path: &str, parents: bool) -> Command {
+    pub(super) fn mkdir(path: &str, parents: bool) -> Command {
         Command::Mkdir {
             path: path.into(),
             mode: 0o755,
@@ -1134,7 +1136,7 @@ mod tests {
             now: 1,
         }
     }
-    fn create(path: &str) -> Command {
+    pub(super) fn create(path: &str) -> Command {
         Command::Create {
             path: path.into(),
             mode: 0o644,

@@ -157,18 +157,7 @@ impl Namespace {
 
     /// Every existing component of `path` is a directory (missing ones can be made).
     fn check_dirs(&self, path: &str) -> Result<(), FsError> {
-        let names = components(path)?;
-        let mut id = super::ROOT_ID;
-        for (depth, name) in names.iter().enumerate() {
-            let Some(child) = self.child(id, name) else {
-                return Ok(());
-            };
-            if self.inodes.get(&child).map(|i| i.kind) != Some(InodeKind::Dir) {
-                return Err(FsError::NotADirectory(super::prefix(&names, depth + 1)));
-            }
-            id = child;
-        }
-        Ok(())
+        self.existing_dirs(&components(path)?, path).map(|_| ())
     }
 
     /// The dataset path of a linked mount is free: missing, an empty directory, already
@@ -214,6 +203,7 @@ fn parent_path(path: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::master::namespace::tests::{create, mkdir, ok};
     use crate::master::namespace::Command;
 
     fn mount(path: &str, target: &str) -> MountRecord {
@@ -292,17 +282,8 @@ mod tests {
     fn refusals_change_nothing() {
         let mut ns = Namespace::default();
         set(&mut ns, &[mount("/keep", "/keep")]).unwrap();
-        ns.apply(&Command::Create {
-            path: "/busy/file".into(),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            overwrite: false,
-            parents: true,
-            now: 1,
-        })
-        .result
-        .unwrap();
+        ok(&mut ns, mkdir("/busy", false));
+        ok(&mut ns, create("/busy/file"));
         ns.take_dirty();
         for bad in [
             vec![mount("/busy", "/data")],                    // holds data
@@ -321,16 +302,7 @@ mod tests {
             assert_eq!(ns.mounts().count(), 1);
         }
         // An empty directory at the path is replaced by the link.
-        ns.apply(&Command::Mkdir {
-            path: "/empty".into(),
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            parents: false,
-            now: 1,
-        })
-        .result
-        .unwrap();
+        ok(&mut ns, mkdir("/empty", false));
         set(&mut ns, &[mount("/empty", "/data")]).unwrap();
         assert_eq!(ns.lookup("/empty").unwrap().kind, InodeKind::Symlink);
     }
