@@ -309,7 +309,7 @@ impl Mounted {
         }
         let path = self.path.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let ours = mount_table::mounts_at(&path)?.pop();
+            let ours = mount_table::top_fuse_mount(&path)?;
             let done = match self.unmounter.as_mut().map(|u| u.unmount()) {
                 Some(Ok(())) => mount_table::Unmounted::Unmounted,
                 // Ours, or busy through fusermount3: lazy when files are still open; the
@@ -318,7 +318,7 @@ impl Mounted {
             };
             info!(path = %path.display(), outcome = ?done, "unmounted");
             if done == mount_table::Unmounted::Detached {
-                if let Some(entry) = ours.filter(|m| m.fs_type.starts_with("fuse")) {
+                if let Some(entry) = ours {
                     if mount_table::abort_connection(&entry) {
                         info!(device = %entry.device, "aborted the FUSE connection held by open files");
                     }

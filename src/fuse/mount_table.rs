@@ -18,6 +18,13 @@ pub struct MountEntry {
     pub device: String,
 }
 
+impl MountEntry {
+    /// A FUSE mount (`fuse` or `fuse.<subtype>`).
+    pub fn is_fuse(&self) -> bool {
+        self.fs_type == "fuse" || self.fs_type.starts_with("fuse.")
+    }
+}
+
 /// What is at a mount target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetState {
@@ -102,10 +109,8 @@ pub fn probe(path: &Path) -> io::Result<TargetState> {
 }
 
 /// The topmost mount at `path` when it is a FUSE mount.
-fn top_fuse_mount(path: &Path) -> io::Result<Option<MountEntry>> {
-    Ok(mounts_at(path)?
-        .pop()
-        .filter(|m| m.fs_type == "fuse" || m.fs_type.starts_with("fuse.")))
+pub fn top_fuse_mount(path: &Path) -> io::Result<Option<MountEntry>> {
+    Ok(mounts_at(path)?.pop().filter(MountEntry::is_fuse))
 }
 
 /// `statfs(2)` of a path.

@@ -697,13 +697,12 @@ fn a_bind_at_the_target_is_mounted_over_and_left_by_umount() {
     let mnt = dir.path().join("mnt-bound");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::create_dir_all(&mnt).unwrap();
-    let bind = |args: &[&str]| {
-        assert!(
-            Command::new("mount").args(args).status().unwrap().success(),
-            "mount {args:?}"
-        );
-    };
-    bind(&["--bind", host.to_str().unwrap(), mnt.to_str().unwrap()]);
+    assert!(Command::new("mount")
+        .arg("--bind")
+        .args([&host, &mnt])
+        .status()
+        .unwrap()
+        .success());
     // Removes the bind even when an assertion fails.
     struct Unbind(PathBuf);
     impl Drop for Unbind {
@@ -713,16 +712,10 @@ fn a_bind_at_the_target_is_mounted_over_and_left_by_umount() {
     }
     let _unbind = Unbind(mnt.clone());
     let types = |p: &Path| -> Vec<String> {
-        std::fs::read_to_string("/proc/self/mountinfo")
+        curvine_fluid::fuse::mount_table::mounts_at(p)
             .unwrap()
-            .lines()
-            .filter(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
-            .filter_map(|l| {
-                l.split(" - ")
-                    .nth(1)
-                    .and_then(|t| t.split(' ').next())
-                    .map(String::from)
-            })
+            .into_iter()
+            .map(|m| m.fs_type)
             .collect()
     };
     let c = Mounted::client(&conf, &mnt, "");
