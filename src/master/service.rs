@@ -463,7 +463,6 @@ pub fn build_report(state: &MasterState) -> pb::ClusterReport {
         .collect();
     let ns = state.ns.read();
     let (files, dirs) = ns.counts();
-    let (file_bytes, cached_bytes) = ns.cached_bytes(|w| state.workers.is_live(w));
     let mut report = pb::ClusterReport {
         cluster_id: state.cluster_id.clone(),
         leader_id: leader.unwrap_or(0),
@@ -476,8 +475,6 @@ pub fn build_report(state: &MasterState) -> pb::ClusterReport {
         masters,
         files,
         dirs,
-        file_bytes,
-        cached_bytes,
         ..Default::default()
     };
     for w in ns.workers() {
@@ -830,6 +827,15 @@ impl MasterService for MasterApi {
         self.timed("report", async {
             self.state.linearizable().await?;
             let mut report = self.report();
+            // A walk over every file: done for this RPC (report-summary, `report`), not
+            // for /metrics and /api/overview, which share build_report.
+            let (file_bytes, cached_bytes) = self
+                .state
+                .ns
+                .read()
+                .cached_bytes(|w| self.state.workers.is_live(w));
+            report.file_bytes = file_bytes;
+            report.cached_bytes = cached_bytes;
             peer_views(&self.state, &mut report.masters).await;
             Ok(report)
         })
