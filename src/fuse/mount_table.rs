@@ -113,18 +113,12 @@ pub fn top_fuse_mount(path: &Path) -> io::Result<Option<MountEntry>> {
     Ok(mounts_at(path)?.pop().filter(MountEntry::is_fuse))
 }
 
-/// `statfs(2)` of a path.
+/// `statfs(2)` of a path: it always reaches a FUSE server, where a `stat` may be answered
+/// from attributes the kernel cached.
 fn statfs(path: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path holds a NUL byte"))?;
-    let mut buf = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `c` is a valid C string and `buf` is large enough for the kernel's answer.
-    if unsafe { libc::statfs(c.as_ptr(), buf.as_mut_ptr()) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    nix::sys::statfs::statfs(path)
+        .map(|_| ())
+        .map_err(io::Error::from)
 }
 
 /// Errors a mount gives when its FUSE server died.
@@ -197,7 +191,7 @@ pub fn unmount(path: &Path) -> io::Result<Unmounted> {
         if top_fuse_mount(path)?.is_none() {
             return Ok(outcome);
         }
-        outcome = match umount2(path, 0) {
+        outcome = match umount2(path, nix::mount::MntFlags::empty()) {
             Ok(()) => Unmounted::Unmounted,
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 detach(path)?;
@@ -230,57 +224,44 @@ pub struct FuseMount {
 /// Opens /dev/fuse and mounts it at `path` with mount(2) (needs CAP_SYS_ADMIN); returns
 /// the FUSE connection to serve. `allow_other` and `default_permissions` are always set.
 pub fn mount_fuse(path: &Path, m: &FuseMount) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::mount::MsFlags;
     use std::os::fd::{AsRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
     let dev = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/fuse")?;
-    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+    let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     let mut data = vec![
         format!("fd={}", dev.as_raw_fd()),
         "rootmode=40000".to_string(),
-        // SAFETY: getuid/getgid cannot fail.
-        format!("user_id={}", unsafe { libc::getuid() }),
-        format!("group_id={}", unsafe { libc::getgid() }),
+        format!("user_id={}", nix::unistd::getuid()),
+        format!("group_id={}", nix::unistd::getgid()),
         "allow_other".to_string(),
         "default_permissions".to_string(),
     ];
     if m.readonly {
-        flags |= libc::MS_RDONLY;
+        flags |= MsFlags::MS_RDONLY;
     }
     for o in &m.options {
         match o.as_str() {
-            "noatime" => flags |= libc::MS_NOATIME,
-            "noexec" => flags |= libc::MS_NOEXEC,
-            "sync" => flags |= libc::MS_SYNCHRONOUS,
-            "dirsync" => flags |= libc::MS_DIRSYNC,
-            "ro" => flags |= libc::MS_RDONLY,
+            "noatime" => flags |= MsFlags::MS_NOATIME,
+            "noexec" => flags |= MsFlags::MS_NOEXEC,
+            "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
+            "dirsync" => flags |= MsFlags::MS_DIRSYNC,
+            "ro" => flags |= MsFlags::MS_RDONLY,
             "rw" | "atime" | "exec" | "async" => {}
             other => data.push(other.to_string()),
         }
     }
-    let cstr = |b: &[u8]| {
-        std::ffi::CString::new(b)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in mount argument"))
-    };
-    let target = cstr(path.as_os_str().as_bytes())?;
-    let source = cstr(m.source.as_bytes())?;
-    let fstype = cstr(format!("fuse.{}", m.subtype).as_bytes())?;
-    let data = cstr(data.join(",").as_bytes())?;
-    // SAFETY: every pointer is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            flags,
-            data.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fstype = format!("fuse.{}", m.subtype);
+    nix::mount::mount(
+        Some(m.source.as_str()),
+        path,
+        Some(fstype.as_str()),
+        flags,
+        Some(data.join(",").as_str()),
+    )
+    .map_err(io::Error::from)?;
     Ok(OwnedFd::from(dev))
 }
 
@@ -298,24 +279,15 @@ pub fn abort_connection(entry: &MountEntry) -> bool {
 
 /// Lazy unmount: detaches now, frees the mount when no longer busy.
 pub fn detach(path: &Path) -> io::Result<()> {
-    match umount2(path, libc::MNT_DETACH) {
+    match umount2(path, nix::mount::MntFlags::MNT_DETACH) {
         Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => fusermount_unmount(path),
         Err(e) => Err(e),
     }
 }
 
-fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::umount2(c.as_ptr(), flags) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+fn umount2(path: &Path, flags: nix::mount::MntFlags) -> io::Result<()> {
+    nix::mount::umount2(path, flags).map_err(io::Error::from)
 }
 
 /// Unprivileged unmount through fusermount3 (lazy, so it also works when busy).

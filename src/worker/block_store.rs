@@ -27,11 +27,8 @@
 
 use crate::config::{DataDir, Medium};
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -944,20 +941,11 @@ fn unique_suffix() -> u64 {
 // casts are needed there even where they are no-ops.
 #[allow(clippy::unnecessary_cast)]
 fn fs_space(path: &Path) -> io::Result<FsSpace> {
-    let c_path = CString::new(path.as_os_str().as_bytes())?;
-    let mut stat = MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `c_path` is a valid NUL-terminated string and `stat` points to writable
-    // memory the size of a `statvfs`, which the call fills in when it returns 0.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: statvfs returned 0, so it initialised the struct (it was zeroed anyway).
-    let stat = unsafe { stat.assume_init() };
-    let fragment = stat.f_frsize as u64;
+    let stat = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    let fragment = stat.fragment_size() as u64;
     Ok(FsSpace {
-        total: (stat.f_blocks as u64).saturating_mul(fragment),
-        available: (stat.f_bavail as u64).saturating_mul(fragment),
+        total: (stat.blocks() as u64).saturating_mul(fragment),
+        available: (stat.blocks_available() as u64).saturating_mul(fragment),
     })
 }
 
