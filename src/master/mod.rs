@@ -5,21 +5,31 @@
 //! - [`types`]: the Raft type configuration.
 //! - [`log_store`], [`state_machine`]: Raft storage on sled.
 //! - [`network`]: Raft between masters over gRPC.
-//! - [`service`]: the client and worker API.
+//! - [`state`]: what every service shares; writes, linearizable reads, leadership checks.
+//! - [`batcher`]: concurrent writes share one Raft log entry.
 //! - [`lease`]: read leases (linearizable reads without a Raft round).
+//! - [`api`]: the gRPC handlers for clients and workers (decode, call the state, encode).
+//! - [`convert`]: namespace records to wire messages and back.
+//! - [`report`]: the cluster view (masters, workers, totals) and peer probes.
+//! - [`web`]: `/healthz`, `/api/overview` and the `/metrics` gauges.
 //! - [`peers`]: logging which peer masters are awaited at start-up.
 //! - [`workers`]: live workers as the leader sees them.
 //! - [`server`]: start, serve, stop.
 
+pub mod api;
+pub mod batcher;
+pub mod convert;
 pub mod lease;
 pub mod log_store;
 pub mod namespace;
 pub mod network;
 pub mod peers;
+pub mod report;
 pub mod server;
-pub mod service;
+pub mod state;
 pub mod state_machine;
 pub mod types;
+pub mod web;
 pub mod workers;
 
 pub use server::{run, Master, MasterError, MasterListeners};

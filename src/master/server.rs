@@ -2,20 +2,25 @@
 //! serve the client API, the peer API and HTTP, initialise the cluster on node 1, and stop
 //! in reverse order.
 
+use super::api::MasterApi;
+use super::batcher::Batcher;
 use super::log_store::LogStore;
 use super::network::{Network, RaftServer};
-use super::service::{build_report, lost_after, MasterApi, MasterState};
+use super::report::node_status;
+use super::state::MasterState;
 use super::state_machine::StateMachine;
 use super::types::{NodeId, Raft};
+use super::web::MasterWeb;
+use super::workers::lost_after;
 use super::workers::WorkerRegistry;
 use crate::config::ClusterConfig;
-use crate::metrics::{self, RpcMetrics};
+use crate::metrics::RpcMetrics;
 use crate::rpc::pb::master::master_service_server::MasterServiceServer;
 use crate::rpc::pb::raft::raft_service_server::RaftServiceServer;
 use crate::rpc::{host_port, MAX_MESSAGE};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::web::{self, WebApp};
-use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use openraft::{BasicNode, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,7 +222,7 @@ impl Master {
             block_size: config.client.block_size.0,
             rpc_metrics: RpcMetrics::new(&registry, "curvine_master"),
             registry,
-            batcher: super::service::Batcher::start(raft.clone()),
+            batcher: Batcher::start(raft.clone()),
             // Half the shortest election timeout (400 ms): no other leader exists yet.
             lease: super::lease::ReadLease::start(&raft, node_id, Duration::from_millis(200)),
         });
@@ -386,124 +391,6 @@ fn spawn_lost_worker_watch(state: Arc<MasterState>, mut shutdown: Shutdown) -> J
     })
 }
 
-/// The master's HTTP view.
-struct MasterWeb {
-    state: Arc<MasterState>,
-    term: prometheus::GaugeVec,
-    leader: prometheus::GaugeVec,
-    applied: prometheus::GaugeVec,
-    role: prometheus::GaugeVec,
-    files: prometheus::GaugeVec,
-    workers: prometheus::GaugeVec,
-    bytes: prometheus::GaugeVec,
-}
-
-impl MasterWeb {
-    fn new(state: Arc<MasterState>) -> Self {
-        let r = &state.registry;
-        MasterWeb {
-            term: metrics::gauge(r, "curvine_master_raft_term", "Current Raft term", &[]),
-            leader: metrics::gauge(
-                r,
-                "curvine_master_raft_leader_id",
-                "Raft id of the leader (0 when unknown)",
-                &[],
-            ),
-            applied: metrics::gauge(
-                r,
-                "curvine_master_raft_last_applied_index",
-                "Last log index applied here",
-                &[],
-            ),
-            role: metrics::gauge(
-                r,
-                "curvine_master_raft_role",
-                "1 for this master's current role",
-                &["role"],
-            ),
-            files: metrics::gauge(
-                r,
-                "curvine_master_inodes",
-                "Files and directories",
-                &["kind"],
-            ),
-            workers: metrics::gauge(r, "curvine_master_workers", "Workers by state", &["state"]),
-            bytes: metrics::gauge(
-                r,
-                "curvine_cluster_bytes",
-                "Cluster capacity and usage over live workers",
-                &["kind"],
-            ),
-            state,
-        }
-    }
-}
-
-impl WebApp for MasterWeb {
-    fn healthy(&self) -> Result<(), String> {
-        let m = self.state.raft.metrics().borrow().clone();
-        if let Err(e) = &m.running_state {
-            return Err(format!("raft stopped: {e}"));
-        }
-        match m.current_leader {
-            Some(_) => Ok(()),
-            None => Err("no leader known yet".to_string()),
-        }
-    }
-
-    fn overview(&self) -> futures::future::BoxFuture<'_, serde_json::Value> {
-        Box::pin(async move {
-            let m = self.state.raft.metrics().borrow().clone();
-            let mut report = build_report(&self.state);
-            super::service::peer_views(&self.state, &mut report.masters).await;
-            let mut doc = crate::report::to_json(&report);
-            if let Some(obj) = doc.as_object_mut() {
-                obj.insert("node_id".into(), self.state.node_id.into());
-                obj.insert("role".into(), role_name(m.state).into());
-            }
-            doc
-        })
-    }
-
-    fn metrics(&self) -> String {
-        let m = self.state.raft.metrics().borrow().clone();
-        self.term
-            .with_label_values::<&str>(&[])
-            .set(m.current_term as f64);
-        self.leader
-            .with_label_values::<&str>(&[])
-            .set(m.current_leader.unwrap_or(0) as f64);
-        self.applied
-            .with_label_values::<&str>(&[])
-            .set(m.last_applied.map_or(0, |l| l.index) as f64);
-        for role in ["leader", "follower", "candidate", "learner", "shutdown"] {
-            self.role
-                .with_label_values(&[role])
-                .set(if role_name(m.state) == role { 1.0 } else { 0.0 });
-        }
-        let report = build_report(&self.state);
-        self.files
-            .with_label_values(&["file"])
-            .set(report.files as f64);
-        self.files
-            .with_label_values(&["dir"])
-            .set(report.dirs as f64);
-        self.workers
-            .with_label_values(&["live"])
-            .set(report.live_workers as f64);
-        self.workers
-            .with_label_values(&["lost"])
-            .set(report.lost_workers as f64);
-        self.bytes
-            .with_label_values(&["capacity"])
-            .set(report.capacity as f64);
-        self.bytes
-            .with_label_values(&["used"])
-            .set(report.used as f64);
-        metrics::encode(&self.state.registry)
-    }
-}
-
 /// A peer that already belongs to an initialised cluster (its id and term), if one answers
 /// within a second: node 1 restarted with an empty journal must join, not initialise again.
 async fn existing_cluster(
@@ -514,7 +401,7 @@ async fn existing_cluster(
         .iter()
         .filter(|(id, _)| **id != node_id)
         .map(|(id, node)| async move {
-            let seen = super::service::node_status(&node.addr, Duration::from_secs(1)).await?;
+            let seen = node_status(&node.addr, Duration::from_secs(1)).await?;
             (seen.term > 0).then_some((*id, seen.term))
         });
     futures::future::join_all(asks)
@@ -522,16 +409,6 @@ async fn existing_cluster(
         .into_iter()
         .flatten()
         .next()
-}
-
-pub(crate) fn role_name(state: ServerState) -> &'static str {
-    match state {
-        ServerState::Leader => "leader",
-        ServerState::Follower => "follower",
-        ServerState::Candidate => "candidate",
-        ServerState::Learner => "learner",
-        ServerState::Shutdown => "shutdown",
-    }
 }
 
 /// Runs a master from the config until SIGTERM or SIGINT.

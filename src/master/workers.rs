@@ -170,6 +170,11 @@ impl WorkerRegistry {
     }
 }
 
+/// How long a worker may stay silent before it is lost, at least three heartbeats.
+pub fn lost_after(configured: Duration) -> Duration {
+    configured.max(Duration::from_millis(300))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

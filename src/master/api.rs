@@ -1,279 +1,26 @@
-//! The master's client and worker API. Writes go through the Raft log (`client_write`);
-//! reads are linearizable (`ensure_linearizable`, then the in-memory namespace). A master
-//! that is not the leader answers `NotLeader` with the leader's journal address, which
-//! serves this API too.
+//! The master's gRPC handlers for clients and workers: decode the request, check or
+//! write through the shared state, encode the answer. Writes go through the Raft log;
+//! reads are linearizable. A master that is not the leader answers `NotLeader` with the
+//! leader's journal address, which serves this API too.
 
-use super::namespace::{
-    self, Applied, BlockRange, Command, Inode, InodeKind, MountRecord, Namespace, Outcome, SetAttrs,
-};
-use super::state_machine::SharedNamespace;
-use super::types::{Raft, RaftError};
-use super::workers::{WorkerRegistry, WorkerReport};
+use super::convert::{block_ranges, file_status, join, mount_record, mount_table};
+use super::namespace::{self, Command, InodeKind, Outcome, SetAttrs};
+use super::report::{build_report, own_view, peer_views};
+use super::state::MasterState;
+use super::workers::WorkerReport;
 use crate::fs_error::FsError;
-use crate::metrics::RpcMetrics;
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::master::master_service_server::MasterService;
 use crate::rpc::status::to_status;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader};
-use openraft::BasicNode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tonic::{Request, Response, Status};
 
-/// The file ranges of a completed file's blocks: explicit offsets when the client sent
-/// them (all or none), else one block after the other from offset 0.
-fn block_ranges(blocks: &[pb::BlockInfo]) -> Result<Vec<BlockRange>, FsError> {
-    let explicit = blocks.iter().filter(|b| b.offset.is_some()).count();
-    if explicit != 0 && explicit != blocks.len() {
-        return Err(FsError::InvalidArgument(
-            "either every block of a completed file has an offset or none has".into(),
-        ));
-    }
-    let mut next = 0;
-    Ok(blocks
-        .iter()
-        .map(|b| {
-            let offset = b.offset.unwrap_or(next);
-            next = offset + b.len;
-            BlockRange {
-                id: b.id,
-                offset,
-                len: b.len,
-            }
-        })
-        .collect())
-}
-
-/// Everything the master's services share.
-pub struct MasterState {
-    /// This node's Raft id.
-    pub node_id: u64,
-    /// This node's journal address.
-    pub address: String,
-    /// The Raft instance.
-    pub raft: Raft,
-    /// The namespace (read side).
-    pub ns: Arc<SharedNamespace>,
-    /// Live workers.
-    pub workers: WorkerRegistry,
-    /// Cluster name.
-    pub cluster_id: String,
-    /// Block size clients use (for statfs).
-    pub block_size: u64,
-    /// RPC metrics.
-    pub rpc_metrics: RpcMetrics,
-    /// Metrics registry of this master.
-    pub registry: prometheus::Registry,
-    /// Coalesces concurrent writes into shared log entries.
-    pub batcher: Batcher,
-    /// Lets the leader serve reads without a Raft round.
-    pub lease: Arc<super::lease::ReadLease>,
-}
-
-/// A write waiting for its batch.
-type Pending = (
-    Command,
-    tokio::sync::oneshot::Sender<Result<Applied, FsError>>,
-);
-
-/// Coalesces concurrent commands into one Raft entry. openraft 0.9 waits for each
-/// append's fsync before the next, so one command per entry would cap writes at one
-/// fsync each; a batch shares it. A few batches are in flight, so the next one appends
-/// while the previous is applied.
-#[derive(Debug, Clone)]
-pub struct Batcher {
-    tx: tokio::sync::mpsc::Sender<Pending>,
-}
-
-/// Most commands in one log entry.
-const MAX_BATCH: usize = 512;
-/// Batches submitted to Raft at once.
-const BATCHES_IN_FLIGHT: usize = 4;
-
-impl Batcher {
-    /// Starts the batching task for `raft`.
-    pub fn start(raft: Raft) -> Batcher {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Pending>(4096);
-        tokio::spawn(async move {
-            let slots = Arc::new(tokio::sync::Semaphore::new(BATCHES_IN_FLIGHT));
-            while let Some(first) = rx.recv().await {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(p) => batch.push(p),
-                        Err(_) => break,
-                    }
-                }
-                let raft = raft.clone();
-                tokio::spawn(async move {
-                    let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
-                    match write_entry(&raft, commands).await {
-                        Ok(results) => {
-                            for (reply, applied) in replies.into_iter().zip(results) {
-                                let _ = reply.send(Ok(applied));
-                            }
-                        }
-                        Err(e) => {
-                            for reply in replies {
-                                let _ = reply.send(Err(e.clone()));
-                            }
-                        }
-                    }
-                    drop(permit);
-                });
-            }
-        });
-        Batcher { tx }
-    }
-
-    /// Submits a command and waits for its result.
-    pub async fn write(&self, command: Command) -> Result<Applied, FsError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((command, tx))
-            .await
-            .map_err(|_| FsError::Unavailable("this master is stopping".into()))?;
-        rx.await
-            .map_err(|_| FsError::Unavailable("this master is stopping".into()))?
-    }
-}
-
-/// Appends one entry with `commands` and waits until it is applied here.
-async fn write_entry(raft: &Raft, commands: Vec<Command>) -> Result<Vec<Applied>, FsError> {
-    let n = commands.len();
-    match raft.client_write(commands).await {
-        Ok(resp) if resp.data.len() == n => Ok(resp.data),
-        Ok(resp) => Err(FsError::Io(format!(
-            "{} results for {n} commands",
-            resp.data.len()
-        ))),
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(not_leader(f)),
-        Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-            Err(FsError::Unavailable(e.to_string()))
-        }
-        Err(RaftError::Fatal(f)) => Err(FsError::Unavailable(format!("this master stopped: {f}"))),
-    }
-}
-
-impl std::fmt::Debug for MasterState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterState")
-            .field("node_id", &self.node_id)
-            .field("address", &self.address)
-            .finish_non_exhaustive()
-    }
-}
-
+/// Wall-clock milliseconds, stamped on commands by the leader (followers apply the same).
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn not_leader(f: ForwardToLeader<u64, BasicNode>) -> FsError {
-    FsError::NotLeader {
-        leader: f.leader_node.map(|n| n.addr),
-    }
-}
-
-impl MasterState {
-    /// Appends a command to the log (batched with concurrent ones) and waits until it
-    /// is applied here.
-    pub async fn write(&self, command: Command) -> Result<Applied, FsError> {
-        self.batcher.write(command).await
-    }
-
-    /// Applies a command and returns its outcome; blocks it freed are queued for deletion.
-    pub async fn command(&self, command: Command) -> Result<Outcome, FsError> {
-        let applied = self.write(command).await?;
-        self.workers.queue_deletes(&applied.freed);
-        applied.result
-    }
-
-    /// Waits until this master may serve a linearizable read.
-    pub async fn linearizable(&self) -> Result<(), FsError> {
-        if self.lease.holds(&self.raft) {
-            return Ok(());
-        }
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(not_leader(f)),
-            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
-                Err(FsError::Unavailable(format!("no quorum of masters: {e}")))
-            }
-            Err(RaftError::Fatal(f)) => {
-                Err(FsError::Unavailable(format!("this master stopped: {f}")))
-            }
-        }
-    }
-
-    /// Whether this node leads now (from metrics; no network round).
-    pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.node_id)
-    }
-
-    /// The leader's journal address, when known.
-    pub fn leader_address(&self) -> Option<String> {
-        let m = self.raft.metrics().borrow().clone();
-        let leader = m.current_leader?;
-        m.membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.addr.clone())
-    }
-
-    fn require_leader(&self) -> Result<(), FsError> {
-        if self.is_leader() {
-            Ok(())
-        } else {
-            Err(FsError::NotLeader {
-                leader: self.leader_address(),
-            })
-        }
-    }
-}
-
-/// Converts an inode to its wire status.
-pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus {
-    let kind = match inode.kind {
-        InodeKind::File => pb::FileKind::File,
-        InodeKind::Dir => pb::FileKind::Directory,
-        InodeKind::Symlink => pb::FileKind::Symlink,
-    };
-    let children = if inode.kind == InodeKind::Dir {
-        ns.child_count(inode.id)
-    } else {
-        0
-    };
-    pb::FileStatus {
-        id: inode.id,
-        path: path.to_string(),
-        name: inode.name.clone(),
-        kind: kind as i32,
-        mode: inode.mode,
-        uid: inode.uid,
-        gid: inode.gid,
-        size: inode.size,
-        atime_ms: inode.atime,
-        mtime_ms: inode.mtime,
-        ctime_ms: inode.ctime,
-        nlink: if inode.kind == InodeKind::Dir { 2 } else { 1 },
-        symlink_target: inode.target.clone(),
-        complete: inode.complete,
-        children,
-        parent: inode.parent,
-    }
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 /// The gRPC service.
@@ -410,107 +157,6 @@ impl MasterApi {
             reads_miss: req.reads_miss,
         }
     }
-
-    /// Capacity and usage summed over live workers.
-    pub fn usage(&self) -> (u64, u64) {
-        self.state
-            .workers
-            .live()
-            .iter()
-            .fold((0, 0), |(c, u), (_, r)| (c + r.capacity(), u + r.used()))
-    }
-
-    /// The cluster report, as this master sees it.
-    pub fn report(&self) -> pb::ClusterReport {
-        build_report(&self.state)
-    }
-}
-
-/// The cluster report: masters (from Raft metrics), workers (from heartbeats), totals.
-pub fn build_report(state: &MasterState) -> pb::ClusterReport {
-    let m = state.raft.metrics().borrow().clone();
-    let leader = m.current_leader;
-    let replication = m.replication.clone().unwrap_or_default();
-    let membership = m.membership_config.membership().clone();
-    let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
-    let masters = membership
-        .nodes()
-        .map(|(id, node)| {
-            let (last_applied, reachable) = if *id == state.node_id {
-                (m.last_applied.map_or(0, |l| l.index), true)
-            } else {
-                match replication.get(id) {
-                    Some(Some(matched)) => (matched.index, true),
-                    _ => (0, false),
-                }
-            };
-            let role = if Some(*id) == leader {
-                "leader"
-            } else if voters.contains(id) {
-                "follower"
-            } else {
-                "learner"
-            };
-            pb::MasterInfo {
-                id: *id,
-                address: node.addr.clone(),
-                role: role.to_string(),
-                term: m.current_term,
-                last_applied,
-                reachable,
-            }
-        })
-        .collect();
-    let ns = state.ns.read();
-    let (files, dirs) = ns.counts();
-    let mut report = pb::ClusterReport {
-        cluster_id: state.cluster_id.clone(),
-        leader_id: leader.unwrap_or(0),
-        leader_address: leader
-            .and_then(|l| membership.get_node(&l))
-            .map(|n| n.addr.clone())
-            .unwrap_or_default(),
-        term: m.current_term,
-        last_applied: m.last_applied.map_or(0, |l| l.index),
-        masters,
-        files,
-        dirs,
-        ..Default::default()
-    };
-    for w in ns.workers() {
-        let last = state.workers.report(w.id);
-        let live = state.workers.is_live(w.id);
-        let mut info = pb::WorkerInfo {
-            id: w.id,
-            hostname: w.hostname.clone(),
-            rpc_port: u32::from(w.rpc_port),
-            web_port: u32::from(w.web_port),
-            live,
-            ..Default::default()
-        };
-        if let Some(r) = last {
-            info.capacity = r.capacity();
-            info.used = r.used();
-            info.blocks = r.blocks;
-            info.last_heartbeat_ms = r.seen.elapsed().as_millis() as u64;
-            info.tiers = r.tiers.clone();
-            if live {
-                report.capacity += info.capacity;
-                report.used += info.used;
-            }
-            report.bytes_read += r.bytes_read;
-            report.bytes_written += r.bytes_written;
-            report.reads_hit += r.reads_hit;
-            report.reads_miss += r.reads_miss;
-        }
-        if live {
-            report.live_workers += 1;
-        } else {
-            report.lost_workers += 1;
-        }
-        report.workers.push(info);
-    }
-    report
 }
 
 #[tonic::async_trait]
@@ -725,7 +371,7 @@ impl MasterService for MasterApi {
     ) -> Result<Response<pb::StatFsResponse>, Status> {
         self.timed("stat_fs", async {
             self.state.linearizable().await?;
-            let (capacity, used) = self.usage();
+            let (capacity, used) = super::report::usage(&self.state);
             let (files, dirs) = self.state.ns.read().counts();
             Ok(pb::StatFsResponse {
                 capacity,
@@ -826,7 +472,7 @@ impl MasterService for MasterApi {
     ) -> Result<Response<pb::ClusterReport>, Status> {
         self.timed("report", async {
             self.state.linearizable().await?;
-            let mut report = self.report();
+            let mut report = build_report(&self.state);
             // A walk over every file: done for this RPC (report-summary, `report`), not
             // for /metrics and /api/overview, which share build_report.
             let (file_bytes, cached_bytes) = self
@@ -885,82 +531,4 @@ impl MasterService for MasterApi {
         })
         .await
     }
-}
-
-fn mount_record(m: pb::MountEntry) -> MountRecord {
-    MountRecord {
-        path: m.path,
-        source: m.source,
-        target: m.target,
-        read_only: m.read_only,
-    }
-}
-
-fn mount_table<'a>(mounts: impl Iterator<Item = &'a MountRecord>) -> pb::MountTable {
-    pb::MountTable {
-        mounts: mounts
-            .map(|m| pb::MountEntry {
-                path: m.path.clone(),
-                source: m.source.clone(),
-                target: m.target.clone(),
-                read_only: m.read_only,
-            })
-            .collect(),
-    }
-}
-
-/// This master as it sees itself.
-pub fn own_view(state: &MasterState) -> pb::MasterInfo {
-    let m = state.raft.metrics().borrow().clone();
-    pb::MasterInfo {
-        id: state.node_id,
-        address: state.address.clone(),
-        role: super::server::role_name(m.state).to_string(),
-        term: m.current_term,
-        last_applied: m.last_applied.map_or(0, |l| l.index),
-        reachable: true,
-    }
-}
-
-/// Asks the master at `addr` for its own view; `None` when it does not answer in `timeout`.
-pub async fn node_status(addr: &str, timeout: Duration) -> Option<pb::MasterInfo> {
-    use crate::rpc::pb::master::master_service_client::MasterServiceClient;
-    let channel = crate::rpc::channel(addr, timeout, Some(timeout)).ok()?;
-    MasterServiceClient::new(channel)
-        .node_status(pb::Empty {})
-        .await
-        .ok()
-        .map(|r| r.into_inner())
-}
-
-/// Replaces the leader's idea of each peer with the peer's own answer (its role, term and
-/// applied index); a peer that does not answer within half a second is unreachable.
-pub async fn peer_views(state: &MasterState, masters: &mut [pb::MasterInfo]) {
-    let asks = masters.iter().map(|info| {
-        let (id, addr) = (info.id, info.address.clone());
-        async move {
-            if id == state.node_id {
-                return (id, Some(own_view(state)));
-            }
-            (id, node_status(&addr, Duration::from_millis(500)).await)
-        }
-    });
-    let answers: std::collections::HashMap<u64, Option<pb::MasterInfo>> =
-        futures::future::join_all(asks).await.into_iter().collect();
-    for info in masters.iter_mut() {
-        match answers.get(&info.id) {
-            Some(Some(seen)) => {
-                info.role = seen.role.clone();
-                info.term = seen.term;
-                info.last_applied = seen.last_applied;
-                info.reachable = true;
-            }
-            _ => info.reachable = false,
-        }
-    }
-}
-
-/// How long a worker may stay silent before it is lost, at least three heartbeats.
-pub fn lost_after(configured: Duration) -> Duration {
-    configured.max(Duration::from_millis(300))
 }

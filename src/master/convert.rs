@@ -1,0 +1,105 @@
+//! Conversions at the master's edges: namespace records to wire messages and back, and
+//! Raft's "not the leader" answer to the error clients follow.
+
+use super::namespace::{BlockRange, Inode, InodeKind, MountRecord, Namespace};
+use crate::fs_error::FsError;
+use crate::rpc::pb::master as pb;
+use openraft::error::ForwardToLeader;
+use openraft::BasicNode;
+
+/// The file ranges of a completed file's blocks: explicit offsets when the client sent
+/// them (all or none), else one block after the other from offset 0.
+pub fn block_ranges(blocks: &[pb::BlockInfo]) -> Result<Vec<BlockRange>, FsError> {
+    let explicit = blocks.iter().filter(|b| b.offset.is_some()).count();
+    if explicit != 0 && explicit != blocks.len() {
+        return Err(FsError::InvalidArgument(
+            "either every block of a completed file has an offset or none has".into(),
+        ));
+    }
+    let mut next = 0;
+    Ok(blocks
+        .iter()
+        .map(|b| {
+            let offset = b.offset.unwrap_or(next);
+            next = offset + b.len;
+            BlockRange {
+                id: b.id,
+                offset,
+                len: b.len,
+            }
+        })
+        .collect())
+}
+
+/// Converts an inode to its wire status.
+pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus {
+    let kind = match inode.kind {
+        InodeKind::File => pb::FileKind::File,
+        InodeKind::Dir => pb::FileKind::Directory,
+        InodeKind::Symlink => pb::FileKind::Symlink,
+    };
+    let children = if inode.kind == InodeKind::Dir {
+        ns.child_count(inode.id)
+    } else {
+        0
+    };
+    pb::FileStatus {
+        id: inode.id,
+        path: path.to_string(),
+        name: inode.name.clone(),
+        kind: kind as i32,
+        mode: inode.mode,
+        uid: inode.uid,
+        gid: inode.gid,
+        size: inode.size,
+        atime_ms: inode.atime,
+        mtime_ms: inode.mtime,
+        ctime_ms: inode.ctime,
+        nlink: if inode.kind == InodeKind::Dir { 2 } else { 1 },
+        symlink_target: inode.target.clone(),
+        complete: inode.complete,
+        children,
+        parent: inode.parent,
+    }
+}
+
+/// `dir/name` as an absolute path.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// A mount table entry from the wire.
+pub fn mount_record(m: pb::MountEntry) -> MountRecord {
+    MountRecord {
+        path: m.path,
+        source: m.source,
+        target: m.target,
+        read_only: m.read_only,
+    }
+}
+
+/// The mount table on the wire.
+pub fn mount_table<'a>(mounts: impl Iterator<Item = &'a MountRecord>) -> pb::MountTable {
+    pb::MountTable {
+        mounts: mounts
+            .map(|m| pb::MountEntry {
+                path: m.path.clone(),
+                source: m.source.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+            })
+            .collect(),
+    }
+}
+
+/// A "forward to the leader" answer of Raft as the error clients follow (the leader's
+/// journal address, which serves the client API too).
+pub fn not_leader(f: ForwardToLeader<u64, BasicNode>) -> FsError {
+    FsError::NotLeader {
+        leader: f.leader_node.map(|n| n.addr),
+    }
+}

@@ -1,0 +1,107 @@
+//! The state every master service shares (Raft, the namespace, live workers, metrics)
+//! and the checks a request passes before it writes or reads: writes through the batched
+//! Raft log, linearizable reads (lease, else a Raft round), leadership.
+
+use super::batcher::Batcher;
+use super::convert::not_leader;
+use super::namespace::{Applied, Command, Outcome};
+use super::state_machine::SharedNamespace;
+use super::types::{Raft, RaftError};
+use super::workers::WorkerRegistry;
+use crate::fs_error::FsError;
+use crate::metrics::RpcMetrics;
+use openraft::error::CheckIsLeaderError;
+use std::sync::Arc;
+
+/// Everything the master's services share.
+pub struct MasterState {
+    /// This node's Raft id.
+    pub node_id: u64,
+    /// This node's journal address.
+    pub address: String,
+    /// The Raft instance.
+    pub raft: Raft,
+    /// The namespace (read side).
+    pub ns: Arc<SharedNamespace>,
+    /// Live workers.
+    pub workers: WorkerRegistry,
+    /// Cluster name.
+    pub cluster_id: String,
+    /// Block size clients use (for statfs).
+    pub block_size: u64,
+    /// RPC metrics.
+    pub rpc_metrics: RpcMetrics,
+    /// Metrics registry of this master.
+    pub registry: prometheus::Registry,
+    /// Coalesces concurrent writes into shared log entries.
+    pub batcher: Batcher,
+    /// Lets the leader serve reads without a Raft round.
+    pub lease: Arc<super::lease::ReadLease>,
+}
+
+impl std::fmt::Debug for MasterState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterState")
+            .field("node_id", &self.node_id)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MasterState {
+    /// Appends a command to the log (batched with concurrent ones) and waits until it
+    /// is applied here.
+    pub async fn write(&self, command: Command) -> Result<Applied, FsError> {
+        self.batcher.write(command).await
+    }
+
+    /// Applies a command and returns its outcome; blocks it freed are queued for deletion.
+    pub async fn command(&self, command: Command) -> Result<Outcome, FsError> {
+        let applied = self.write(command).await?;
+        self.workers.queue_deletes(&applied.freed);
+        applied.result
+    }
+
+    /// Waits until this master may serve a linearizable read.
+    pub async fn linearizable(&self) -> Result<(), FsError> {
+        if self.lease.holds(&self.raft) {
+            return Ok(());
+        }
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(not_leader(f)),
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(FsError::Unavailable(format!("no quorum of masters: {e}")))
+            }
+            Err(RaftError::Fatal(f)) => {
+                Err(FsError::Unavailable(format!("this master stopped: {f}")))
+            }
+        }
+    }
+
+    /// Whether this node leads now (from metrics; no network round).
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.node_id)
+    }
+
+    /// The leader's journal address, when known.
+    pub fn leader_address(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    /// Fails with `NotLeader` (and the leader's address) unless this node leads.
+    pub fn require_leader(&self) -> Result<(), FsError> {
+        if self.is_leader() {
+            Ok(())
+        } else {
+            Err(FsError::NotLeader {
+                leader: self.leader_address(),
+            })
+        }
+    }
+}
