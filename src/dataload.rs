@@ -1,23 +1,16 @@
 //! `curvine-fluid load`: Fluid's DataLoad (FLUID-CONTRACT §3). The pod gets only the
-//! paths to load (`FLUID_DATALOAD_DATA_PATH`, `:`-joined) and no runtime config, so the
-//! masters are found from an explicit setting or from the pod's name; every file under
-//! the paths is then read through the workers, which checks each block is cached and
+//! paths to load (`FLUID_DATALOAD_DATA_PATH`, `:`-joined) and no runtime config (its
+//! masters are found by `config::discovery`); every file under the paths is read
+//! through the workers, which checks each block is cached and
 //! keeps it warm in the workers' LRU. Any path that fails makes the exit code non-zero.
 
 use crate::client::Client;
-use crate::config::model::HostPort;
-use crate::env::{
-    EnvSnapshot, CURVINE_DATASET_NAME, CURVINE_MASTER_PORT, FLUID_DATALOAD_DATA_PATH,
-    FLUID_DATALOAD_PATH_REPLICAS,
-};
+use crate::env::{EnvSnapshot, FLUID_DATALOAD_DATA_PATH, FLUID_DATALOAD_PATH_REPLICAS};
 use crate::error::{Error, InputError};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master::{self as pb, FileKind};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::{info, warn};
-
-/// Where Kubernetes puts the pod's namespace.
-const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
 /// One path to load and the copies asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,105 +72,6 @@ pub fn targets(env: &EnvSnapshot, args: &[String]) -> Result<Vec<Target>, InputE
         ));
     }
     Ok(out)
-}
-
-/// Dataset names the pod name may carry: a DataLoad pod is `<dataload>-loader-job-<x>`
-/// and DataLoads are often named `<dataset>-<what>`, so every `-`-prefix of the DataLoad
-/// name is a candidate, longest first.
-pub fn candidate_datasets(hostname: &str) -> Vec<String> {
-    let Some((dataload, _)) = hostname.rsplit_once("-loader-job-") else {
-        return Vec::new();
-    };
-    let parts: Vec<&str> = dataload.split('-').collect();
-    (1..=parts.len())
-        .rev()
-        .map(|n| parts[..n].join("-"))
-        .filter(|name| !name.is_empty())
-        .collect()
-}
-
-/// The pod's namespace: the environment, the service account file, `default`.
-pub fn namespace(env: &EnvSnapshot) -> String {
-    env.dataset_namespace()
-        .map(str::to_string)
-        .or_else(|| {
-            std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "default".to_string())
-}
-
-/// The masters of the dataset's runtime, from the addresses its headless master service
-/// resolves to; `None` when the service does not resolve.
-async fn resolve_service(
-    dataset: &str,
-    ns: &str,
-    domain: &str,
-    port: u16,
-) -> Option<Vec<HostPort>> {
-    let names = [
-        format!("svc-{dataset}-master.{ns}.svc.{domain}"),
-        format!("svc-{dataset}-master.{ns}.svc"),
-    ];
-    for name in names {
-        let lookup = tokio::net::lookup_host((name.as_str(), port));
-        if let Ok(Ok(addrs)) = tokio::time::timeout(Duration::from_secs(5), lookup).await {
-            let mut hosts: Vec<HostPort> = addrs
-                .map(|a| HostPort {
-                    hostname: a.ip().to_string(),
-                    port,
-                })
-                .collect();
-            hosts.dedup();
-            if !hosts.is_empty() {
-                info!(service = %name, masters = hosts.len(), "found the dataset's masters");
-                return Some(hosts);
-            }
-        }
-    }
-    None
-}
-
-/// Finds the masters: `CURVINE_DATASET_NAME` or the pod name's candidates, through DNS.
-pub async fn discover_masters(env: &EnvSnapshot) -> Result<Vec<HostPort>, InputError> {
-    let port = match env.get(CURVINE_MASTER_PORT) {
-        None => 8995,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
-            InputError::new(
-                format!("port {p:?} is not a number from 1 to 65535"),
-                format!("env {CURVINE_MASTER_PORT}"),
-                "set the masters' rpc_port",
-            )
-        })?,
-    };
-    let ns = namespace(env);
-    let domain = env.cluster_domain();
-    let hostname = env.get(crate::env::HOSTNAME).unwrap_or("");
-    let candidates = match env.get(CURVINE_DATASET_NAME) {
-        Some(name) => vec![name.to_string()],
-        None => candidate_datasets(hostname),
-    };
-    for dataset in &candidates {
-        if let Some(hosts) = resolve_service(dataset, &ns, domain, port).await {
-            info!(dataset = %dataset, namespace = %ns, "loading into dataset");
-            return Ok(hosts);
-        }
-    }
-    let tried = if candidates.is_empty() {
-        "no dataset name: the pod name is not <dataload>-loader-job-<id>".to_string()
-    } else {
-        format!(
-            "no master service svc-<dataset>-master in namespace {ns} for dataset {}",
-            candidates.join(", ")
-        )
-    };
-    Err(InputError::new(
-        format!("cannot find the dataset's masters: {tried}"),
-        format!("env HOSTNAME={hostname:?}, {CURVINE_DATASET_NAME}, {}", crate::env::CURVINE_MASTER_ENDPOINTS),
-        "name the DataLoad <dataset>-<anything>, or set CURVINE_MASTER_ENDPOINTS=host:port[,host:port] (or CURVINE_DATASET_NAME) in the DataLoad command's env",
-    ))
 }
 
 /// What loading one target did.
@@ -341,15 +235,6 @@ mod tests {
         assert!(err.contains(FLUID_DATALOAD_PATH_REPLICAS), "{err}");
         let t = targets(&env(&[]), &["/x".to_string()]).unwrap();
         assert_eq!(t[0].path, "/x");
-    }
-
-    #[test]
-    fn dataset_candidates_from_the_pod_name() {
-        assert_eq!(
-            candidate_datasets("curvine-demo-load-loader-job-x7k2m"),
-            vec!["curvine-demo-load", "curvine-demo", "curvine"]
-        );
-        assert!(candidate_datasets("node-a7").is_empty());
     }
 
     #[test]

@@ -57,6 +57,15 @@ pub const FLUID_DATALOAD_DATA_PATH: &str = "FLUID_DATALOAD_DATA_PATH";
 pub const FLUID_DATALOAD_PATH_REPLICAS: &str = "FLUID_DATALOAD_PATH_REPLICAS";
 /// DataLoad: `true` when the DataLoad asks to load metadata too.
 pub const FLUID_DATALOAD_METADATA: &str = "FLUID_DATALOAD_METADATA";
+/// The cluster config file of `fs` and `report` when `--conf` is not given.
+pub const CURVINE_CONF_FILE: &str = "CURVINE_CONF_FILE";
+/// ThinRuntime: the masters' web port when the dataset's options do not give one.
+pub const CURVINE_MASTER_WEB_PORT: &str = "CURVINE_MASTER_WEB_PORT";
+/// Prefix of the ThinRuntime's FUSE flag fallbacks: `CURVINE_` + the flag in upper case
+/// with `_` for `-` (`CURVINE_DIRECT_IO` for `direct-io`); see [`fuse_flag_var`].
+pub const CURVINE_FUSE_FLAG_PREFIX: &str = "CURVINE_";
+/// Directory for temporary files (the FUSE client's staging copies), default `/tmp`.
+pub const TMPDIR: &str = "TMPDIR";
 /// Log format: `text` (default) or `json`.
 pub const CURVINE_LOG_FORMAT: &str = "CURVINE_LOG_FORMAT";
 /// Log filter in `tracing_subscriber::EnvFilter` syntax (default `info`).
@@ -64,10 +73,21 @@ pub const CURVINE_LOG: &str = "CURVINE_LOG";
 
 /// Default of `CURVINE_HOME`, as in Curvine's images.
 pub const DEFAULT_CURVINE_HOME: &str = "/app/curvine";
+/// Where Fluid mounts the CacheRuntime config when `FLUID_RUNTIME_CONFIG_PATH` is not set.
+pub const DEFAULT_CACHE_CONFIG_PATH: &str = "/etc/fluid/config/runtime.json";
 /// Where Fluid mounts the ThinRuntime config when `FLUID_RUNTIME_CONFIG_PATH` is not set.
 pub const DEFAULT_THIN_CONFIG_PATH: &str = "/etc/fluid/config/config.json";
 /// Where Fluid mounts secrets referenced by encrypt options.
 pub const FLUID_SECRETS_PREFIX: &str = "/etc/fluid/secrets/";
+
+/// The variable that stands in for a ThinRuntime FUSE flag (`direct-io` ->
+/// `CURVINE_DIRECT_IO`).
+pub fn fuse_flag_var(flag: &str) -> String {
+    format!(
+        "{CURVINE_FUSE_FLAG_PREFIX}{}",
+        flag.to_ascii_uppercase().replace('-', "_")
+    )
+}
 
 /// An owned copy of the environment variables, taken once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,6 +164,17 @@ impl EnvSnapshot {
         .find_map(|var| self.get(var))
     }
 
+    /// Where Fluid's secrets are mounted (`CURVINE_SECRETS_DIR`, default `/etc/fluid/secrets`).
+    pub fn secrets_dir(&self) -> &str {
+        self.get(CURVINE_SECRETS_DIR)
+            .unwrap_or(FLUID_SECRETS_PREFIX.trim_end_matches('/'))
+    }
+
+    /// The directory for temporary files (`TMPDIR`, default `/tmp`).
+    pub fn temp_dir(&self) -> std::path::PathBuf {
+        std::path::PathBuf::from(self.get(TMPDIR).unwrap_or("/tmp"))
+    }
+
     /// The Kubernetes cluster DNS domain (`CURVINE_CLUSTER_DOMAIN`, default `cluster.local`).
     pub fn cluster_domain(&self) -> &str {
         self.get(CURVINE_CLUSTER_DOMAIN)
@@ -185,5 +216,16 @@ mod tests {
         assert_eq!(env.cluster_domain(), "cluster.local");
         let env = EnvSnapshot::from_pairs([("CURVINE_CLUSTER_DOMAIN", "corp.internal.")]);
         assert_eq!(env.cluster_domain(), "corp.internal");
+        assert_eq!(env.secrets_dir(), "/etc/fluid/secrets");
+        assert_eq!(env.temp_dir(), std::path::PathBuf::from("/tmp"));
+    }
+
+    #[test]
+    fn fuse_flag_variables() {
+        assert_eq!(fuse_flag_var("direct-io"), "CURVINE_DIRECT_IO");
+        assert_eq!(
+            fuse_flag_var("entry-timeout-ms"),
+            "CURVINE_ENTRY_TIMEOUT_MS"
+        );
     }
 }

@@ -7,14 +7,18 @@
 //!    comments and every key we do not manage are kept;
 //! 3. the Fluid runtime config (component options, topology) and the pod's environment.
 //!
-//! Submodules: [`cache`] and [`thin`] render (pure), [`model`] is the typed view the
-//! roles read, [`schema`] types option strings, [`units`] converts sizes, [`fluid_json`]
-//! reads the JSON, [`secrets`] resolves secret files, [`write`] writes atomically.
+//! Submodules: [`resolve`] decides where each command's config comes from (the one entry
+//! point), [`cache`] and [`thin`] render (pure), [`model`] is the typed view the roles
+//! read, [`schema`] types option strings, [`units`] converts sizes, [`fluid_json`] reads
+//! the JSON, [`secrets`] resolves secret files, [`discovery`] finds a DataLoad pod's
+//! masters by DNS, [`write`] writes atomically.
 
 pub mod cache;
+pub mod discovery;
 pub mod doc;
 pub mod fluid_json;
 pub mod model;
+pub mod resolve;
 pub mod schema;
 pub mod secrets;
 pub mod thin;

@@ -239,6 +239,10 @@ pub struct FuseConfig {
     pub write_back_cache: bool,
     /// HTTP port of the FUSE client.
     pub web_port: u16,
+    /// Where staging copies of files being rewritten go: not a TOML key, set from the
+    /// environment when the config is resolved (`TMPDIR`).
+    #[serde(skip)]
+    pub staging_dir: std::path::PathBuf,
 }
 
 impl Default for FuseConfig {
@@ -257,6 +261,7 @@ impl Default for FuseConfig {
             direct_io: false,
             write_back_cache: false,
             web_port: 9002,
+            staging_dir: std::path::PathBuf::from("/tmp"),
         }
     }
 }

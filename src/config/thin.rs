@@ -181,7 +181,7 @@ pub fn render(input: &ThinInput<'_>, base: DocumentMut) -> Result<Rendered, Inpu
         apply_option(&mut w, o)?;
     }
     for (flag, key) in FUSE_FLAGS {
-        let var = format!("CURVINE_{}", flag.to_ascii_uppercase().replace('-', "_"));
+        let var = env::fuse_flag_var(flag);
         if let (false, Some(raw)) = (w.was_assigned(&["fuse"], key), input.env.get(&var)) {
             let value = schema::typed_option(
                 schema::kind_of(&["fuse"], key).unwrap_or(Kind::Str),
@@ -195,21 +195,11 @@ pub fn render(input: &ThinInput<'_>, base: DocumentMut) -> Result<Rendered, Inpu
     }
     if let (false, Some(raw)) = (
         w.was_assigned(&["master"], "web_port"),
-        input.env.get("CURVINE_MASTER_WEB_PORT"),
+        input.env.get(env::CURVINE_MASTER_WEB_PORT),
     ) {
-        let value = schema::typed_option(
-            Kind::Port,
-            raw,
-            "master.web_port",
-            "env CURVINE_MASTER_WEB_PORT",
-            None,
-        )?;
-        w.assign(
-            &["master"],
-            "web_port",
-            value,
-            "env CURVINE_MASTER_WEB_PORT",
-        )?;
+        let origin = format!("env {}", env::CURVINE_MASTER_WEB_PORT);
+        let value = schema::typed_option(Kind::Port, raw, "master.web_port", &origin, None)?;
+        w.assign(&["master"], "web_port", value, &origin)?;
     }
 
     // The mount: which cluster path, where, how.

@@ -156,7 +156,9 @@ pub fn fs_options(fuse: &FuseConfig) -> FsOptions {
         readonly: is_readonly(fuse),
         direct_io: fuse.direct_io,
         write_back_cache: fuse.write_back_cache,
-        staging: std::env::temp_dir().join(format!("curvine-fuse-staging-{}", std::process::id())),
+        staging: fuse
+            .staging_dir
+            .join(format!("curvine-fuse-staging-{}", std::process::id())),
     }
 }
 
