@@ -11,18 +11,39 @@ use tracing::info;
 /// Where Kubernetes puts the pod's namespace.
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 
-/// Dataset names the pod name may carry: a DataLoad pod is `<dataload>-loader-job-<x>`
-/// and DataLoads are often named `<dataset>-<what>`, so every `-`-prefix of the DataLoad
-/// name is a candidate, longest first.
+/// What Fluid appends to a DataLoad's name to name its Job.
+const JOB_SUFFIX: &str = "-loader-job";
+/// The random suffix Kubernetes gives a Job's pods (`-` is part of the base).
+const RANDOM_SUFFIX_LEN: usize = 5;
+/// Kubernetes cuts a generated name's base to this length (63 less the random suffix).
+const MAX_GENERATED_BASE: usize = 58;
+
+/// Dataset names the pod name may carry. A DataLoad pod is named
+/// `<dataload>-loader-job-<5 random>`, with the base cut to 58 characters when longer, so
+/// a long DataLoad name loses the Job suffix and its own end. DataLoads are often named
+/// `<dataset>-<what>`: every `-`-prefix of what is left of the DataLoad name is a
+/// candidate, longest first. Nothing of the cut part is needed.
 pub fn candidate_datasets(hostname: &str) -> Vec<String> {
-    let Some((dataload, _)) = hostname.rsplit_once("-loader-job-") else {
+    let dataload = if let Some((dataload, _)) = hostname.rsplit_once("-loader-job-") {
+        dataload.to_string()
+    } else if hostname.len() == MAX_GENERATED_BASE + RANDOM_SUFFIX_LEN && hostname.is_ascii() {
+        // The base was cut: drop the random suffix, then whatever part of the Job suffix
+        // survived ("-", "-load", "-loader-jo", ...).
+        let base = &hostname[..MAX_GENERATED_BASE];
+        let job = format!("{JOB_SUFFIX}-");
+        let cut = (1..job.len())
+            .rev()
+            .find(|n| base.ends_with(&job[..*n]))
+            .unwrap_or(0);
+        base[..base.len() - cut].to_string()
+    } else {
         return Vec::new();
     };
     let parts: Vec<&str> = dataload.split('-').collect();
     (1..=parts.len())
         .rev()
         .map(|n| parts[..n].join("-"))
-        .filter(|name| !name.is_empty())
+        .filter(|name| !name.is_empty() && !name.ends_with('-'))
         .collect()
 }
 
@@ -121,5 +142,33 @@ mod tests {
             vec!["curvine-demo-load", "curvine-demo", "curvine"]
         );
         assert!(candidate_datasets("node-a7").is_empty());
+    }
+
+    /// The pod name Kubernetes gives a Job's pod: the base cut to 58 characters, then 5
+    /// random ones.
+    fn job_pod_name(dataload: &str) -> String {
+        let base = format!("{dataload}-loader-job-");
+        format!("{}x7k2m", &base[..base.len().min(58)])
+    }
+
+    #[test]
+    fn long_dataload_names_lose_their_end_but_not_the_dataset() {
+        // 63 characters: the longest name Kubernetes allows.
+        let dataload = "imagenet-train-warmup-before-the-nightly-fine-tuning-run-abcde";
+        let dataload = &format!("{dataload}{}", "z".repeat(63 - dataload.len()));
+        assert_eq!(dataload.len(), 63);
+        let pod = job_pod_name(dataload);
+        assert_eq!(pod.len(), 63);
+        assert!(!pod.contains("-loader-job-"));
+        let c = candidate_datasets(&pod);
+        assert!(c.contains(&"imagenet".to_string()), "{c:?}");
+        assert!(c.contains(&"imagenet-train".to_string()), "{c:?}");
+        // Every length at which the cut falls inside "-loader-job-" still finds it.
+        for extra in 0..14 {
+            let name = format!("mydata-{}", "w".repeat(40 + extra));
+            let c = candidate_datasets(&job_pod_name(&name));
+            assert!(c.contains(&"mydata".to_string()), "{name}: {c:?}");
+            assert!(c.iter().all(|n| !n.contains("loader")), "{name}: {c:?}");
+        }
     }
 }
