@@ -239,6 +239,9 @@ pub struct FuseConfig {
     pub write_back_cache: bool,
     /// HTTP port of the FUSE client.
     pub web_port: u16,
+    /// Several cluster directories shown as directories of the mount root (a ThinRuntime
+    /// Dataset of several mounts); empty: `fs_path` is the root.
+    pub mounts: Vec<FuseMountEntry>,
     /// Where staging copies of files being rewritten go: not a TOML key, set from the
     /// environment when the config is resolved (`TMPDIR`).
     #[serde(skip)]
@@ -261,9 +264,23 @@ impl Default for FuseConfig {
             direct_io: false,
             write_back_cache: false,
             web_port: 9002,
+            mounts: Vec::new(),
             staging_dir: std::path::PathBuf::from("/tmp"),
         }
     }
+}
+
+/// One entry of `fuse.mounts`: the cluster directory `fs_path` shown at `path`, a
+/// directory of the mount root (`/train`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FuseMountEntry {
+    /// Where it shows: `/<one name>`.
+    pub path: String,
+    /// The cluster directory.
+    pub fs_path: String,
+    /// Refuse changes under it with EROFS.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// `[log]` and the `log` tables of master and worker.
@@ -509,6 +526,30 @@ impl ClusterConfig {
                     key,
                     format!("{path:?} is not an absolute path"),
                     "use a path starting with /",
+                ));
+            }
+        }
+        for (i, m) in self.fuse.mounts.iter().enumerate() {
+            let name = m.path.strip_prefix('/').unwrap_or("");
+            if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                return Err(err(
+                    &format!("fuse.mounts[{i}].path"),
+                    format!("{:?} is not one directory of the mount root", m.path),
+                    "write /<name>, e.g. /train",
+                ));
+            }
+            if self.fuse.mounts[..i].iter().any(|o| o.path == m.path) {
+                return Err(err(
+                    &format!("fuse.mounts[{i}].path"),
+                    format!("{} is listed twice", m.path),
+                    "give each mount its own path",
+                ));
+            }
+            if !m.fs_path.starts_with('/') {
+                return Err(err(
+                    &format!("fuse.mounts[{i}].fs_path"),
+                    format!("{:?} is not an absolute path", m.fs_path),
+                    "use a cluster path starting with /",
                 ));
             }
         }

@@ -2,8 +2,9 @@
 //! config that mounts an existing Curvine cluster (FLUID-CONTRACT §4 and §5.2, with the
 //! defects of §6 fixed).
 //!
-//! Exactly one dataset mount; its `master-endpoints` option (or `CURVINE_MASTER_ENDPOINTS`)
-//! lists the masters; `client.<key>` and `fuse.<key>` options set config keys; the FUSE
+//! One dataset mount is the root of the FUSE mount; several show as one directory each
+//! (`fuse.mounts`), all of one cluster with the same options. The `master-endpoints`
+//! option (or `CURVINE_MASTER_ENDPOINTS`) lists the masters; `client.<key>` and `fuse.<key>` options set config keys; the FUSE
 //! options of Curvine's command line (`io-threads`, `entry-timeout`, ...) land once, in
 //! `[fuse]`. Values under `/etc/fluid/secrets/` are read through a [`SecretSource`].
 
@@ -76,6 +77,7 @@ const MANAGED: &[(&str, &str)] = &[
     ("fuse", "worker_threads"),
     ("fuse", "mnt_path"),
     ("fuse", "fs_path"),
+    ("fuse", "mounts"),
     ("client", "master_addrs"),
 ];
 
@@ -88,47 +90,22 @@ pub fn render(input: &ThinInput<'_>, base: DocumentMut) -> Result<Rendered, Inpu
     let mounts = root.get("mounts").ok_or_else(|| {
         root.error(
             "the config has no mounts",
-            "a Curvine ThinRuntime Dataset needs exactly one mount",
+            "a Curvine ThinRuntime Dataset needs at least one mount (curvine:///path)",
         )
     })?;
     let items = mounts.node().items()?;
-    if items.len() != 1 {
+    if items.is_empty() {
         return Err(mounts.node().error(
-            format!(
-                "Curvine ThinRuntime expects exactly one Dataset mount, got {}",
-                items.len()
-            ),
-            "give the Dataset one mount (curvine:///path); use one Dataset per cluster path",
+            "the Dataset has no mounts",
+            "give the Dataset at least one mount (curvine:///path)",
         ));
     }
     let mount = &items[0];
-    mount.node().require_object()?;
-
     let mut secrets = Vec::new();
-    let mut options = Vec::new();
-    if let Some(opts) = mount.node().get("options") {
-        for (key, raw, path) in opts.node().string_map()? {
-            let origin = format!("file {}, JSON path {path}", input.file);
-            let (value, secret_file) = if is_secret_path(&raw) {
-                let content = input.secrets.read(&raw).map_err(|what| {
-                    InputError::new(
-                        what,
-                        origin.clone(),
-                        "mount the secret into the FUSE pod (Fluid does this for encryptOptions)",
-                    )
-                })?;
-                secrets.push(content.clone());
-                (content, Some(raw.trim().to_string()))
-            } else {
-                (raw, None)
-            };
-            options.push(ThinOption {
-                key,
-                value,
-                origin,
-                secret_file,
-            });
-        }
+    let options = mount_options(input, mount, &mut secrets)?;
+    for other in &items[1..] {
+        let theirs = mount_options(input, other, &mut secrets)?;
+        same_options(&options, &theirs, other)?;
     }
 
     let mut w = Writer::new(base, OnConflict::Fail);
@@ -202,31 +179,14 @@ pub fn render(input: &ThinInput<'_>, base: DocumentMut) -> Result<Rendered, Inpu
         w.assign(&["master"], "web_port", value, &origin)?;
     }
 
-    // The mount: which cluster path, where, how.
-    let mount_point = match mount.node().get("mountPoint") {
-        Some(m) => Some((m.node().str()?.trim().to_string(), m.node().location())),
-        None => None,
-    }
-    .filter(|(m, _)| !m.is_empty())
-    .or_else(|| {
-        input
-            .env
-            .get(env::CURVINE_MOUNT_POINT)
-            .map(|m| (m.to_string(), format!("env {}", env::CURVINE_MOUNT_POINT)))
-    });
-    let (mount_point, mp_location) = mount_point.ok_or_else(|| {
-        mount.node().error(
-            "the mount has no mountPoint",
-            "set the Dataset mount's mountPoint to curvine:///<path>",
-        )
-    })?;
-    let fs_path = fs_path(&mount_point).map_err(|what| {
-        InputError::new(
-            what,
-            mp_location,
-            "use a mountPoint of the form curvine:///<path in the cluster>",
-        )
-    })?;
+    // The mounts: which cluster paths, where, how.
+    let fs_path = if items.len() == 1 {
+        single_mount_path(input, mount)?
+    } else {
+        let views = dataset_mounts(&items)?;
+        w.set(&["fuse"], "mounts", table_array(views))?;
+        "/".to_string()
+    };
     let target = root
         .get("targetPath")
         .map(|t| {
@@ -290,6 +250,173 @@ pub fn render(input: &ThinInput<'_>, base: DocumentMut) -> Result<Rendered, Inpu
         notes: w.notes,
         secrets,
     })
+}
+
+/// The options of one Dataset mount, secret files read (their values join `secrets`).
+fn mount_options(
+    input: &ThinInput<'_>,
+    mount: &Json<'_>,
+    secrets: &mut Vec<String>,
+) -> Result<Vec<ThinOption>, InputError> {
+    mount.node().require_object()?;
+    let mut options = Vec::new();
+    let Some(opts) = mount.node().get("options") else {
+        return Ok(options);
+    };
+    for (key, raw, path) in opts.node().string_map()? {
+        let origin = format!("file {}, JSON path {path}", input.file);
+        let (value, secret_file) = if is_secret_path(&raw) {
+            let content = input.secrets.read(&raw).map_err(|what| {
+                InputError::new(
+                    what,
+                    origin.clone(),
+                    "mount the secret into the FUSE pod (Fluid does this for encryptOptions)",
+                )
+            })?;
+            secrets.push(content.clone());
+            (content, Some(raw.trim().to_string()))
+        } else {
+            (raw, None)
+        };
+        options.push(ThinOption {
+            key,
+            value,
+            origin,
+            secret_file,
+        });
+    }
+    Ok(options)
+}
+
+/// One client mounts one cluster with one set of options: every mount of the Dataset
+/// must carry the same options as the first (Fluid copies `sharedOptions` into each).
+fn same_options(
+    first: &[ThinOption],
+    other: &[ThinOption],
+    mount: &Json<'_>,
+) -> Result<(), InputError> {
+    let fix = "give every mount the same options: put them in the Dataset's sharedOptions (a ThinRuntime client mounts one cluster with one set of options)";
+    for o in other {
+        match first.iter().find(|f| f.key == o.key) {
+            Some(f) if f.value == o.value => {}
+            Some(_) => {
+                return Err(InputError::new(
+                    format!("option {} differs from the first mount's", o.key),
+                    o.origin.clone(),
+                    fix,
+                ))
+            }
+            None => {
+                return Err(InputError::new(
+                    format!("option {} is not set on the first mount", o.key),
+                    o.origin.clone(),
+                    fix,
+                ))
+            }
+        }
+    }
+    if let Some(f) = first.iter().find(|f| !other.iter().any(|o| o.key == f.key)) {
+        return Err(mount.node().error(
+            format!("the mount lacks option {} that the first mount sets", f.key),
+            fix,
+        ));
+    }
+    Ok(())
+}
+
+/// The cluster path of a Dataset's only mount (`mountPoint`, else `CURVINE_MOUNT_POINT`):
+/// it is the root of the FUSE mount.
+fn single_mount_path(input: &ThinInput<'_>, mount: &Json<'_>) -> Result<String, InputError> {
+    let mount_point = match mount.node().get("mountPoint") {
+        Some(m) => Some((m.node().str()?.trim().to_string(), m.node().location())),
+        None => None,
+    }
+    .filter(|(m, _)| !m.is_empty())
+    .or_else(|| {
+        input
+            .env
+            .get(env::CURVINE_MOUNT_POINT)
+            .map(|m| (m.to_string(), format!("env {}", env::CURVINE_MOUNT_POINT)))
+    });
+    let (mount_point, mp_location) = mount_point.ok_or_else(|| {
+        mount.node().error(
+            "the mount has no mountPoint",
+            "set the Dataset mount's mountPoint to curvine:///<path>",
+        )
+    })?;
+    fs_path(&mount_point).map_err(|what| {
+        InputError::new(
+            what,
+            mp_location,
+            "use a mountPoint of the form curvine:///<path in the cluster>",
+        )
+    })
+}
+
+/// Several Dataset mounts: each shows as one directory of the FUSE root, named by its
+/// `path` (`/<dir>`) or else its `name`, as Fluid lays out a Dataset (`fuse.mounts`).
+fn dataset_mounts(items: &[Json<'_>]) -> Result<Vec<InlineTable>, InputError> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut out = Vec::new();
+    for mount in items {
+        let point = mount.node().get("mountPoint").ok_or_else(|| {
+            mount.node().error(
+                "the mount has no mountPoint",
+                "set every Dataset mount's mountPoint to curvine:///<path>",
+            )
+        })?;
+        let cluster_path = fs_path(point.node().str()?).map_err(|what| {
+            point.node().error(
+                what,
+                "use a mountPoint of the form curvine:///<path in the cluster>",
+            )
+        })?;
+        let text = |key: &str| -> Result<Option<(String, String)>, InputError> {
+            match mount.node().get(key) {
+                Some(v) => Ok(Some((
+                    v.node().str()?.trim().to_string(),
+                    v.node().location(),
+                )))
+                .map(|o| o.filter(|(t, _)| !t.is_empty())),
+                None => Ok(None),
+            }
+        };
+        let (dir, location) = match (text("path")?, text("name")?) {
+            (Some((path, location)), _) => (path.trim_matches('/').to_string(), location),
+            (None, Some((name, location))) => (name.trim_matches('/').to_string(), location),
+            (None, None) => {
+                return Err(mount.node().error(
+                    "a Dataset of several mounts needs a name or path for each",
+                    "give the mount a name (it becomes /<name> in the mount)",
+                ))
+            }
+        };
+        if dir.is_empty() || dir.contains('/') || dir == "." || dir == ".." || dir.len() > 255 {
+            return Err(InputError::new(
+                format!("{dir:?} cannot be a directory of the mount root"),
+                location,
+                "with several mounts, each path is one directory: /<name>, e.g. /train",
+            ));
+        }
+        if let Some((_, first)) = seen.iter().find(|(d, _)| *d == dir) {
+            return Err(InputError::new(
+                format!("/{dir} is taken by another mount ({first})"),
+                location,
+                "give each mount its own name or path",
+            ));
+        }
+        seen.push((dir.clone(), location));
+        let read_only = mount
+            .node()
+            .get("readOnly")
+            .is_some_and(|v| v.value().as_bool() == Some(true));
+        let mut t = InlineTable::new();
+        t.insert("path", Value::from(format!("/{dir}")));
+        t.insert("fs_path", Value::from(cluster_path));
+        t.insert("read_only", Value::from(read_only));
+        out.push(t);
+    }
+    Ok(out)
 }
 
 struct ThinOption {
@@ -522,5 +649,88 @@ mod tests {
         assert!(fs_path("s3://b").is_err());
         assert!(fs_path("/data").is_err());
         assert!(fs_path("curvine:///a/../b").is_err());
+    }
+
+    fn render_json(json: serde_json::Value) -> Result<Rendered, InputError> {
+        let env = EnvSnapshot::default();
+        let secrets = super::super::secrets::SecretDir::new("/nonexistent");
+        let input = ThinInput {
+            env: &env,
+            file: "config.json",
+            json: &json,
+            secrets: &secrets,
+        };
+        render(&input, DocumentMut::new())
+    }
+
+    fn two_mounts(second: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "targetPath": "/runtime-mnt/thin/ns/rt/thin-fuse",
+            "mounts": [
+                {"mountPoint": "curvine:///data/a", "name": "a", "options": {"master-endpoints": "m:8995"}},
+                second,
+            ]
+        })
+    }
+
+    #[test]
+    fn several_mounts_show_as_directories_of_the_root() {
+        let r = render_json(two_mounts(serde_json::json!({
+            "mountPoint": "curvine:///b", "name": "ignored", "path": "/bee", "readOnly": true,
+            "options": {"master-endpoints": "m:8995"}
+        })))
+        .unwrap();
+        let c = r.to_config().unwrap();
+        assert_eq!(c.fuse.fs_path, "/");
+        let got: Vec<_> = c
+            .fuse
+            .mounts
+            .iter()
+            .map(|m| (m.path.as_str(), m.fs_path.as_str(), m.read_only))
+            .collect();
+        assert_eq!(got, vec![("/a", "/data/a", false), ("/bee", "/b", true)]);
+    }
+
+    #[test]
+    fn several_mounts_must_agree_and_be_named() {
+        let cases = [
+            (
+                serde_json::json!({"mountPoint": "curvine:///b", "name": "b", "options": {"master-endpoints": "other:8995"}}),
+                "option master-endpoints differs",
+                "mounts[1].options",
+            ),
+            (
+                serde_json::json!({"mountPoint": "curvine:///b", "name": "b"}),
+                "lacks option master-endpoints",
+                "mounts[1]",
+            ),
+            (
+                serde_json::json!({"mountPoint": "curvine:///b", "options": {"master-endpoints": "m:8995"}}),
+                "needs a name or path",
+                "mounts[1]",
+            ),
+            (
+                serde_json::json!({"mountPoint": "curvine:///b", "name": "a", "options": {"master-endpoints": "m:8995"}}),
+                "/a is taken",
+                "mounts[1].name",
+            ),
+            (
+                serde_json::json!({"mountPoint": "curvine:///b", "path": "/x/y", "options": {"master-endpoints": "m:8995"}}),
+                "cannot be a directory of the mount root",
+                "mounts[1].path",
+            ),
+            (
+                serde_json::json!({"mountPoint": "s3://b", "name": "b", "options": {"master-endpoints": "m:8995"}}),
+                "not a curvine:// path",
+                "mounts[1].mountPoint",
+            ),
+        ];
+        for (second, what, at) in cases {
+            let err = render_json(two_mounts(second)).unwrap_err().to_string();
+            assert!(err.contains(what) && err.contains(at), "{what}: {err}");
+        }
+        let none = serde_json::json!({"targetPath": "/t", "mounts": []});
+        let err = render_json(none).unwrap_err().to_string();
+        assert!(err.contains("no mounts"), "{err}");
     }
 }

@@ -208,6 +208,11 @@ pub async fn mount(
         path: path.display().to_string(),
         why,
     };
+    if !fuse.mounts.is_empty() {
+        return Err(fail(
+            "fuse.mounts (a Dataset of several mounts) is not served by this client yet: give the Dataset one mount".into(),
+        ));
+    }
     let fs_path = if fuse.fs_path.is_empty() {
         "/"
     } else {
