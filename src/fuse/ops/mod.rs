@@ -13,6 +13,8 @@
 pub mod dirs;
 pub mod files;
 pub mod names;
+#[cfg(test)]
+mod testkit;
 
 use super::attr::{errno, file_attr};
 use super::handles::{lock, Handles};

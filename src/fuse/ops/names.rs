@@ -254,3 +254,362 @@ impl Ops {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{self, n, ROOT_CALLER};
+    use super::*;
+    use crate::fuse::inodes::ROOT;
+    use fuser::OpenFlags;
+    use std::os::unix::ffi::OsStrExt;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_root_is_a_directory_and_missing_names_are_enoent() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let root = ops.getattr(ROOT).await.unwrap();
+        assert_eq!(root.ino, INodeNo(ROOT));
+        assert_eq!(root.kind, FileType::Directory);
+        assert_eq!(ops.lookup(ROOT, n("missing")).await, Err(Errno::ENOENT));
+        assert_eq!(
+            ops.getattr(4242).await,
+            Err(Errno::ENOENT),
+            "an unknown inode"
+        );
+        assert_eq!(
+            ops.lookup(4242, n("x")).await,
+            Err(Errno::ENOENT),
+            "in an unknown directory"
+        );
+        assert_eq!(ops.access(ROOT, AccessFlags::R_OK).await, Ok(()));
+        assert_eq!(
+            ops.access(4242, AccessFlags::R_OK).await,
+            Err(Errno::ENOENT)
+        );
+        // With a negative cache, a missing name is an answer the kernel may keep.
+        let cached = fs.ops_with(|o| o.negative_ttl = Duration::from_secs(1));
+        assert_eq!(cached.lookup(ROOT, n("missing")).await, Ok(None));
+        assert_eq!(
+            cached.lookup(4242, n("x")).await,
+            Err(Errno::ENOENT),
+            "an unknown parent is still an error"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mkdir_then_lookup_finds_the_same_inode() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let d = ops
+            .mkdir(ROOT_CALLER, ROOT, n("d"), 0o777, 0o022)
+            .await
+            .unwrap();
+        assert_eq!(d.kind, FileType::Directory);
+        assert_eq!(d.perm, 0o755, "the umask applies");
+        assert_eq!(d.nlink, 2);
+        let found = ops.lookup(ROOT, n("d")).await.unwrap().unwrap();
+        assert_eq!(found.ino, d.ino);
+        assert_eq!(ops.getattr(d.ino.0).await.unwrap().ino, d.ino);
+        assert_eq!(
+            ops.mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0).await,
+            Err(Errno::EEXIST)
+        );
+        let sub = ops
+            .mkdir(ROOT_CALLER, d.ino.0, n("e"), 0o700, 0)
+            .await
+            .unwrap();
+        assert_eq!(sub.perm, 0o700);
+        assert_eq!(fs.client.stat("/d/e").await.unwrap().id, sub.ino.0);
+        let (ino, fh) = testkit::create(ops, ROOT, "f").await;
+        testkit::release(ops, ino, fh).await.unwrap();
+        assert_eq!(
+            ops.mkdir(ROOT_CALLER, ino, n("under-a-file"), 0o755, 0)
+                .await,
+            Err(Errno::ENOTDIR)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_and_non_utf8_names_are_refused() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let longest = "x".repeat(255);
+        assert_eq!(ops.lookup(ROOT, n(&longest)).await, Err(Errno::ENOENT));
+        let too_long = "x".repeat(256);
+        assert_eq!(
+            ops.lookup(ROOT, n(&too_long)).await,
+            Err(Errno::ENAMETOOLONG)
+        );
+        assert_eq!(
+            ops.mkdir(ROOT_CALLER, ROOT, n(&too_long), 0o755, 0).await,
+            Err(Errno::ENAMETOOLONG)
+        );
+        let bad = OsStr::from_bytes(b"caf\xe9");
+        assert_eq!(ops.lookup(ROOT, bad).await, Err(Errno::EINVAL));
+        assert_eq!(
+            ops.rename(ROOT, n("a"), ROOT, bad, RenameFlags::empty())
+                .await,
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rename_moves_names_and_noreplace_refuses_to_replace() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let a = testkit::put(ops, ROOT, "a", b"aaa").await;
+        let b = testkit::put(ops, ROOT, "b", b"bbbb").await;
+        ops.rename(ROOT, n("a"), ROOT, n("c"), RenameFlags::empty())
+            .await
+            .unwrap();
+        assert_eq!(ops.lookup(ROOT, n("a")).await, Err(Errno::ENOENT));
+        assert_eq!(ops.lookup(ROOT, n("c")).await.unwrap().unwrap().ino.0, a);
+        assert_eq!(
+            ops.rename(ROOT, n("c"), ROOT, n("b"), RenameFlags::RENAME_NOREPLACE)
+                .await,
+            Err(Errno::EEXIST)
+        );
+        assert_eq!(testkit::get(ops, b).await, b"bbbb");
+        for flag in [RenameFlags::RENAME_EXCHANGE, RenameFlags::RENAME_WHITEOUT] {
+            assert_eq!(
+                ops.rename(ROOT, n("c"), ROOT, n("b"), flag).await,
+                Err(Errno::EINVAL)
+            );
+        }
+        assert_eq!(
+            ops.rename(ROOT, n("nothing"), ROOT, n("z"), RenameFlags::empty())
+                .await,
+            Err(Errno::ENOENT)
+        );
+        // Without the flag the target is replaced; the old inode loses its path.
+        ops.rename(ROOT, n("c"), ROOT, n("b"), RenameFlags::empty())
+            .await
+            .unwrap();
+        assert_eq!(ops.lookup(ROOT, n("b")).await.unwrap().unwrap().ino.0, a);
+        assert_eq!(testkit::get(ops, a).await, b"aaa");
+        assert_eq!(ops.getattr(b).await, Err(Errno::ENOENT));
+        // A directory moves with everything the kernel knows under it.
+        let d = ops
+            .mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0)
+            .await
+            .unwrap();
+        let f = testkit::put(ops, d.ino.0, "f", b"in d").await;
+        ops.rename(ROOT, n("d"), ROOT, n("e"), RenameFlags::empty())
+            .await
+            .unwrap();
+        assert_eq!(ops.getattr(f).await.unwrap().size, 4);
+        assert_eq!(testkit::get(ops, f).await, b"in d");
+        assert!(fs.client.stat("/e/f").await.is_ok());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unlink_and_rmdir_remove_names_but_not_full_directories() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let d = ops
+            .mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0)
+            .await
+            .unwrap();
+        let f = testkit::put(ops, d.ino.0, "f", b"x").await;
+        assert_eq!(ops.remove(ROOT, n("d")).await, Err(Errno::ENOTEMPTY));
+        assert_eq!(ops.remove(d.ino.0, n("nothing")).await, Err(Errno::ENOENT));
+        ops.remove(d.ino.0, n("f")).await.unwrap();
+        assert_eq!(ops.lookup(d.ino.0, n("f")).await, Err(Errno::ENOENT));
+        assert_eq!(ops.getattr(f).await, Err(Errno::ENOENT), "its path is gone");
+        ops.remove(ROOT, n("d")).await.unwrap();
+        assert_eq!(ops.lookup(ROOT, n("d")).await, Err(Errno::ENOENT));
+        assert_eq!(testkit::list(ops, ROOT).await, [".", ".."]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn setattr_truncates_extends_chmods_and_sets_times() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let data = testkit::pattern(3000);
+        let f = testkit::put(ops, ROOT, "f", &data).await;
+        let set = |s: SetAttr| ops.setattr(f, s);
+        let cut = set(SetAttr {
+            size: Some(1000),
+            ..SetAttr::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!((cut.ino.0, cut.size), (f, 1000));
+        assert_eq!(testkit::get(ops, f).await, &data[..1000]);
+        let grown = set(SetAttr {
+            size: Some(1500),
+            ..SetAttr::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(grown.size, 1500);
+        let mut want = data[..1000].to_vec();
+        want.resize(1500, 0);
+        assert_eq!(
+            testkit::get(ops, f).await,
+            want,
+            "an extension reads as zeros"
+        );
+        // The file type bits of the mode are dropped.
+        let chmod = set(SetAttr {
+            mode: Some(libc::S_IFREG | 0o640),
+            ..SetAttr::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!((chmod.perm, chmod.kind), (0o640, FileType::RegularFile));
+        assert_eq!(fs.client.stat("/f").await.unwrap().mode & 0o7777, 0o640);
+        let when = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let touched = set(SetAttr {
+            mtime: Some(TimeOrNow::SpecificTime(when)),
+            uid: Some(7),
+            gid: Some(8),
+            ..SetAttr::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(touched.mtime, when);
+        assert_eq!((touched.uid, touched.gid), (7, 8));
+        assert_eq!(
+            ops.setattr(4242, SetAttr::default()).await,
+            Err(Errno::ENOENT)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn setattr_truncates_a_file_open_for_writing_through_its_writes() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let data = testkit::pattern(5000);
+        let (f, fh) = testkit::create(ops, ROOT, "f").await;
+        testkit::write(ops, f, fh, 0, &data).await.unwrap();
+        assert_eq!(ops.getattr(f).await.unwrap().size, 5000, "unwritten length");
+        let cut = ops
+            .setattr(
+                f,
+                SetAttr {
+                    size: Some(100),
+                    ..SetAttr::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(cut.size, 100);
+        testkit::write(ops, f, fh, 100, b"tail").await.unwrap();
+        testkit::release(ops, f, fh).await.unwrap();
+        let mut want = data[..100].to_vec();
+        want.extend_from_slice(b"tail");
+        assert_eq!(testkit::get(ops, f).await, want);
+        assert_eq!(fs.client.read_file("/f").await.unwrap(), want);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn symlinks_read_back_their_target() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let l = ops
+            .symlink(ROOT_CALLER, ROOT, n("l"), Path::new("../some/target"))
+            .await
+            .unwrap();
+        assert_eq!(l.kind, FileType::Symlink);
+        assert_eq!(l.perm, 0o777);
+        assert_eq!(ops.readlink(l.ino.0).await.unwrap(), "../some/target");
+        let found = ops.lookup(ROOT, n("l")).await.unwrap().unwrap();
+        assert_eq!((found.ino, found.kind), (l.ino, FileType::Symlink));
+        let f = testkit::put(ops, ROOT, "f", b"").await;
+        assert_eq!(ops.readlink(f).await, Err(Errno::EINVAL), "not a symlink");
+        assert_eq!(
+            ops.symlink(ROOT_CALLER, ROOT, n("l"), Path::new("x")).await,
+            Err(Errno::EEXIST)
+        );
+        ops.remove(ROOT, n("l")).await.unwrap();
+        assert_eq!(ops.lookup(ROOT, n("l")).await, Err(Errno::ENOENT));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mknod_makes_regular_files_only() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let f = ops
+            .mknod(ROOT_CALLER, ROOT, n("f"), libc::S_IFREG | 0o666, 0o022)
+            .await
+            .unwrap();
+        assert_eq!((f.kind, f.perm, f.size), (FileType::RegularFile, 0o644, 0));
+        assert_eq!(
+            ops.mknod(ROOT_CALLER, ROOT, n("fifo"), libc::S_IFIFO | 0o644, 0)
+                .await,
+            Err(Errno::EPERM)
+        );
+        assert_eq!(
+            ops.mknod(ROOT_CALLER, ROOT, n("f"), libc::S_IFREG | 0o644, 0)
+                .await,
+            Err(Errno::EEXIST)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_only_mount_refuses_every_change_with_erofs() {
+        let fs = testkit::start().await;
+        let f = testkit::put(&fs.ops, ROOT, "f", b"data").await;
+        let ro = fs.ops_with(|o| o.readonly = true);
+        let f_attr = ro.lookup(ROOT, n("f")).await.unwrap().unwrap();
+        assert_eq!(f_attr.ino.0, f);
+        let erofs = Err(Errno::EROFS);
+        assert_eq!(ro.mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0).await, erofs);
+        assert_eq!(
+            ro.mknod(ROOT_CALLER, ROOT, n("m"), libc::S_IFREG | 0o644, 0)
+                .await,
+            erofs
+        );
+        assert_eq!(
+            ro.symlink(ROOT_CALLER, ROOT, n("l"), Path::new("f")).await,
+            erofs
+        );
+        assert_eq!(
+            ro.create(ROOT_CALLER, ROOT, n("g"), 0o644, 0, libc::O_WRONLY)
+                .await
+                .map(|c| c.opened.fh),
+            Err(Errno::EROFS)
+        );
+        assert_eq!(ro.remove(ROOT, n("f")).await, Err(Errno::EROFS));
+        assert_eq!(
+            ro.rename(ROOT, n("f"), ROOT, n("g"), RenameFlags::empty())
+                .await,
+            Err(Errno::EROFS)
+        );
+        let chmod = SetAttr {
+            mode: Some(0o600),
+            ..SetAttr::default()
+        };
+        assert_eq!(ro.setattr(f, chmod).await, erofs);
+        for flags in [libc::O_WRONLY, libc::O_RDWR] {
+            assert_eq!(ro.open(f, OpenFlags(flags)).await, Err(Errno::EROFS));
+        }
+        assert_eq!(ro.access(f, AccessFlags::W_OK).await, Err(Errno::EROFS));
+        assert_eq!(ro.access(f, AccessFlags::R_OK).await, Ok(()));
+        assert_eq!(testkit::get(&ro, f).await, b"data", "reads still work");
+        assert_eq!(fs.client.read_file("/f").await.unwrap(), b"data");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statfs_reports_capacity_and_counts_files() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let before = ops.statfs().await.unwrap();
+        assert_eq!(
+            (before.bsize, before.frsize, before.namelen),
+            (4096, 4096, 255)
+        );
+        assert!(before.blocks > 0, "{before:?}");
+        assert!(before.bfree <= before.blocks && before.bavail == before.bfree);
+        assert_eq!(before.files, u64::from(u32::MAX));
+        testkit::put(ops, ROOT, "f", b"x").await;
+        ops.mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0)
+            .await
+            .unwrap();
+        let after = ops.statfs().await.unwrap();
+        assert_eq!(after.ffree + 2, before.ffree);
+        assert_eq!(after.files, before.files);
+    }
+}
