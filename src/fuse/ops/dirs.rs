@@ -164,3 +164,152 @@ fn dir_entries(
         .skip(offset as usize)
         .map(|(i, (name, st))| (i as u64 + 1, name, st))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{self, n, ROOT_CALLER};
+    use super::*;
+    use crate::fuse::inodes::ROOT;
+
+    /// A directory with files `a`, `b`, `c` and directory `sub`; its inode.
+    async fn populated(ops: &Ops) -> u64 {
+        let d = ops
+            .mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0)
+            .await
+            .unwrap();
+        for name in ["a", "b", "c"] {
+            testkit::put(ops, d.ino.0, name, name.as_bytes()).await;
+        }
+        ops.mkdir(ROOT_CALLER, d.ino.0, n("sub"), 0o755, 0)
+            .await
+            .unwrap();
+        d.ino.0
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readdir_lists_the_dots_then_the_entries_with_their_offsets() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let d = populated(ops).await;
+        let fh = ops.opendir();
+        let mut got = Vec::new();
+        ops.readdir(d, fh, 0, |e| {
+            got.push((e.name.to_string(), e.offset, e.kind));
+            false
+        })
+        .await
+        .unwrap();
+        let names: Vec<&str> = got.iter().map(|(name, _, _)| name.as_str()).collect();
+        assert_eq!(names, [".", "..", "a", "b", "c", "sub"]);
+        let offsets: Vec<u64> = got.iter().map(|(_, o, _)| *o).collect();
+        assert_eq!(offsets, [1, 2, 3, 4, 5, 6]);
+        assert_eq!(got[2].2, FileType::RegularFile);
+        assert_eq!(got[5].2, FileType::Directory);
+        let a = ops.lookup(d, n("a")).await.unwrap().unwrap();
+        let mut inos = Vec::new();
+        ops.readdir(d, fh, 0, |e| {
+            inos.push(e.ino);
+            false
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            inos[..3],
+            [d, d, a.ino.0],
+            "the dots carry the directory's own"
+        );
+        ops.releasedir(fh);
+        assert_eq!(testkit::list(ops, ROOT).await, [".", "..", "d"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readdir_stops_when_full_and_continues_from_the_offset() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let d = populated(ops).await;
+        let fh = ops.opendir();
+        let mut first = Vec::new();
+        ops.readdir(d, fh, 0, |e| {
+            first.push(e.name.to_string());
+            first.len() == 3
+        })
+        .await
+        .unwrap();
+        // "a" did not fit (the answer said full): the kernel asks again from offset 2.
+        assert_eq!(first, [".", "..", "a"]);
+        // A pass continues over the listing of its start: a file made meanwhile shows
+        // only when the directory is read again from the start.
+        testkit::put(ops, d, "aa", b"").await;
+        let mut rest = Vec::new();
+        ops.readdir(d, fh, 2, |e| {
+            rest.push((e.name.to_string(), e.offset));
+            false
+        })
+        .await
+        .unwrap();
+        let names: Vec<&str> = rest.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "sub"]);
+        assert_eq!(rest[0].1, 3);
+        assert_eq!(
+            testkit::list(ops, d).await,
+            [".", "..", "a", "aa", "b", "c", "sub"]
+        );
+        ops.releasedir(fh);
+        let missing = ops.readdir(d, fh, 0, |_| false).await;
+        assert_eq!(missing, Err(Errno::EBADF), "a released handle");
+        let fh = ops.opendir();
+        assert_eq!(
+            ops.readdir(4242, fh, 0, |_| false).await,
+            Err(Errno::EBADF),
+            "an unknown directory"
+        );
+        let f = ops.lookup(d, n("a")).await.unwrap().unwrap().ino.0;
+        assert_eq!(
+            ops.readdir(f, fh, 0, |_| false).await,
+            Err(Errno::ENOTDIR),
+            "a file"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readdirplus_gives_attributes_and_counts_only_taken_entries_as_lookups() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let d = populated(ops).await;
+        // Start from what the kernel would hold: the directory only.
+        let fresh = fs.ops_with(|_| {});
+        let d_attr = fresh.lookup(ROOT, n("d")).await.unwrap().unwrap();
+        assert_eq!(d_attr.ino.0, d);
+        assert_eq!(fresh.inodes.len(), 1);
+        let fh = fresh.opendir();
+        let mut got = Vec::new();
+        fresh
+            .readdirplus(d, fh, 0, |e| {
+                if got.len() == 4 {
+                    return true;
+                }
+                got.push((e.name.to_string(), e.attr, e.ttl));
+                false
+            })
+            .await
+            .unwrap();
+        let names: Vec<&str> = got.iter().map(|(name, _, _)| name.as_str()).collect();
+        assert_eq!(names, [".", "..", "a", "b"]);
+        let (_, dot, dot_ttl) = &got[0];
+        assert_eq!(
+            (dot.ino.0, dot.kind, *dot_ttl),
+            (d, FileType::Directory, Duration::ZERO)
+        );
+        let (_, a, a_ttl) = &got[2];
+        assert_eq!(
+            (a.kind, a.size, *a_ttl),
+            (FileType::RegularFile, 1, fresh.opts.attr_ttl)
+        );
+        // "a" and "b" went to the kernel as lookups; "c", offered but not taken, did not.
+        assert_eq!(fresh.inodes.len(), 3);
+        assert_eq!(fresh.getattr(a.ino.0).await.unwrap().ino, a.ino);
+        let c = ops.lookup(d, n("c")).await.unwrap().unwrap().ino.0;
+        assert_eq!(fresh.getattr(c).await, Err(Errno::ENOENT));
+        fresh.releasedir(fh);
+    }
+}
