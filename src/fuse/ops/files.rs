@@ -236,3 +236,163 @@ impl Ops {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{self, answer, n, pattern, ROOT_CALLER};
+    use super::*;
+    use crate::fuse::inodes::ROOT;
+    use fuser::FileType;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_read_back_byte_exact_through_handles_and_the_cluster() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        // Crosses block boundaries (1 MiB blocks) and ends mid-request.
+        let data = pattern(3 * testkit::BLOCK as usize + 12_345);
+        let c = ops
+            .create(ROOT_CALLER, ROOT, n("f"), 0o644, 0o022, libc::O_RDWR)
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.attr.kind, c.attr.perm, c.attr.size),
+            (FileType::RegularFile, 0o644, 0)
+        );
+        assert_eq!(c.opened.flags, FopenFlags::empty());
+        let (f, fh) = (c.attr.ino.0, c.opened.fh);
+        testkit::write(ops, f, fh, 0, &data).await.unwrap();
+        assert_eq!(ops.open_for_write(), 1);
+        assert_eq!(ops.getattr(f).await.unwrap().size, data.len() as u64);
+        // Before any commit, this mount reads its own writes.
+        let early = testkit::read(ops, f, fh, 0, data.len()).await.unwrap();
+        assert!(early == data, "read back before commit differs");
+        testkit::release(ops, f, fh).await.unwrap();
+        assert_eq!(ops.open_for_write(), 0);
+        let back = testkit::get(ops, f).await;
+        assert!(back == data, "read back through a new handle differs");
+        let cluster = fs.client.read_file("/f").await.unwrap();
+        assert!(cluster == data, "the cluster's copy differs");
+        // A ranged read in the middle, and a read past the end.
+        let o = ops.open(f, OpenFlags(libc::O_RDONLY)).await.unwrap();
+        let mid = testkit::read(ops, f, o.fh, 1_000_000, 100_000)
+            .await
+            .unwrap();
+        assert!(mid == data[1_000_000..1_100_000]);
+        let end = data.len() as u64;
+        let past = answer(|done| ops.read(f, o.fh, end, 4096, done)).await;
+        assert_eq!(past, Ok(Vec::new()));
+        testkit::release(ops, f, o.fh).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overwrites_and_appends_commit_at_flush_and_release() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let mut want = pattern(10_000);
+        let f = testkit::put(ops, ROOT, "f", &want).await;
+        let o = ops.open(f, OpenFlags(libc::O_WRONLY)).await.unwrap();
+        testkit::write(ops, f, o.fh, 10, b"XYZ").await.unwrap();
+        want[10..13].copy_from_slice(b"XYZ");
+        assert_eq!(answer(|done| ops.commit(f, done)).await, Ok(()));
+        assert!(
+            fs.client.read_file("/f").await.unwrap() == want,
+            "flush commits"
+        );
+        testkit::write(ops, f, o.fh, 10_000, b"more").await.unwrap();
+        want.extend_from_slice(b"more");
+        // A write-only handle reads through the file's writes (the kernel's page reads).
+        let tail = testkit::read(ops, f, o.fh, 9_998, 10).await.unwrap();
+        assert_eq!(tail, want[9_998..]);
+        testkit::release(ops, f, o.fh).await.unwrap();
+        assert!(testkit::get(ops, f).await == want, "release commits");
+        // Flushing a file with no writes in this mount has nothing to do.
+        assert_eq!(answer(|done| ops.commit(f, done)).await, Ok(()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_opens_existing_files_unless_exclusive() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let f = testkit::put(ops, ROOT, "f", b"kept").await;
+        let excl = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        assert_eq!(
+            ops.create(ROOT_CALLER, ROOT, n("f"), 0o644, 0, excl)
+                .await
+                .map(|c| c.attr.ino),
+            Err(Errno::EEXIST)
+        );
+        let c = ops
+            .create(
+                ROOT_CALLER,
+                ROOT,
+                n("f"),
+                0o644,
+                0,
+                libc::O_RDWR | libc::O_CREAT,
+            )
+            .await
+            .unwrap();
+        assert_eq!((c.attr.ino.0, c.attr.size), (f, 4), "opened as it is");
+        testkit::release(ops, f, c.opened.fh).await.unwrap();
+        assert_eq!(testkit::get(ops, f).await, b"kept");
+        let direct = fs.ops_with(|o| o.direct_io = true);
+        let c = direct
+            .create(ROOT_CALLER, ROOT, n("g"), 0o600, 0, libc::O_WRONLY)
+            .await
+            .unwrap();
+        assert_eq!(c.opened.flags, FopenFlags::FOPEN_DIRECT_IO);
+        assert_eq!(c.attr.perm, 0o600);
+        // A mount opens only what its kernel looked up.
+        assert_eq!(
+            direct.open(f, OpenFlags(libc::O_RDONLY)).await,
+            Err(Errno::ENOENT)
+        );
+        direct.lookup(ROOT, n("f")).await.unwrap();
+        let o = direct.open(f, OpenFlags(libc::O_RDONLY)).await.unwrap();
+        assert_eq!(o.flags, FopenFlags::FOPEN_DIRECT_IO);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handles_answer_ebadf_for_what_they_were_not_opened_for() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let f = testkit::put(ops, ROOT, "f", b"data").await;
+        let o = ops.open(f, OpenFlags(libc::O_RDONLY)).await.unwrap();
+        let write = answer(|done| ops.write(f, o.fh, 0, Bytes::from_static(b"x"), done)).await;
+        assert_eq!(write, Err(Errno::EBADF), "a read-only handle");
+        let read = answer(|done| ops.read(f, 4242, 0, 10, done)).await;
+        assert_eq!(read, Err(Errno::EBADF), "an unknown handle");
+        let write = answer(|done| ops.write(f, 4242, 0, Bytes::from_static(b"x"), done)).await;
+        assert_eq!(write, Err(Errno::EBADF));
+        testkit::release(ops, f, o.fh).await.unwrap();
+        let read = answer(|done| ops.read(f, o.fh, 0, 10, done)).await;
+        assert_eq!(read, Err(Errno::EBADF), "a released handle");
+        assert_eq!(
+            testkit::release(ops, f, 4242).await,
+            Ok(()),
+            "nothing to release"
+        );
+        assert_eq!(
+            ops.open(4242, OpenFlags(libc::O_RDONLY)).await,
+            Err(Errno::ENOENT)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_handles_share_one_write_task_until_the_last_release() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let (f, first) = testkit::create(ops, ROOT, "f").await;
+        let second = ops.open(f, OpenFlags(libc::O_WRONLY)).await.unwrap().fh;
+        testkit::write(ops, f, first, 0, b"hello ").await.unwrap();
+        testkit::write(ops, f, second, 6, b"world").await.unwrap();
+        assert_eq!(ops.open_for_write(), 1);
+        testkit::release(ops, f, first).await.unwrap();
+        assert_eq!(ops.open_for_write(), 1, "the second handle still writes");
+        assert!(ops.flush_all().await.is_empty());
+        assert_eq!(fs.client.read_file("/f").await.unwrap(), b"hello world");
+        testkit::release(ops, f, second).await.unwrap();
+        assert_eq!(ops.open_for_write(), 0);
+        assert_eq!(testkit::get(ops, f).await, b"hello world");
+    }
+}
