@@ -94,18 +94,20 @@ impl Ops {
         let owner = caller.owner(mode, umask);
         let acc = OpenFlags(flags).acc_mode();
         let exclusive = flags & libc::O_EXCL != 0;
-        let status = match self.client.create_file(&path, false, false, owner).await {
-            Ok(st) => st,
+        let located = match self.client.create_file(&path, false, false, owner).await {
+            Ok(st) => pb::FileBlocks {
+                status: Some(st),
+                blocks: Vec::new(),
+            },
+            // Made by another client since the kernel's lookup: opened as it is, with
+            // its blocks, as `open` would.
             Err(FsError::AlreadyExists(_)) if !exclusive => {
-                self.client.stat(&path).await.map_err(to_errno)?
+                self.client.locate(&path).await.map_err(to_errno)?
             }
             Err(e) => return Err(to_errno(e)),
         };
+        let status = located.status.clone().unwrap_or_default();
         let reader = if acc != OpenAccMode::O_WRONLY {
-            let located = pb::FileBlocks {
-                status: Some(status.clone()),
-                blocks: Vec::new(),
-            };
             let r = FileReader::new(self.client.clone(), located).map_err(to_errno)?;
             Some(HandleReader::start(&self.rt, r))
         } else {
@@ -333,8 +335,21 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((c.attr.ino.0, c.attr.size), (f, 4), "opened as it is");
+        // Read through its blocks (before the fix: zeros, the handle knew no blocks).
+        let got = testkit::read(ops, f, c.opened.fh, 0, 100).await.unwrap();
+        assert_eq!(got, b"kept");
         testkit::release(ops, f, c.opened.fh).await.unwrap();
         assert_eq!(testkit::get(ops, f).await, b"kept");
+        ops.mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            ops.create(ROOT_CALLER, ROOT, n("d"), 0o644, 0, libc::O_RDWR)
+                .await
+                .map(|c| c.attr.ino),
+            Err(Errno::EISDIR),
+            "a directory is not opened as a file"
+        );
         let direct = fs.ops_with(|o| o.direct_io = true);
         let c = direct
             .create(ROOT_CALLER, ROOT, n("g"), 0o600, 0, libc::O_WRONLY)
