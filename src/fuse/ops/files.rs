@@ -287,6 +287,23 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_answered_once_the_new_length_shows() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let (f, fh) = testkit::create(ops, ROOT, "f").await;
+        for i in 1..=500u64 {
+            testkit::write(ops, f, fh, (i - 1) * 10, b"0123456789")
+                .await
+                .unwrap();
+            // What getattr reports right after the kernel got the answer.
+            let size = ops.handles.writes_of(f).map(|w| w.size());
+            assert_eq!(size, Some(i * 10), "after write {i}");
+        }
+        testkit::release(ops, f, fh).await.unwrap();
+        assert_eq!(ops.getattr(f).await.unwrap().size, 5000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn overwrites_and_appends_commit_at_flush_and_release() {
         let fs = testkit::start().await;
         let ops = &fs.ops;
