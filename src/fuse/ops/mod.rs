@@ -7,8 +7,8 @@
 //! - [`dirs`]: open directories and their listings.
 //! - [`files`]: open files: open, create, read, write, flush, release.
 //!
-//! Reads, writes and commits are queued when they are called (the kernel's order is
-//! kept) and answer through a [`Completion`]; the other operations are async.
+//! Reads, writes, commits and releases are queued when they are called (the kernel's
+//! order is kept) and answer through a [`Completion`]; the other operations are async.
 
 pub mod dirs;
 pub mod files;
