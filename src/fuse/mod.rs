@@ -4,23 +4,28 @@
 //! - [`mount_table`]: what sits at the target; stale-mount recovery; `umount`.
 //! - [`inodes`]: kernel inode numbers and the cluster paths behind them.
 //! - [`attr`]: file status to kernel attributes, errors to errno.
-//! - [`fs`]: the FUSE operations.
+//! - [`ops`]: the file system operations, as methods answering `Result<_, Errno>`.
+//! - [`fs`]: fuser's callbacks: each runs an operation and replies with its result.
+//! - [`handles`]: the open file and directory handles, and the files open for writing.
 //! - [`read`], [`write`]: the per-file tasks behind reads and writes.
 //! - [`health`]: the client's `/healthz` (the mount answers) on `fuse.web_port`.
 
 pub mod attr;
 pub mod fs;
+pub mod handles;
 pub mod health;
 pub mod inodes;
 pub mod mount_table;
+pub mod ops;
 pub mod read;
 pub mod write;
 
 use crate::client::Client;
 use crate::config::{ClusterConfig, FuseConfig};
 use crate::fs_error::FsError;
-use fs::{CurvineFs, FsOptions, Shared};
+use fs::CurvineFs;
 use fuser::{Config, MountOption, SessionACL};
+use ops::{FsOptions, Ops};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +53,7 @@ pub enum FuseError {
 /// A live mount.
 pub struct Mounted {
     path: PathBuf,
-    shared: Arc<Shared>,
+    ops: Arc<Ops>,
     /// Set when fusermount3 made the mount and must undo it.
     unmounter: Option<fuser::SessionUnmounter>,
     session: std::thread::JoinHandle<std::io::Result<()>>,
@@ -234,7 +239,7 @@ pub async fn mount(
         root_id,
         fs_options(fuse),
     );
-    let shared = fs.shared();
+    let ops = fs.ops();
     for option in ignored_options(fuse) {
         warn!(
             option,
@@ -264,7 +269,7 @@ pub async fn mount(
     .await
     .map_err(|e| fail(e.to_string()))?;
     let (session, unmounter) = started.map_err(|e| fail(mount_hint(&e)))?;
-    shared.set_notifier(session.notifier());
+    ops.set_notifier(session.notifier());
     let thread = std::thread::Builder::new()
         .name("fuse-session".into())
         .spawn(move || session.run())
@@ -279,7 +284,7 @@ pub async fn mount(
     );
     Ok(Mounted {
         path,
-        shared,
+        ops,
         unmounter,
         session: thread,
     })
@@ -307,11 +312,11 @@ impl Mounted {
     /// Commits open files, unmounts (lazily when busy) and waits for the FUSE threads,
     /// at most `grace`.
     pub async fn unmount(mut self, grace: Duration) -> Result<(), FuseError> {
-        let open = self.shared.open_for_write();
+        let open = self.ops.open_for_write();
         if open > 0 {
             info!(files = open, "committing files still open for writing");
         }
-        for (path, e) in self.shared.flush_all().await {
+        for (path, e) in self.ops.flush_all().await {
             warn!(path = %path, error = %e, "could not commit a file at unmount");
         }
         let path = self.path.clone();

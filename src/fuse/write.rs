@@ -285,6 +285,8 @@ struct Task {
 }
 
 impl Task {
+    /// Serves the requests in order. Each answer goes out after the length it leaves is
+    /// published: a getattr right after a write's answer sees the write.
     async fn serve(mut self, mut rx: mpsc::UnboundedReceiver<Request>) {
         while let Some(req) = rx.recv().await {
             match req {
@@ -296,6 +298,7 @@ impl Task {
                 } => {
                     let n = data.len() as u32;
                     let r = self.write(&path, offset, data).await.map(|_| n);
+                    self.publish_size();
                     done(r);
                 }
                 Request::Read {
@@ -304,20 +307,27 @@ impl Task {
                     size,
                     done,
                 } => {
-                    done(self.read(&path, offset, size).await);
+                    let r = self.read(&path, offset, size).await;
+                    self.publish_size();
+                    done(r);
                 }
                 Request::Flush { path, done } => {
-                    done(self.commit(&path).await);
+                    let r = self.commit(&path).await;
+                    self.publish_size();
+                    done(r);
                 }
                 Request::Truncate { path, size, done } => {
-                    done(self.truncate(&path, size).await);
+                    let r = self.truncate(&path, size).await;
+                    self.publish_size();
+                    done(r);
                 }
                 Request::Close { path, done } => {
-                    done(self.commit(&path).await);
+                    let r = self.commit(&path).await;
+                    self.publish_size();
+                    done(r);
                     return;
                 }
             }
-            self.publish_size();
         }
     }
 

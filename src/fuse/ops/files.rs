@@ -1,0 +1,430 @@
+//! Open files: open and create hand out handles; reads, writes, flushes and the last
+//! release go, in the kernel's order, to the handle's read task or the file's write task.
+
+use super::{to_errno, Caller, Completion, Ops};
+use crate::client::{FileReader, FileStatus};
+use crate::fs_error::FsError;
+use crate::fuse::handles::OpenFile;
+use crate::fuse::read::HandleReader;
+use crate::fuse::write::{FileWrites, Pending};
+use crate::rpc::pb::master as pb;
+use bytes::Bytes;
+use fuser::{Errno, FileAttr, FopenFlags, OpenAccMode, OpenFlags};
+use std::ffi::OsStr;
+use std::sync::Arc;
+use tracing::{debug, warn};
+
+/// An opened file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opened {
+    /// Its handle number.
+    pub fh: u64,
+    /// How the kernel should treat it (direct I/O or the page cache).
+    pub flags: FopenFlags,
+}
+
+/// A created and opened file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    /// Its attributes.
+    pub attr: FileAttr,
+    /// Its handle.
+    pub opened: Opened,
+}
+
+impl Ops {
+    fn open_flags(&self) -> FopenFlags {
+        if self.opts.direct_io {
+            FopenFlags::FOPEN_DIRECT_IO
+        } else {
+            FopenFlags::empty()
+        }
+    }
+
+    /// The write task of `ino`, started by its first writer.
+    fn start_writes(&self, ino: u64, status: &FileStatus) -> Arc<FileWrites> {
+        self.handles.start_writes(ino, || {
+            FileWrites::start(
+                &self.rt,
+                self.client.clone(),
+                status.clone(),
+                self.opts.staging.clone(),
+            )
+        })
+    }
+
+    /// Opens an existing file with the access mode of `flags`.
+    pub async fn open(&self, ino: u64, flags: OpenFlags) -> Result<Opened, Errno> {
+        let mode = flags.acc_mode();
+        let writing = mode != OpenAccMode::O_RDONLY;
+        if writing {
+            self.writable()?;
+        }
+        let path = self.path(ino)?;
+        let located = self.client.locate(&path).await.map_err(to_errno)?;
+        let status = located.status.clone().unwrap_or_default();
+        self.revalidate(ino, status.size);
+        let reader = if mode != OpenAccMode::O_WRONLY {
+            let r = FileReader::new(self.client.clone(), located).map_err(to_errno)?;
+            Some(HandleReader::start(&self.rt, r))
+        } else {
+            None
+        };
+        let fh = self
+            .handles
+            .open_file(OpenFile::new(reader, writing.then_some(status)));
+        Ok(Opened {
+            fh,
+            flags: self.open_flags(),
+        })
+    }
+
+    /// Creates `name` in `parent` (or opens it, unless `O_EXCL` is among `flags`) and
+    /// opens it.
+    pub async fn create(
+        &self,
+        caller: Caller,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> Result<Created, Errno> {
+        let (path, name) = self.changing(parent, name)?;
+        let owner = caller.owner(mode, umask);
+        let acc = OpenFlags(flags).acc_mode();
+        let exclusive = flags & libc::O_EXCL != 0;
+        let located = match self.client.create_file(&path, false, false, owner).await {
+            Ok(st) => pb::FileBlocks {
+                status: Some(st),
+                blocks: Vec::new(),
+            },
+            // Made by another client since the kernel's lookup: opened as it is, with
+            // its blocks, as `open` would.
+            Err(FsError::AlreadyExists(_)) if !exclusive => {
+                self.client.locate(&path).await.map_err(to_errno)?
+            }
+            Err(e) => return Err(to_errno(e)),
+        };
+        let status = located.status.clone().unwrap_or_default();
+        let reader = if acc != OpenAccMode::O_WRONLY {
+            let r = FileReader::new(self.client.clone(), located).map_err(to_errno)?;
+            Some(HandleReader::start(&self.rt, r))
+        } else {
+            None
+        };
+        let fh = self
+            .handles
+            .open_file(OpenFile::new(reader, Some(status.clone())));
+        let attr = self.attr(&status);
+        self.inodes.remember(parent, &name, attr.ino.0);
+        Ok(Created {
+            attr,
+            opened: Opened {
+                fh,
+                flags: self.open_flags(),
+            },
+        })
+    }
+
+    /// Queues a read of `size` bytes at `offset` (fewer at the end of the file).
+    ///
+    /// A file with writes in this mount is read through its write task, which sees them;
+    /// so is a write-only handle (the kernel reads pages around partial writes with the
+    /// write-back cache).
+    pub fn read(&self, ino: u64, fh: u64, offset: u64, size: usize, done: Completion<Vec<u8>>) {
+        let handle = self.handles.file(fh);
+        let writes = self.handles.writes_of(ino).or_else(|| {
+            let h = handle.as_ref()?;
+            if h.reader.is_some() {
+                return None;
+            }
+            let status = h.write_from.as_ref()?;
+            Some(
+                h.writes
+                    .get_or_init(|| self.start_writes(ino, status))
+                    .clone(),
+            )
+        });
+        if let Some(w) = writes {
+            let path = match self.path(ino) {
+                Ok(p) => p,
+                Err(e) => return done(Err(e)),
+            };
+            let pending = w.read(path, offset, size);
+            self.rt
+                .spawn(async move { done(pending.wait().await.map_err(to_errno)) });
+            return;
+        }
+        let Some(reader) = handle.and_then(|h| h.reader.clone()) else {
+            return done(Err(Errno::EBADF));
+        };
+        reader.read(
+            offset,
+            size,
+            Box::new(move |result| done(result.map_err(to_errno))),
+        );
+    }
+
+    /// Queues a write of `data` at `offset`; `done` gets the bytes written.
+    pub fn write(&self, ino: u64, fh: u64, offset: u64, data: Bytes, done: Completion<u32>) {
+        let Some(handle) = self.handles.file(fh) else {
+            return done(Err(Errno::EBADF));
+        };
+        let Some(status) = &handle.write_from else {
+            return done(Err(Errno::EBADF));
+        };
+        let writes = handle
+            .writes
+            .get_or_init(|| self.start_writes(ino, status))
+            .clone();
+        let path = match self.path(ino) {
+            Ok(p) => p,
+            Err(e) => return done(Err(e)),
+        };
+        writes.write(
+            path,
+            offset,
+            data,
+            Box::new(move |result: Result<u32, FsError>| done(result.map_err(to_errno))),
+        );
+    }
+
+    /// Queues a commit of this mount's writes to `ino` (flush and fsync): other clients
+    /// see them once `done` gets `Ok`.
+    pub fn commit(&self, ino: u64, done: Completion<()>) {
+        let Some(writes) = self.handles.writes_of(ino) else {
+            return done(Ok(()));
+        };
+        let path = match self.path(ino) {
+            Ok(p) => p,
+            Err(e) => return done(Err(e)),
+        };
+        let pending = writes.flush(path.clone());
+        self.answer(pending, done, move |e| {
+            debug!(path = %path, error = %e, "commit failed");
+        });
+    }
+
+    /// Closes a file handle; the last writer's close commits the file.
+    pub fn release(&self, ino: u64, fh: u64, done: Completion<()>) {
+        let handle = self.handles.close_file(fh);
+        let Some(writes) = handle.and_then(|h| h.writes.get().cloned()) else {
+            return done(Ok(()));
+        };
+        if !writes.released() {
+            return done(Ok(()));
+        }
+        self.handles.end_writes(ino, &writes);
+        let path = self.path(ino).unwrap_or_default();
+        let pending = writes.close(path.clone());
+        self.answer(pending, done, move |e| {
+            warn!(path = %path, error = %e, "last close of a written file failed");
+        });
+    }
+
+    /// Hands the outcome of `pending` to `done` from a task, logging a failure first.
+    fn answer<T: Send + 'static>(
+        &self,
+        pending: Pending<T>,
+        done: Completion<T>,
+        log: impl FnOnce(&FsError) + Send + 'static,
+    ) {
+        self.rt.spawn(async move {
+            done(pending.wait().await.map_err(|e| {
+                log(&e);
+                to_errno(e)
+            }))
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{self, answer, n, pattern, ROOT_CALLER};
+    use super::*;
+    use crate::fuse::inodes::ROOT;
+    use fuser::FileType;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_read_back_byte_exact_through_handles_and_the_cluster() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        // Crosses block boundaries (1 MiB blocks) and ends mid-request.
+        let data = pattern(3 * testkit::BLOCK as usize + 12_345);
+        let c = ops
+            .create(ROOT_CALLER, ROOT, n("f"), 0o644, 0o022, libc::O_RDWR)
+            .await
+            .unwrap();
+        assert_eq!(
+            (c.attr.kind, c.attr.perm, c.attr.size),
+            (FileType::RegularFile, 0o644, 0)
+        );
+        assert_eq!(c.opened.flags, FopenFlags::empty());
+        let (f, fh) = (c.attr.ino.0, c.opened.fh);
+        testkit::write(ops, f, fh, 0, &data).await.unwrap();
+        assert_eq!(ops.open_for_write(), 1);
+        assert_eq!(ops.getattr(f).await.unwrap().size, data.len() as u64);
+        // Before any commit, this mount reads its own writes.
+        let early = testkit::read(ops, f, fh, 0, data.len()).await.unwrap();
+        assert!(early == data, "read back before commit differs");
+        testkit::release(ops, f, fh).await.unwrap();
+        assert_eq!(ops.open_for_write(), 0);
+        let back = testkit::get(ops, f).await;
+        assert!(back == data, "read back through a new handle differs");
+        let cluster = fs.client.read_file("/f").await.unwrap();
+        assert!(cluster == data, "the cluster's copy differs");
+        // A ranged read in the middle, and a read past the end.
+        let o = ops.open(f, OpenFlags(libc::O_RDONLY)).await.unwrap();
+        let mid = testkit::read(ops, f, o.fh, 1_000_000, 100_000)
+            .await
+            .unwrap();
+        assert!(mid == data[1_000_000..1_100_000]);
+        let end = data.len() as u64;
+        let past = answer(|done| ops.read(f, o.fh, end, 4096, done)).await;
+        assert_eq!(past, Ok(Vec::new()));
+        testkit::release(ops, f, o.fh).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_answered_once_the_new_length_shows() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let (f, fh) = testkit::create(ops, ROOT, "f").await;
+        for i in 1..=500u64 {
+            testkit::write(ops, f, fh, (i - 1) * 10, b"0123456789")
+                .await
+                .unwrap();
+            // What getattr reports right after the kernel got the answer.
+            let size = ops.handles.writes_of(f).map(|w| w.size());
+            assert_eq!(size, Some(i * 10), "after write {i}");
+        }
+        testkit::release(ops, f, fh).await.unwrap();
+        assert_eq!(ops.getattr(f).await.unwrap().size, 5000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overwrites_and_appends_commit_at_flush_and_release() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let mut want = pattern(10_000);
+        let f = testkit::put(ops, ROOT, "f", &want).await;
+        let o = ops.open(f, OpenFlags(libc::O_WRONLY)).await.unwrap();
+        testkit::write(ops, f, o.fh, 10, b"XYZ").await.unwrap();
+        want[10..13].copy_from_slice(b"XYZ");
+        assert_eq!(answer(|done| ops.commit(f, done)).await, Ok(()));
+        assert!(
+            fs.client.read_file("/f").await.unwrap() == want,
+            "flush commits"
+        );
+        testkit::write(ops, f, o.fh, 10_000, b"more").await.unwrap();
+        want.extend_from_slice(b"more");
+        // A write-only handle reads through the file's writes (the kernel's page reads).
+        let tail = testkit::read(ops, f, o.fh, 9_998, 10).await.unwrap();
+        assert_eq!(tail, want[9_998..]);
+        testkit::release(ops, f, o.fh).await.unwrap();
+        assert!(testkit::get(ops, f).await == want, "release commits");
+        // Flushing a file with no writes in this mount has nothing to do.
+        assert_eq!(answer(|done| ops.commit(f, done)).await, Ok(()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_opens_existing_files_unless_exclusive() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let f = testkit::put(ops, ROOT, "f", b"kept").await;
+        let excl = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL;
+        assert_eq!(
+            ops.create(ROOT_CALLER, ROOT, n("f"), 0o644, 0, excl)
+                .await
+                .map(|c| c.attr.ino),
+            Err(Errno::EEXIST)
+        );
+        let c = ops
+            .create(
+                ROOT_CALLER,
+                ROOT,
+                n("f"),
+                0o644,
+                0,
+                libc::O_RDWR | libc::O_CREAT,
+            )
+            .await
+            .unwrap();
+        assert_eq!((c.attr.ino.0, c.attr.size), (f, 4), "opened as it is");
+        // Read through its blocks (before the fix: zeros, the handle knew no blocks).
+        let got = testkit::read(ops, f, c.opened.fh, 0, 100).await.unwrap();
+        assert_eq!(got, b"kept");
+        testkit::release(ops, f, c.opened.fh).await.unwrap();
+        assert_eq!(testkit::get(ops, f).await, b"kept");
+        ops.mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            ops.create(ROOT_CALLER, ROOT, n("d"), 0o644, 0, libc::O_RDWR)
+                .await
+                .map(|c| c.attr.ino),
+            Err(Errno::EISDIR),
+            "a directory is not opened as a file"
+        );
+        let direct = fs.ops_with(|o| o.direct_io = true);
+        let c = direct
+            .create(ROOT_CALLER, ROOT, n("g"), 0o600, 0, libc::O_WRONLY)
+            .await
+            .unwrap();
+        assert_eq!(c.opened.flags, FopenFlags::FOPEN_DIRECT_IO);
+        assert_eq!(c.attr.perm, 0o600);
+        // A mount opens only what its kernel looked up.
+        assert_eq!(
+            direct.open(f, OpenFlags(libc::O_RDONLY)).await,
+            Err(Errno::ENOENT)
+        );
+        direct.lookup(ROOT, n("f")).await.unwrap();
+        let o = direct.open(f, OpenFlags(libc::O_RDONLY)).await.unwrap();
+        assert_eq!(o.flags, FopenFlags::FOPEN_DIRECT_IO);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn handles_answer_ebadf_for_what_they_were_not_opened_for() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let f = testkit::put(ops, ROOT, "f", b"data").await;
+        let o = ops.open(f, OpenFlags(libc::O_RDONLY)).await.unwrap();
+        let write = answer(|done| ops.write(f, o.fh, 0, Bytes::from_static(b"x"), done)).await;
+        assert_eq!(write, Err(Errno::EBADF), "a read-only handle");
+        let read = answer(|done| ops.read(f, 4242, 0, 10, done)).await;
+        assert_eq!(read, Err(Errno::EBADF), "an unknown handle");
+        let write = answer(|done| ops.write(f, 4242, 0, Bytes::from_static(b"x"), done)).await;
+        assert_eq!(write, Err(Errno::EBADF));
+        testkit::release(ops, f, o.fh).await.unwrap();
+        let read = answer(|done| ops.read(f, o.fh, 0, 10, done)).await;
+        assert_eq!(read, Err(Errno::EBADF), "a released handle");
+        assert_eq!(
+            testkit::release(ops, f, 4242).await,
+            Ok(()),
+            "nothing to release"
+        );
+        assert_eq!(
+            ops.open(4242, OpenFlags(libc::O_RDONLY)).await,
+            Err(Errno::ENOENT)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_handles_share_one_write_task_until_the_last_release() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let (f, first) = testkit::create(ops, ROOT, "f").await;
+        let second = ops.open(f, OpenFlags(libc::O_WRONLY)).await.unwrap().fh;
+        testkit::write(ops, f, first, 0, b"hello ").await.unwrap();
+        testkit::write(ops, f, second, 6, b"world").await.unwrap();
+        assert_eq!(ops.open_for_write(), 1);
+        testkit::release(ops, f, first).await.unwrap();
+        assert_eq!(ops.open_for_write(), 1, "the second handle still writes");
+        assert!(ops.flush_all().await.is_empty());
+        assert_eq!(fs.client.read_file("/f").await.unwrap(), b"hello world");
+        testkit::release(ops, f, second).await.unwrap();
+        assert_eq!(ops.open_for_write(), 0);
+        assert_eq!(testkit::get(ops, f).await, b"hello world");
+    }
+}

@@ -1,0 +1,221 @@
+//! The file system's semantics, free of fuser's request and reply types: [`Ops`] holds
+//! the state of one mount (client, inodes, handles, options) and each operation is a
+//! method answering `Result<_, Errno>`, so it can be tested without a mount.
+//!
+//! - [`names`]: names and attributes (lookup, getattr, setattr, create a name, remove,
+//!   rename, links, access, statfs).
+//! - [`dirs`]: open directories and their listings.
+//! - [`files`]: open files: open, create, read, write, flush, release.
+//!
+//! Reads, writes, commits and releases are queued when they are called (the kernel's
+//! order is kept) and answer through a [`Completion`]; the other operations are async.
+
+pub mod dirs;
+pub mod files;
+pub mod names;
+#[cfg(test)]
+mod testkit;
+
+use super::attr::{errno, file_attr};
+use super::handles::{lock, Handles};
+use super::inodes::Inodes;
+use crate::client::{Client, FileStatus, Owner};
+use crate::fs_error::FsError;
+use fuser::{Errno, FileAttr, INodeNo};
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use tracing::debug;
+
+pub use dirs::{DirEntry, DirEntryPlus};
+pub use files::{Created, Opened};
+pub use names::{SetAttr, Statfs};
+
+/// Largest read and write request.
+pub const MAX_IO: u32 = 1 << 20;
+
+/// Longest name in a directory.
+pub const NAME_MAX: usize = 255;
+
+/// How the mount behaves; from `[fuse]`.
+#[derive(Debug, Clone)]
+pub struct FsOptions {
+    /// Kernel attribute cache.
+    pub attr_ttl: Duration,
+    /// Kernel dentry cache.
+    pub entry_ttl: Duration,
+    /// Kernel cache of names that do not exist (zero: none).
+    pub negative_ttl: Duration,
+    /// Refuse every change with EROFS.
+    pub readonly: bool,
+    /// Bypass the page cache.
+    pub direct_io: bool,
+    /// Let the kernel batch writes.
+    pub write_back_cache: bool,
+    /// Where staging copies of files being rewritten go.
+    pub staging: PathBuf,
+}
+
+/// Where the answer to a queued operation goes (for reads and writes: straight back to
+/// the kernel, from the task that did the work).
+pub type Completion<T> = Box<dyn FnOnce(Result<T, Errno>) + Send>;
+
+/// Who asked: the owner of what a request creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl Caller {
+    /// The owner of a new file made with `mode` under `umask`.
+    fn owner(self, mode: u32, umask: u32) -> Owner {
+        Owner {
+            mode: mode & !umask & 0o7777,
+            uid: self.uid,
+            gid: self.gid,
+        }
+    }
+}
+
+/// The state of one mount, shared by the FUSE threads and the tasks answering them.
+#[derive(Debug)]
+pub struct Ops {
+    client: Client,
+    rt: tokio::runtime::Handle,
+    inodes: Inodes,
+    opts: FsOptions,
+    handles: Handles,
+    /// The size each inode had when its attributes last went to the kernel.
+    told_sizes: Mutex<HashMap<u64, u64>>,
+    /// Tells the kernel to drop cached attributes.
+    notifier: OnceLock<fuser::Notifier>,
+}
+
+impl Ops {
+    /// The operations over `client`, mounting the directory whose master id is `root_id`
+    /// at `root_path`; their tasks run on `rt`.
+    pub fn new(
+        client: Client,
+        rt: tokio::runtime::Handle,
+        root_path: &str,
+        root_id: u64,
+        opts: FsOptions,
+    ) -> Ops {
+        Ops {
+            client,
+            rt,
+            inodes: Inodes::new(root_path, root_id),
+            opts,
+            handles: Handles::default(),
+            told_sizes: Mutex::new(HashMap::new()),
+            notifier: OnceLock::new(),
+        }
+    }
+
+    /// How the mount behaves.
+    pub fn options(&self) -> &FsOptions {
+        &self.opts
+    }
+
+    /// The runtime the operations run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    /// The kernel can talk back through this once the session exists.
+    pub fn set_notifier(&self, notifier: fuser::Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    /// Commits every file with uncommitted writes (before unmounting).
+    pub async fn flush_all(&self) -> Vec<(String, FsError)> {
+        let mut failed = Vec::new();
+        for (ino, writes) in self.handles.all_writes() {
+            let Some(path) = self.inodes.path(ino) else {
+                continue;
+            };
+            if let Err(e) = writes.flush(path.clone()).wait().await {
+                failed.push((path, e));
+            }
+        }
+        failed
+    }
+
+    /// Files open for writing now.
+    pub fn open_for_write(&self) -> usize {
+        self.handles.open_for_write()
+    }
+
+    /// The kernel dropped `nlookup` lookups of `ino`.
+    pub fn forget(&self, ino: u64, nlookup: u64) {
+        self.inodes.forget(ino, nlookup);
+        if self.inodes.path(ino).is_none() {
+            lock(&self.told_sizes).remove(&ino);
+        }
+    }
+
+    /// The kernel's attributes of a status (with this mount's unwritten length); records
+    /// the size the kernel was told.
+    fn attr(&self, status: &FileStatus) -> FileAttr {
+        let ino = self.inodes.ino(status.id);
+        let size = self.handles.writes_of(ino).map(|w| w.size());
+        let attr = file_attr(ino, status, size);
+        lock(&self.told_sizes).insert(ino, attr.size);
+        attr
+    }
+
+    /// Close-to-open consistency: when a file changed size since the kernel last saw its
+    /// attributes (another client wrote it), the kernel drops its cached attributes, so
+    /// reads see the new length at once instead of after `attr_timeout`.
+    fn revalidate(&self, ino: u64, size: u64) {
+        let told = lock(&self.told_sizes).get(&ino).copied();
+        if told.is_some_and(|t| t != size) && self.handles.writes_of(ino).is_none() {
+            if let Some(n) = self.notifier.get() {
+                if let Err(e) = n.inval_inode(INodeNo(ino), -1, 0) {
+                    debug!(ino, error = %e, "attribute invalidation refused");
+                }
+            }
+            lock(&self.told_sizes).insert(ino, size);
+        }
+    }
+
+    /// The cluster path of an inode the kernel knows.
+    fn path(&self, ino: u64) -> Result<String, Errno> {
+        self.inodes.path(ino).ok_or(Errno::ENOENT)
+    }
+
+    /// The cluster path of `name` in `parent`, and the name as text.
+    fn child(&self, parent: u64, name: &OsStr) -> Result<(String, String), Errno> {
+        let name = name.to_str().ok_or(Errno::EINVAL)?.to_string();
+        if name.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let path = self.inodes.child_path(parent, &name).ok_or(Errno::ENOENT)?;
+        Ok((path, name))
+    }
+
+    /// For an operation that changes `name` in `parent`: refused on a read-only mount,
+    /// else the cluster path and the name.
+    fn changing(&self, parent: u64, name: &OsStr) -> Result<(String, String), Errno> {
+        self.writable()?;
+        self.child(parent, name)
+    }
+
+    fn writable(&self) -> Result<(), Errno> {
+        if self.opts.readonly {
+            Err(Errno::EROFS)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The errno of a cluster error, for `map_err`.
+fn to_errno(e: FsError) -> Errno {
+    errno(&e)
+}
