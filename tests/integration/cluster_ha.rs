@@ -4,7 +4,8 @@
 //! by snapshot), masters start in any order, and a master cut off from its peers (peers
 //! stopped, or its traffic cut at proxies) neither writes nor reads.
 
-use crate::cluster::{pattern, wait_for, TestCluster};
+use crate::cluster::{pattern, TestCluster};
+use crate::harness::{poll_until_async, wait_for};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -133,16 +134,15 @@ async fn blocks_stay_readable_right_after_a_failover() {
 /// The index of the leading master, from the cluster report.
 async fn leader_index(cluster: &TestCluster) -> usize {
     let c = cluster.client();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(r) = c.report().await {
-            if r.leader_id != 0 {
-                return r.leader_id as usize - 1;
-            }
+    poll_until_async(Duration::from_secs(15), || {
+        let c = c.clone();
+        async move {
+            let leader = c.report().await.ok()?.leader_id;
+            (leader != 0).then(|| leader as usize - 1)
         }
-        assert!(Instant::now() < deadline, "no leader within 15 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+    .expect("no leader within 15 s")
 }
 
 /// Waits until master `i` applied as far as the leader.
