@@ -24,7 +24,12 @@
 //! that read fail with [`StoreError::NotFound`]. Deleting and evicting rename the block file
 //! into `tmp/` under the lock (cheap, and a later commit of the same id cannot be hit) and
 //! unlink it after the lock is released.
+//!
+//! Which dir a block goes to, how much room a dir has, when the watermarks call for
+//! eviction and which blocks go are decided in `block_policy` (pure); this module does
+//! the file I/O and applies those decisions.
 
+use super::block_policy::{self, Limits, Space};
 use crate::config::{DataDir, Medium};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -143,17 +148,6 @@ pub struct BlockWriter {
     committed: bool,
 }
 
-/// The fixed limits the store applies to every dir.
-#[derive(Debug, Clone, Copy)]
-struct Limits {
-    /// Bytes kept free in each dir.
-    reserved: u64,
-    /// Used fraction above which a commit triggers eviction.
-    high_watermark: f64,
-    /// Used fraction that eviction brings a dir down to.
-    low_watermark: f64,
-}
-
 /// One data dir and its accounting.
 #[derive(Debug)]
 struct Dir {
@@ -163,12 +157,8 @@ struct Dir {
     path: String,
     /// The path to open files under.
     root: PathBuf,
-    /// Capacity in bytes.
-    capacity: u64,
-    /// Bytes of committed blocks.
-    used: u64,
-    /// Bytes reserved by writers that have not committed yet.
-    in_flight: u64,
+    /// Capacity, committed and in-flight bytes.
+    space: Space,
     /// Committed blocks of this dir by recency stamp, oldest first.
     lru: BTreeMap<u64, u64>,
 }
@@ -236,7 +226,8 @@ impl BlockStore {
             .map(open_dir)
             .collect::<Result<Vec<_>, _>>()?;
         check_distinct(&dirs)?;
-        let tier_order = tier_order(&dirs);
+        let media: Vec<Medium> = dirs.iter().map(|d| d.medium).collect();
+        let tier_order = block_policy::tier_order(&media);
         let found = scan_blocks(&dirs, &tier_order, cfg.format)?;
         let mut state = State {
             dirs,
@@ -363,8 +354,8 @@ impl BlockStore {
             .map(|dir| TierUsage {
                 medium: dir.medium,
                 path: dir.path.clone(),
-                capacity: dir.capacity,
-                used: dir.used,
+                capacity: dir.space.capacity,
+                used: dir.space.used,
                 blocks: dir.lru.len() as u64,
             })
             .collect()
@@ -496,26 +487,32 @@ impl State {
             return Err(StoreError::AlreadyExists(block_id));
         }
         let dir = self.place(expected_len, trash)?;
-        self.dirs[dir].in_flight += expected_len;
+        self.dirs[dir].space.in_flight += expected_len;
         Ok((dir, self.dirs[dir].tmp_path(block_id)))
     }
 
-    /// The first dir in tier order with room for `needed` bytes. When none has room, evicts
-    /// the oldest blocks of the dirs, in tier order, until one has; a dir is only evicted
-    /// from when emptying it would make enough room.
+    /// The first dir in tier order with room for `needed` bytes (file systems measured
+    /// in that order, up to the first that fits). When none has room, evicts the oldest
+    /// blocks of the dirs, in tier order, until one has; a dir is only evicted from when
+    /// emptying it would make enough room.
     fn place(&mut self, needed: u64, trash: &mut Vec<PathBuf>) -> Result<usize, StoreError> {
+        let reserved = self.limits.reserved;
         let mut fs_free = vec![0; self.dirs.len()];
         for &i in &self.tier_order {
             fs_free[i] = self.dirs[i].fs_available()?;
-            if self.dirs[i].room(fs_free[i], self.limits.reserved) >= needed {
+            if self.dirs[i].space.room(fs_free[i], reserved) >= needed {
                 return Ok(i);
             }
         }
-        for k in 0..self.tier_order.len() {
-            let i = self.tier_order[k];
-            if self.dirs[i].room_if_emptied(fs_free[i], self.limits.reserved) < needed {
-                continue;
-            }
+        let spaces: Vec<Space> = self.dirs.iter().map(|d| d.space).collect();
+        let candidates = block_policy::eviction_candidates(
+            &self.tier_order,
+            &spaces,
+            &fs_free,
+            reserved,
+            needed,
+        );
+        for i in candidates {
             if self.evict_for_room(i, fs_free[i], needed, trash)? {
                 return Ok(i);
             }
@@ -532,17 +529,25 @@ impl State {
         needed: u64,
         trash: &mut Vec<PathBuf>,
     ) -> Result<bool, StoreError> {
-        let mut freed = 0u64;
-        loop {
-            let room = self.dirs[i].room(fs_free.saturating_add(freed), self.limits.reserved);
-            if room >= needed {
-                return Ok(true);
-            }
-            match self.dirs[i].oldest() {
-                Some(victim) => freed += self.evict(victim, trash)?,
-                None => return Ok(false),
-            }
+        let (victims, enough) = block_policy::victims_for_room(
+            self.dirs[i].space,
+            fs_free,
+            self.limits.reserved,
+            needed,
+            self.oldest_first(i),
+        );
+        for victim in victims {
+            self.evict(victim, trash)?;
         }
+        Ok(enough)
+    }
+
+    /// The committed blocks of dir `i` as `(id, len)`, least recently used first.
+    fn oldest_first(&self, i: usize) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.dirs[i]
+            .lru
+            .values()
+            .map(|&id| (id, self.blocks.get(&id).map_or(0, |b| b.len)))
     }
 
     /// After a commit to dir `i`: if it is above the high watermark, evicts its oldest
@@ -554,30 +559,24 @@ impl State {
         keep: u64,
         trash: &mut Vec<PathBuf>,
     ) -> Result<(), StoreError> {
-        let capacity = self.dirs[i].capacity as f64;
-        if self.dirs[i].used as f64 <= self.limits.high_watermark * capacity {
-            return Ok(());
-        }
-        let target = self.limits.low_watermark * capacity;
-        while self.dirs[i].used as f64 > target {
-            match self.dirs[i].oldest() {
-                Some(victim) if victim != keep => {
-                    self.evict(victim, trash)?;
-                }
-                _ => break,
-            }
+        let victims = block_policy::victims_for_watermark(
+            self.dirs[i].space,
+            &self.limits,
+            self.oldest_first(i),
+            keep,
+        );
+        for victim in victims {
+            self.evict(victim, trash)?;
         }
         Ok(())
     }
 
     /// Evicts one committed block and records it for [`BlockStore::take_evicted`].
-    /// Returns the bytes freed.
-    fn evict(&mut self, block_id: u64, trash: &mut Vec<PathBuf>) -> Result<u64, StoreError> {
-        let len = self.blocks.get(&block_id).map_or(0, |b| b.len);
+    fn evict(&mut self, block_id: u64, trash: &mut Vec<PathBuf>) -> Result<(), StoreError> {
         trash.extend(self.detach(block_id)?);
         self.evicted.push(block_id);
         self.evicted_total += 1;
-        Ok(len)
+        Ok(())
     }
 
     /// Removes a committed block from the index and moves its file into `tmp/`, where it
@@ -606,7 +605,7 @@ impl State {
         };
         self.blocks.remove(&block_id);
         let dir = &mut self.dirs[block.dir];
-        dir.used = dir.used.saturating_sub(block.len);
+        dir.space.used = dir.space.used.saturating_sub(block.len);
         dir.lru.remove(&block.stamp);
         Ok(trash)
     }
@@ -616,7 +615,7 @@ impl State {
         let stamp = self.next_stamp();
         self.blocks.insert(block_id, Block { dir, len, stamp });
         let dir = &mut self.dirs[dir];
-        dir.used += len;
+        dir.space.used += len;
         dir.lru.insert(stamp, block_id);
     }
 
@@ -637,17 +636,17 @@ impl State {
     fn grow(&mut self, i: usize, current: u64, wanted: u64) -> Result<(), StoreError> {
         let extra = wanted.saturating_sub(current);
         let fs_free = self.dirs[i].fs_available()?;
-        if self.dirs[i].room(fs_free, self.limits.reserved) < extra {
+        if self.dirs[i].space.room(fs_free, self.limits.reserved) < extra {
             return Err(StoreError::NoSpace { needed: wanted });
         }
-        self.dirs[i].in_flight += extra;
+        self.dirs[i].space.in_flight += extra;
         Ok(())
     }
 
     /// Gives `bytes` of a writer's reservation in dir `i` back.
     fn release(&mut self, i: usize, bytes: u64) {
         let dir = &mut self.dirs[i];
-        dir.in_flight = dir.in_flight.saturating_sub(bytes);
+        dir.space.in_flight = dir.space.in_flight.saturating_sub(bytes);
     }
 
     /// The next recency stamp.
@@ -677,29 +676,6 @@ impl Dir {
             .join(format!("{block_id}.{}.removed", unique_suffix()))
     }
 
-    /// Bytes a new block may take, given the file system's free space: what is left of
-    /// the capacity after committed and in-flight blocks, at most the free space, minus
-    /// the reserved bytes.
-    fn room(&self, fs_free: u64, reserved: u64) -> u64 {
-        self.capacity
-            .saturating_sub(self.used.saturating_add(self.in_flight))
-            .min(fs_free)
-            .saturating_sub(reserved)
-    }
-
-    /// The room there would be if every committed block of this dir were evicted.
-    fn room_if_emptied(&self, fs_free: u64, reserved: u64) -> u64 {
-        self.capacity
-            .saturating_sub(self.in_flight)
-            .min(fs_free.saturating_add(self.used))
-            .saturating_sub(reserved)
-    }
-
-    /// The least recently used committed block of this dir.
-    fn oldest(&self) -> Option<u64> {
-        self.lru.first_key_value().map(|(_, &id)| id)
-    }
-
     /// The file system's available bytes under this dir.
     fn fs_available(&self) -> Result<u64, StoreError> {
         fs_space(&self.root)
@@ -719,23 +695,15 @@ fn validate(cfg: &StoreConfig) -> Result<Limits, StoreError> {
     if cfg.dirs.is_empty() {
         return Err(StoreError::InvalidConfig("no data dirs".to_string()));
     }
-    let (low, high) = (cfg.low_watermark, cfg.high_watermark);
-    if !(low > 0.0 && low <= high && high <= 1.0) {
-        return Err(StoreError::InvalidConfig(format!(
-            "watermarks low {low} and high {high} are not 0 < low <= high <= 1"
-        )));
-    }
+    let limits = Limits::new(cfg.reserved, cfg.high_watermark, cfg.low_watermark)
+        .map_err(StoreError::InvalidConfig)?;
     if let Some(dir) = cfg.dirs.iter().find(|d| d.capacity == Some(0)) {
         return Err(StoreError::InvalidConfig(format!(
             "data dir {} has capacity 0",
             dir.path
         )));
     }
-    Ok(Limits {
-        reserved: cfg.reserved,
-        high_watermark: high,
-        low_watermark: low,
-    })
+    Ok(limits)
 }
 
 /// Prepares one data dir: creates `blocks/` and `tmp/`, empties `tmp/`, works out the
@@ -760,9 +728,11 @@ fn open_dir(cfg: &DataDir) -> Result<Dir, StoreError> {
         medium: cfg.medium,
         path: cfg.path.clone(),
         root,
-        capacity,
-        used: 0,
-        in_flight: 0,
+        space: Space {
+            capacity,
+            used: 0,
+            in_flight: 0,
+        },
         lru: BTreeMap::new(),
     })
 }
@@ -797,13 +767,6 @@ fn check_distinct(dirs: &[Dir]) -> Result<(), StoreError> {
         }
     }
     Ok(())
-}
-
-/// Dir indexes by medium (Mem, Ssd, Hdd, Disk), then config order.
-fn tier_order(dirs: &[Dir]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..dirs.len()).collect();
-    order.sort_by_key(|&i| dirs[i].medium);
-    order
 }
 
 /// Lists the committed blocks of every dir, oldest first by modification time. With

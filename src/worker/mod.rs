@@ -1,10 +1,12 @@
 //! The worker: block cache on tiered local storage.
 //!
 //! - [`block_store`]: block files on `worker.data_dir`, capacity, LRU eviction.
+//! - `block_policy`: the store's placement, watermark and eviction decisions (pure).
 //! - [`service`]: the block API (streamed writes, ranged streamed reads).
 //! - [`heartbeat`]: registration and heartbeats to the leading master.
 //! - [`server`]: start, serve, stop.
 
+mod block_policy;
 pub mod block_store;
 pub mod heartbeat;
 pub mod server;

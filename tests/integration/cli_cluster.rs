@@ -1,8 +1,9 @@
 //! The CLI and the HTTP endpoints against a real cluster, and the `standalone` binary
 //! started, used and stopped with SIGTERM.
 
-use crate::cluster::{pattern, wait_for, TestCluster};
-use crate::harness::run_binary;
+use crate::cluster::{pattern, TestCluster};
+use crate::harness::wait_for;
+use crate::harness::{poll_until, run_binary, wait_until};
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -216,20 +217,17 @@ fn standalone_serves_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     // Healthy master (a leader is known) and worker (registered).
-    let mut ready = None;
-    while started.elapsed() < Duration::from_secs(20) {
-        let up = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-        if up(mweb)
-            && up(wweb)
-            && http_get(mweb, "/healthz").0 == 200
-            && http_get(wweb, "/healthz").0 == 200
-        {
-            ready = Some(started.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let ready = ready.expect("standalone became healthy");
+    let up = |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            up(mweb)
+                && up(wweb)
+                && http_get(mweb, "/healthz").0 == 200
+                && http_get(wweb, "/healthz").0 == 200
+        }),
+        "standalone did not become healthy within 20 s"
+    );
+    let ready = started.elapsed();
     eprintln!("standalone healthy after {ready:?}");
     let out = cli(&conf, &["fs", "put", conf.to_str().unwrap(), "/conf.toml"]);
     assert!(
@@ -271,17 +269,8 @@ pub(crate) fn terminate(child: &mut std::process::Child) -> std::process::ExitSt
         .status()
         .unwrap();
     assert!(status.success());
-    let stop = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(
-            stop.elapsed() < Duration::from_secs(10),
-            "no exit within 10 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(Duration::from_secs(10), || child.try_wait().unwrap())
+        .expect("no exit within 10 s of SIGTERM")
 }
 
 #[test]
@@ -303,16 +292,13 @@ fn master_and_worker_processes_from_one_config_serve_the_cli() {
     };
     let mut master = start("master");
     let mut worker = start("worker");
-    let begin = Instant::now();
-    while !(std::net::TcpStream::connect(("127.0.0.1", wweb)).is_ok()
-        && http_get(wweb, "/healthz").0 == 200)
-    {
-        assert!(
-            begin.elapsed() < Duration::from_secs(20),
-            "worker never registered"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", wweb)).is_ok()
+                && http_get(wweb, "/healthz").0 == 200
+        }),
+        "worker never registered"
+    );
     let local = dir.path().join("x");
     std::fs::write(&local, pattern(3 << 20, 9)).unwrap();
     let put = cli(&conf, &["fs", "put", local.to_str().unwrap(), "/x"]);

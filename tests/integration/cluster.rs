@@ -1,11 +1,12 @@
 //! An in-process cluster for tests: masters and workers on ephemeral loopback ports with a
 //! temp dir each, started with one call and stopped by [`TestCluster::shutdown`].
 
+use crate::harness::wait_for;
 use curvine_fluid::client::Client;
 use curvine_fluid::config::{ClusterConfig, DurationText, HostPort, Peer};
 use curvine_fluid::master::{Master, MasterListeners};
 use curvine_fluid::worker::{Worker, WorkerListeners};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Ports of one master.
@@ -38,22 +39,6 @@ async fn listener() -> TcpListener {
 
 fn port(l: &TcpListener) -> u16 {
     l.local_addr().expect("local addr").port()
-}
-
-/// Polls `check` until it holds, failing the test after `timeout`.
-pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 impl TestCluster {

@@ -1,6 +1,7 @@
 //! A real cluster (masters and workers in-process on loopback) through the client library.
 
-use crate::cluster::{pattern, random_ranges, wait_for, TestCluster};
+use crate::cluster::{pattern, random_ranges, TestCluster};
+use crate::harness::wait_for;
 use curvine_fluid::fs_error::FsError;
 use std::time::Duration;
 

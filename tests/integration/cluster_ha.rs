@@ -4,7 +4,8 @@
 //! by snapshot), masters start in any order, and a master cut off from its peers (peers
 //! stopped, or its traffic cut at proxies) neither writes nor reads.
 
-use crate::cluster::{pattern, wait_for, TestCluster};
+use crate::cluster::{pattern, TestCluster};
+use crate::harness::{poll_until_async, wait_for, wait_until};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -133,16 +134,15 @@ async fn blocks_stay_readable_right_after_a_failover() {
 /// The index of the leading master, from the cluster report.
 async fn leader_index(cluster: &TestCluster) -> usize {
     let c = cluster.client();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(r) = c.report().await {
-            if r.leader_id != 0 {
-                return r.leader_id as usize - 1;
-            }
+    poll_until_async(Duration::from_secs(15), || {
+        let c = c.clone();
+        async move {
+            let leader = c.report().await.ok()?.leader_id;
+            (leader != 0).then(|| leader as usize - 1)
         }
-        assert!(Instant::now() < deadline, "no leader within 15 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
+    .expect("no leader within 15 s")
 }
 
 /// Waits until master `i` applied as far as the leader.
@@ -369,15 +369,37 @@ async fn masters_may_start_in_any_order_and_any_address_takes_writes() {
     // Node 1 starts last: nobody leads before it initialises the cluster.
     let mut cluster = TestCluster::start_deferred(3, 1, &[0], |_| {}, |_, _| {}).await;
     let c = cluster.client();
+    // Masters 2 and 3 each answer /api/overview with their own view (a master that does
+    // not answer fails the test) and name no leader, for longer than an election timeout
+    // (at most 800 ms): time enough to elect one if they could without node 1.
+    let webs = [cluster.master_ports[1].web, cluster.master_ports[2].web];
+    let leaderless = tokio::task::spawn_blocking(move || {
+        const WINDOW: Duration = Duration::from_millis(1500);
+        let mut first_answer: Option<Instant> = None;
+        wait_until(Duration::from_secs(15), || {
+            for web in webs {
+                let (code, body) = crate::cli_cluster::http_get(web, "/api/overview");
+                if code != 200 {
+                    return false;
+                }
+                let view: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+                assert_eq!(view["leader"]["id"], 0, "a leader without node 1: {view}");
+            }
+            first_answer.get_or_insert_with(Instant::now).elapsed() >= WINDOW
+        })
+    })
+    .await
+    .expect("poll the overviews");
+    assert!(
+        leaderless,
+        "masters 2 and 3 did not both answer /api/overview within 15 s"
+    );
+    // Without a leader, nobody serves the linearizable cluster report.
     let mut quick = cluster.base.clone();
     quick.client.rpc_retry_max_duration_ms = 300;
     let quick = curvine_fluid::client::Client::new(&quick).expect("client");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let early = quick.report().await;
-    assert!(
-        early.as_ref().map(|r| r.leader_id == 0).unwrap_or(true),
-        "{early:?}"
-    );
+    assert!(early.is_err(), "a report without a leader: {early:?}");
     cluster.start_master(0).await;
     cluster.wait_ready().await;
     // A client that knows only one follower's address writes through it.

@@ -2,7 +2,7 @@
 //! pod's environment against a real cluster, stdout parsed as Fluid parses it.
 
 use crate::cluster::{pattern, TestCluster};
-use crate::harness::run_binary;
+use crate::harness::{run_binary, wait_for};
 use std::path::Path;
 use std::process::Output;
 
@@ -130,14 +130,19 @@ async fn mount_ufs_reconciles_and_report_summary_reports() {
     assert_eq!(client.mounts().await.unwrap().mounts.len(), 1);
 
     // report-summary: four strings; all data cached; reads counted as hits.
+    wait_for(
+        "a heartbeat to carry the worker's read counters",
+        std::time::Duration::from_secs(15),
+        || {
+            let client = client.clone();
+            async move { client.report().await.is_ok_and(|r| r.reads_hit > 0) }
+        },
+    )
+    .await;
     let (conf2, json2) = (conf.clone(), json.clone());
-    let out = tokio::task::spawn_blocking(move || {
-        // Let a heartbeat carry the worker's read counters.
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        run(&conf2, &json2, &["report-summary"], &[])
-    })
-    .await
-    .unwrap();
+    let out = tokio::task::spawn_blocking(move || run(&conf2, &json2, &["report-summary"], &[]))
+        .await
+        .unwrap();
     let doc = one_json(&out);
     let fields = doc.as_object().unwrap();
     assert_eq!(fields.len(), 4, "{doc}");

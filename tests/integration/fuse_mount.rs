@@ -4,7 +4,7 @@
 
 use crate::cli_cluster::{loopback_conf, terminate};
 use crate::cluster::{pattern, random_ranges};
-use crate::harness::KillOnDrop;
+use crate::harness::{wait_until, KillOnDrop};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -57,22 +57,22 @@ impl Mounted {
             mnt: mnt.to_path_buf(),
             log: log.to_path_buf(),
         };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let mounted = wait_until(Duration::from_secs(60), || {
             if is_mounted(mnt) && std::fs::read_dir(mnt).is_ok() {
-                return m;
+                return true;
             }
             if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("exited {status} before mounting:\n{}", m.log_text());
             }
-            assert!(
-                Instant::now() < deadline,
-                "no mount at {} within 60 s:\n{}",
-                mnt.display(),
-                m.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            false
+        });
+        assert!(
+            mounted,
+            "no mount at {} within 60 s:\n{}",
+            mnt.display(),
+            m.log_text()
+        );
+        m
     }
 
     /// `standalone --mnt` with its config under `dir`.
@@ -165,10 +165,10 @@ impl Drop for Mounted {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            // Killed below if it did not stop in time.
+            let _ = wait_until(Duration::from_secs(30), || {
+                child.try_wait().ok().flatten().is_some()
+            });
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -607,14 +607,14 @@ fn client_healthz_is_ready_only_when_the_mount_answers() {
     .unwrap();
     let log = dir.path().join("waiting.log");
     let mut waiting = KillOnDrop(spawn(&lonely, &["client", "start"], &log));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("looking up the mounted directory")
-    {
-        assert!(Instant::now() < deadline, "client did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("looking up the mounted directory")
+        }),
+        "client did not start"
+    );
     let (code, body) = http_get(waiting_port, "/healthz");
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("not mounted yet"), "{body}");
@@ -629,18 +629,16 @@ fn client_healthz_is_ready_only_when_the_mount_answers() {
         &dir.path().join("mnt-b"),
         &format!("web_port = {port}"),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (code, body) = http_get(port, "/healthz");
-        if code == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "/healthz never became 200: {code} {body}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let mut last = (0, String::new());
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            last = http_get(port, "/healthz");
+            last.0 == 200
+        }),
+        "/healthz never became 200: {} {}",
+        last.0,
+        last.1
+    );
     let (_, overview) = http_get(port, "/api/overview");
     let doc: serde_json::Value = serde_json::from_str(&overview).unwrap();
     assert_eq!(doc["state"], "mounted", "{doc}");

@@ -1,8 +1,68 @@
-//! Shared helpers: the Fluid fixtures, running the binary with a clean environment, and
-//! reading values out of rendered TOML.
+//! Shared helpers: the Fluid fixtures, running the binary with a clean environment,
+//! waiting for a condition with a deadline, and reading values out of rendered TOML.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// How often the waits below check their condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Checks `check` every [`POLL_INTERVAL`] until it returns a value, for at most
+/// `timeout`; `None` when it never did. The check runs at least once.
+pub fn poll_until<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Checks `check` until it holds, for at most `timeout`; whether it held in time.
+pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    poll_until(timeout, || check().then_some(())).is_some()
+}
+
+/// [`poll_until`] for async checks: sleeps on the runtime between them.
+pub async fn poll_until_async<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// Polls the async `check` until it holds, failing the test after `timeout`.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let held = poll_until_async(timeout, || {
+        let fut = check();
+        async move { fut.await.then_some(()) }
+    })
+    .await;
+    assert!(
+        held.is_some(),
+        "timed out after {timeout:?} waiting for {what}"
+    );
+}
 
 /// The shared Fluid fixtures (`../shared/fluid-fixtures`, or `CURVINE_FLUID_FIXTURES`).
 pub fn fixtures_dir() -> PathBuf {
@@ -103,20 +163,23 @@ impl Pod {
             .path()
             .join(format!("client-{}.log", std::process::id()));
         let mut child = self.spawn(args, &log);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
+        // Started (Some(None)) or exited early (Some(Some(status))).
+        let started = poll_until(Duration::from_secs(30), || {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if text.contains("looking up the mounted directory") {
-                break;
+                return Some(None);
             }
-            if let Some(status) = child.0.try_wait().expect("wait") {
-                return (status, text);
+            child.0.try_wait().expect("wait").map(Some)
+        });
+        match started {
+            Some(None) => {}
+            Some(Some(status)) => {
+                return (status, std::fs::read_to_string(&log).unwrap_or_default())
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "client did not start: {text}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            None => panic!(
+                "client did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
         }
         let status = crate::cli_cluster::terminate(&mut child.0);
         (status, std::fs::read_to_string(&log).unwrap_or_default())
@@ -174,17 +237,11 @@ pub fn run_binary(args: &[&str], env: &[(String, String)]) -> Output {
         let _ = stderr.read_to_end(&mut buf);
         buf
     });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("curvine-fluid {args:?} did not finish within 60 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+    let Some(status) = poll_until(Duration::from_secs(60), || child.try_wait().expect("wait"))
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("curvine-fluid {args:?} did not finish within 60 s");
     };
     Output {
         status,
