@@ -12,7 +12,8 @@ scripts/e2e-chart.sh use it; PyYAML comes from scripts/tools.sh's venv).
       prints one JSON object per pod (each StatefulSet replica, one pod per DaemonSet, the
       helm test Pod) saying how to run its first container with `docker run`: name, DNS
       aliases, env and args with Kubernetes' $(VAR) expansion, volumes as directories under
-      WORK_DIR (ConfigMap files, emptyDir, hostPath, claims), privileged, readiness probe.
+      WORK_DIR (ConfigMap files, emptyDir, hostPath, claims), privileged (as /dev/fuse and
+      CAP_SYS_ADMIN), the readiness probe.
 
 Errors are one line on stderr, exit status 1.
 """
@@ -256,7 +257,9 @@ def cmd_pods(rendered, work):
         for k, v in env.items():
             docker += ["-e", f"{k}={v}"]
         if c.get("securityContext", {}).get("privileged"):
-            docker.append("--privileged")
+            # What privileged gives that curvine-fluid uses (FUSE and mount(2)); Docker
+            # inside a container often cannot start fully privileged containers.
+            docker += ["--device", "/dev/fuse", "--cap-add", "SYS_ADMIN", "--security-opt", "apparmor=unconfined"]
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
         claims = {t["metadata"]["name"] for t in owner["spec"].get("volumeClaimTemplates", [])} if kind == "StatefulSet" else set()
         for m in c.get("volumeMounts", []):
