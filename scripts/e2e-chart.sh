@@ -9,6 +9,9 @@
 # and each Service's name for the pods it selects). It waits for every pod's rendered
 # readiness probe, then runs the helm test pod's script (from the rendered test Pod)
 # against them, and checks the FUSE pod's mount from the "node" (this host) both ways.
+# Then a Fluid ThinRuntime thin-fuse container mounts the chart's cluster with
+# master-endpoints as README gives them, and Fluid's CSI mount check (target path plus the
+# profile's fileSystemType in the mount table) must hold.
 #
 # Usage: scripts/e2e-chart.sh            env: IMAGE (default curvine-fluid:latest),
 #        E2E_BUILD=0 to use an existing image instead of `make docker-build-fluid`,
@@ -142,6 +145,42 @@ echo "written in the cluster" | docker exec -i "$RUN_ID-$RELEASE-worker-1" curvi
   fail "fs put in worker-1 failed"
 [ "$(cat "$mnt/from-cluster.txt")" = "written in the cluster" ] || fail "the node does not read a file written in the cluster"
 log "FUSE pod: $mnt on the node reads and writes the cluster"
+
+# A Fluid ThinRuntime mounting the chart's cluster: a thin-fuse container with Fluid's env
+# and config.json, the profile's args (thin-runtime/curvine-thinruntime.yaml), and
+# master-endpoints as README gives them, <pod>.<headless service>.<ns>.svc:port, completed by
+# a pod's DNS search path (namespace default, ndots 5) as in Kubernetes.
+PROFILE=thin-runtime/curvine-thinruntime.yaml
+read -r fs_type thin_args < <("$TOOLS/venv/bin/python3" -c '
+import sys, yaml
+p = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ThinRuntimeProfile"][0]["spec"]
+print(p["fileSystemType"], " ".join(p["fuse"]["args"]))' "$PROFILE")
+THIN_RT=curvine-thin
+THIN_TARGET=/runtime-mnt/thin/default/$THIN_RT/thin-fuse
+endpoints=$(for i in 0 1 2; do printf '%s-master-%d.%s-master-headless.%s.svc:8995,' "$RELEASE" "$i" "$RELEASE" "$NS"; done)
+mkdir -p "$WORK/thin-conf" "$WORK/node/runtime-mnt/thin/default/$THIN_RT"
+printf '{"mounts":[{"mountPoint":"curvine:///","options":{"master-endpoints":"%s"},"name":"curvine"}],"targetPath":"%s","accessModes":["ReadWriteMany"]}\n' \
+  "${endpoints%,}" "$THIN_TARGET" > "$WORK/thin-conf/config.json"
+docker run -d --label "$RUN_ID" --name "$RUN_ID-thin-fuse" --hostname e2e-node --network "$RUN_ID" \
+  --dns-search default.svc.cluster.local --dns-search svc.cluster.local --dns-search cluster.local \
+  --dns-option ndots:5 --device /dev/fuse --cap-add SYS_ADMIN --security-opt apparmor=unconfined \
+  -v "$WORK/thin-conf:/etc/fluid/config:ro" \
+  -v "$WORK/node/runtime-mnt/thin/default/$THIN_RT:/runtime-mnt/thin/default/$THIN_RT:rshared" \
+  -e FLUID_RUNTIME_TYPE=thin -e FLUID_RUNTIME_NS=default -e FLUID_RUNTIME_NAME=$THIN_RT \
+  -e MOUNT_POINT=$THIN_TARGET "$IMAGE" $thin_args >/dev/null || fail "docker run of thin-fuse failed"
+thin_host=$WORK/node$THIN_TARGET
+for i in $(seq 1 120); do
+  [ -e "$thin_host/from-cluster.txt" ] && break
+  [ "$(docker inspect -f '{{.State.Running}}' "$RUN_ID-thin-fuse")" = true ] || fail "thin-fuse exited"
+  [ "$i" = 120 ] && fail "thin-fuse did not mount the chart's cluster at $THIN_TARGET within 60 s"
+  sleep 0.5
+done
+[ "$(cat "$thin_host/from-cluster.txt")" = "written in the cluster" ] || fail "the ThinRuntime mount reads the wrong content"
+# Fluid's CSI check: a mount-table line with the target path and the profile's fileSystemType.
+grep -F " $thin_host " /proc/self/mountinfo | grep -qF " $fs_type " ||
+  fail "no mount-table line holds $thin_host and the profile's fileSystemType $fs_type"
+docker stop -t 30 "$RUN_ID-thin-fuse" >/dev/null
+log "ThinRuntime thin-fuse mounted the chart's cluster (master-endpoints ${endpoints%%,*},...; type $fs_type)"
 
 t0=$(date +%s%N)
 docker stop -t 30 "$RUN_ID-$RELEASE-fuse-e2e" >/dev/null
