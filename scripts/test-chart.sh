@@ -8,7 +8,10 @@
 #     names itself among the Raft peers, each pod reads its own file, probes, volumes);
 #   - every rendered curvine-cluster.toml accepted by the binary (`curvine-fluid --conf F render`);
 #   - values that must be refused are: an even master count, overrides of the addresses,
-#     a fractional tier size, a journal switched off.
+#     a fractional tier size, a journal switched off;
+#   - the upgrade protection: against an installed master StatefulSet (rendered by the chart,
+#     handed to the same check that `lookup` feeds on a real upgrade), a changed
+#     master.replicas or journal storage is refused and the same values render.
 # Tools come from scripts/tools.sh (helm, kubernetes-validate). The binary is
 # target/debug/curvine-fluid (env CURVINE_FLUID overrides); `make chart-test` builds it.
 set -euo pipefail
@@ -99,5 +102,49 @@ worker:
       - {name: data1, type: SSD, enabled: true, size: 1.5Gi, mountPath: /data/data1}
 EOF
 refused "fractional tier size" "is not a whole Kubernetes quantity" -f "$WORK/fraction.yaml"
+
+# helm template has no cluster, so `lookup` finds nothing there; a copy of the chart gets a
+# template that hands curvine.checkInstalled (what curvine.protectUpgrade runs with the
+# looked-up StatefulSet) the master StatefulSet of an "installed" release instead.
+installed() { # name, then the helm arguments of the installed release
+  local name=$1
+  shift
+  rm -rf "$WORK/upgrade" && cp -r "$CHART" "$WORK/upgrade"
+  "$HELM" template cv "$CHART" --namespace curvine "$@" --show-only templates/master-statefulset.yaml |
+    sed '/^---$/d' > "$WORK/upgrade/installed-sts.yaml"
+  cat > "$WORK/upgrade/templates/zz-installed.yaml" <<'EOF'
+{{- include "curvine.checkInstalled" (dict "root" . "sts" (.Files.Get "installed-sts.yaml" | fromYaml)) -}}
+EOF
+  echo "installed: $name"
+}
+upgrade_ok() { # name, helm arguments
+  local name=$1
+  shift
+  "$HELM" template cv "$WORK/upgrade" --namespace curvine "$@" > /dev/null 2> "$WORK/upgrade.err" ||
+    fail "upgrade $name: refused although nothing protected changed: $(head -1 "$WORK/upgrade.err")"
+  echo "ok   upgrade $name: renders"
+  cases=$((cases + 1))
+}
+upgrade_refused() { # name, expected message, helm arguments
+  local name=$1 message=$2
+  shift 2
+  if "$HELM" template cv "$WORK/upgrade" --namespace curvine "$@" > /dev/null 2> "$WORK/upgrade.err"; then
+    fail "upgrade $name: rendered, but must be refused"
+  fi
+  grep -qF -- "$message" "$WORK/upgrade.err" ||
+    fail "upgrade $name: refused with \"$(head -1 "$WORK/upgrade.err")\", expected \"$message\""
+  echo "ok   upgrade $name: refused ($(grep -o 'execution error.*' "$WORK/upgrade.err" | sed 's/^[^)]*): //' | head -1))"
+  cases=$((cases + 1))
+}
+installed "3 masters, journal claims of class fast" --set master.replicas=3 --set master.storage.journal.storageClass=fast
+upgrade_ok "with the same values and a new image" --set master.replicas=3 \
+  --set master.storage.journal.storageClass=fast --set image.tag=next --set worker.replicas=5
+upgrade_refused "to 5 masters" "master.replicas cannot change on an installed release (installed: 3, requested: 5)" \
+  --set master.replicas=5 --set master.storage.journal.storageClass=fast
+upgrade_refused "to journal class slow" "master.storage.journal cannot change on an installed release (installed: claim of class fast, requested: claim of class slow)" \
+  --set master.replicas=3 --set master.storage.journal.storageClass=slow
+installed "1 master, journal on hostPath /var/lib/cv" --set master.replicas=1 --set master.storage.journal.hostPath=/var/lib/cv
+upgrade_ok "with the same values" --set master.replicas=1 --set master.storage.journal.hostPath=/var/lib/cv
+upgrade_refused "to an emptyDir journal" "(installed: hostPath /var/lib/cv, requested: emptyDir)" --set master.replicas=1
 
 echo "chart tests passed: $cases cases"

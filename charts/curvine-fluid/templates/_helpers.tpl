@@ -337,9 +337,17 @@ either would change (the Raft group and its journal are fixed; redeploy to chang
 {{- define "curvine.protectUpgrade" -}}
 {{- $sts := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "curvine.masterName" .) -}}
 {{- if $sts -}}
+{{- include "curvine.checkInstalled" (dict "root" . "sts" $sts) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The comparison itself, with the installed master StatefulSet (dict root, sts). */}}
+{{- define "curvine.checkInstalled" -}}
+{{- $sts := .sts -}}
+{{- $v := .root.Values -}}
 {{- $current := int (dig "spec" "replicas" 1 $sts) -}}
-{{- if ne $current (int .Values.master.replicas) -}}
-{{- fail (printf "master.replicas cannot change on an installed release (installed: %d, requested: %v): the Raft group is fixed; uninstall and install again to resize it" $current .Values.master.replicas) -}}
+{{- if ne $current (int $v.master.replicas) -}}
+{{- fail (printf "master.replicas cannot change on an installed release (installed: %d, requested: %v): the Raft group is fixed; uninstall and install again to resize it" $current $v.master.replicas) -}}
 {{- end -}}
 {{- $installed := "emptyDir" -}}
 {{- range (dig "spec" "template" "spec" "volumes" list $sts) -}}
@@ -352,10 +360,9 @@ either would change (the Raft group and its journal are fixed; redeploy to chang
 {{- $installed = printf "claim of class %s" (default "(cluster default)" (dig "spec" "storageClassName" "" .)) -}}
 {{- end -}}
 {{- end -}}
-{{- $wanted := include "curvine.journalStorage" . -}}
+{{- $wanted := include "curvine.journalStorage" .root -}}
 {{- if ne $installed $wanted -}}
 {{- fail (printf "master.storage.journal cannot change on an installed release (installed: %s, requested: %s): the Raft journal stays where it is; uninstall and install again to move it" $installed $wanted) -}}
-{{- end -}}
 {{- end -}}
 {{- end -}}
 
