@@ -9,6 +9,8 @@
 #   - every rendered curvine-cluster.toml accepted by the binary (`curvine-fluid --conf F render`);
 #   - values that must be refused are: an even master count, overrides of the addresses,
 #     a fractional tier size, a journal switched off;
+#   - the checksum annotations: a config change rolls masters and workers, more workers
+#     roll nothing, other tiers do not roll the masters;
 #   - the upgrade protection: against an installed master StatefulSet (rendered by the chart,
 #     handed to the same check that `lookup` feeds on a real upgrade), a changed
 #     master.replicas or journal storage is refused and the same values render.
@@ -102,6 +104,27 @@ worker:
       - {name: data1, type: SSD, enabled: true, size: 1.5Gi, mountPath: /data/data1}
 EOF
 refused "fractional tier size" "is not a whole Kubernetes quantity" -f "$WORK/fraction.yaml"
+
+# The pod templates' checksum/config: what rolls the pods on `helm upgrade`.
+checksum() { # master|worker, then helm arguments
+  local component=$1
+  shift
+  "$HELM" template cv "$CHART" --namespace curvine --show-only "templates/$component-statefulset.yaml" "$@" |
+    sed -n 's/^ *checksum\/config: //p'
+}
+m0=$(checksum master)
+w0=$(checksum worker)
+[ -n "$m0" ] && [ -n "$w0" ] || fail "the StatefulSets have no checksum/config annotation"
+[ "$(checksum master --set config.client.blockSizeStr=128MB)" != "$m0" ] ||
+  fail "a config change does not change the masters' checksum (they would not roll)"
+[ "$(checksum worker --set config.client.blockSizeStr=128MB)" != "$w0" ] ||
+  fail "a config change does not change the workers' checksum (they would not roll)"
+[ "$(checksum worker --set worker.replicas=7)" = "$w0" ] && [ "$(checksum master --set worker.replicas=7)" = "$m0" ] ||
+  fail "adding workers changes a checksum (it would roll pods that need nothing new)"
+[ "$(checksum master -f "$CHART/examples/values-multi-data.yaml" --set master.storage.meta.storageClass= --set master.storage.journal.storageClass=)" = "$m0" ] ||
+  fail "other worker tiers change the masters' checksum (masters do not read [worker])"
+echo "ok   rollouts: a config change rolls masters and workers; more workers or other tiers roll nothing else"
+cases=$((cases + 1))
 
 # helm template has no cluster, so `lookup` finds nothing there; a copy of the chart gets a
 # template that hands curvine.checkInstalled (what curvine.protectUpgrade runs with the

@@ -240,7 +240,7 @@ may not set a key listed in refused). dict: name, generated, overrides, refused.
 {{/*
 The curvine-cluster.toml of one pod (dict root, role: master|worker|client, i: ordinal).
 Masters name themselves in [master] and [journal], workers in [worker]; the rest is the
-same for every pod.
+same for every pod, except that only clients get [fuse] and masters get no [worker].
 */}}
 {{- define "curvine.config" -}}
 {{- $ := .root -}}
@@ -273,7 +273,10 @@ format_master = {{ or $v.cluster.formatMaster $v.cluster.formatJournal }}
 format_worker = {{ $v.cluster.formatWorker }}
 {{ include "curvine.tomlSection" (dict "name" "master" "generated" $master "overrides" $o.master "refused" (list "hostname" "rpc_port" "web_port" "meta_dir")) }}
 {{ include "curvine.tomlSection" (dict "name" "journal" "generated" $journal "overrides" $o.journal "refused" (list "hostname" "rpc_port" "journal_dir" "journal_addrs")) }}
+{{- /* Masters do not read [worker]: a change of the tiers does not roll them. */}}
+{{- if ne .role "master" }}
 {{ include "curvine.tomlSection" (dict "name" "worker" "generated" $worker "overrides" $o.worker "refused" (list "hostname" "rpc_port" "web_port" "data_dir")) }}
+{{- end }}
 {{ include "curvine.tomlSection" (dict "name" "client" "generated" $client "overrides" $o.client "refused" (list "master_addrs" "block_size")) }}
 {{- if eq .role "client" }}
 {{ include "curvine.tomlSection" (dict "name" "fuse" "generated" $fuse "overrides" $o.fuse "refused" (list "mnt_path" "fs_path" "readonly" "web_port")) }}
