@@ -1,10 +1,11 @@
-# curvine-fluid: build and check targets. `make test` is what CI runs.
+# curvine-fluid: build and check targets. `make test && make e2e` is the test command
+# (what CI runs); both first install what they need (scripts/deps.sh).
 
 CARGO ?= cargo
 IMAGE ?= curvine-fluid:latest
 BASE_IMAGE ?= curvine-fluid-base:bookworm
 
-.PHONY: build release test lint fmt docker-build-fluid e2e
+.PHONY: build release deps test chart-test lint fmt docker-build-fluid e2e
 
 build:
 	$(CARGO) build --locked
@@ -16,8 +17,19 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-test: lint
+# Packages, Rust components and the chart tools (helm, kubectl, kubernetes-validate)
+# that the tests need, installed when missing.
+deps:
+	scripts/deps.sh
+
+test: deps lint
 	$(CARGO) test --locked
+	$(MAKE) --no-print-directory chart-test
+
+# The Helm chart: lint, strict schema validation, configs parsed by the binary
+# (scripts/test-chart.sh).
+chart-test: build
+	scripts/test-chart.sh
 
 fmt:
 	$(CARGO) fmt --all
@@ -34,6 +46,7 @@ docker-build-fluid: release
 	@docker image inspect -f '$(IMAGE): {{.Size}} bytes' $(IMAGE)
 
 # The image as Fluid runs it, in Docker: CacheRuntime (1 and 3 masters), ThinRuntime,
-# and a client restarted on its stale mount (scripts/e2e-docker.sh). Needs root.
-e2e:
+# a client restarted on its stale mount, and the Helm chart's cluster running its helm
+# test (scripts/e2e-docker.sh, scripts/e2e-chart.sh). Needs root.
+e2e: deps
 	scripts/e2e-docker.sh

@@ -15,6 +15,8 @@
 #      then `docker stop` unmounts it within the grace period. The CacheRuntime client
 #      killed: its dead mount (under Fluid's hostPath at exactly the target) is cleared
 #      with `curvine-fluid umount` from the node, and the client starts again.
+#   5. The Helm chart's cluster (scripts/e2e-chart.sh): the containers the chart renders
+#      for 3 masters, 2 workers and the FUSE DaemonSet, and its helm test pod's script.
 #
 # Usage: scripts/e2e-docker.sh          env: IMAGE (default curvine-fluid:latest),
 #        E2E_BUILD=0 to use an existing image instead of `make docker-build-fluid`,
@@ -310,5 +312,10 @@ wait_ready "$RT-client-x1" 9002 "client mount after restart"
 app_pod '[ "$(cat /data/curvine/after-7.txt)" = after-7 ] && echo again > /data/curvine/again.txt' ||
   fail "the mount does not work after the client restart"
 log "client mounted again after its dead mount was cleared"
+stop_cache_runtime
+
+# ---------------------------------------------------------------- scenario 5
+log "scenario 5: the Helm chart's cluster (scripts/e2e-chart.sh)"
+IMAGE=$IMAGE E2E_BUILD=0 scripts/e2e-chart.sh || fail "the Helm chart scenario failed"
 
 log "all scenarios passed"
