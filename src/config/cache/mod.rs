@@ -81,12 +81,40 @@ pub fn render(input: &CacheInput<'_>, base: DocumentMut) -> Result<Rendered, Inp
     let mnt_path = topology::mount_path(&root, blocks.client.as_ref(), input.env)?;
     w.set(&["fuse"], "mnt_path", Value::from(mnt_path))?;
     write_defaults(&mut w, input.data_dir)?;
+    // 6. What the steps wrote together must still make sense.
+    check_watermarks(&w, input.file)?;
 
     Ok(Rendered {
         doc: w.doc,
         notes: w.notes,
         secrets: Vec::new(),
     })
+}
+
+/// The worker's watermarks, as written or by default (0.95 and 0.8), must keep low <=
+/// high: options, tiered-store levels and defaults each set one of them.
+fn check_watermarks(w: &Writer, file: &str) -> Result<(), InputError> {
+    let ratio = |key: &str, default: f64| match w.get(&["worker"], key).and_then(|i| i.as_value()) {
+        Some(v) => v.as_float().or_else(|| v.as_integer().map(|i| i as f64)),
+        None => Some(default),
+    };
+    let defaults = crate::config::WorkerConfig::default();
+    let (Some(high), Some(low)) = (
+        ratio("high_watermark", defaults.high_watermark),
+        ratio("low_watermark", defaults.low_watermark),
+    ) else {
+        return Ok(());
+    };
+    if low > high {
+        return Err(InputError::new(
+            format!("the worker's low watermark {low} is above its high watermark {high}"),
+            format!(
+                "file {file}, the worker's high_watermark/low_watermark options and tieredStore levels (defaults 0.95 and 0.8)"
+            ),
+            "set both, with low <= high (eviction runs from high down to low), e.g. high 0.95 and low 0.8",
+        ));
+    }
+    Ok(())
 }
 
 /// Says that the client's tiered-store levels are not used.
@@ -120,4 +148,55 @@ fn write_defaults(w: &mut Writer, data_dir: &str) -> Result<(), InputError> {
     )?;
     w.default(&["log"], "level", Value::from("info"))?;
     w.default(&["log"], "log_dir", Value::from("stdout"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render_worker(json: serde_json::Value) -> Result<Rendered, InputError> {
+        let env = EnvSnapshot::from_pairs([
+            ("FLUID_DATASET_NAME", "rt"),
+            ("FLUID_DATASET_NAMESPACE", "ns"),
+            ("POD_NAME", "rt-worker-0"),
+        ]);
+        let input = CacheInput {
+            component: Component::Worker,
+            env: &env,
+            file: "runtime.json",
+            json: &json,
+            data_dir: "/data",
+        };
+        render(&input, DocumentMut::new())
+    }
+
+    fn runtime(worker_options: serde_json::Value, high: &str, low: &str) -> serde_json::Value {
+        serde_json::json!({
+            "targetPath": "/runtime-mnt/cache/ns/rt/cache-fuse",
+            "master": {"name": "rt-master", "replicas": 1, "options": {}, "service": {"name": "svc-rt-master"}},
+            "worker": {
+                "name": "rt-worker",
+                "service": {"name": "svc-rt-worker"},
+                "options": worker_options,
+                "tieredStoreLevels": [
+                    {"mountPaths": ["/cache"], "mediumType": "SSD", "quotas": ["1Gi"], "high": high, "low": low}
+                ]
+            }
+        })
+    }
+
+    #[test]
+    fn watermarks_that_only_clash_together_are_refused_naming_both() {
+        // The level keeps low <= high; the option lowers high below the level's low.
+        let json = runtime(serde_json::json!({"high_watermark": "0.5"}), "0.9", "0.7");
+        let err = render_worker(json).unwrap_err().to_string();
+        assert!(
+            err.contains("low watermark 0.7 is above its high watermark 0.5"),
+            "{err}"
+        );
+        assert!(err.contains("runtime.json"), "{err}");
+        // The same options with a consistent pair render and parse.
+        let json = runtime(serde_json::json!({"high_watermark": "0.9"}), "0.9", "0.7");
+        render_worker(json).unwrap().to_config().unwrap();
+    }
 }
