@@ -552,6 +552,23 @@ impl ClusterConfig {
                     "use a cluster path starting with /",
                 ));
             }
+            let inside = |a: &str, b: &str| {
+                let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+                a == b || a.starts_with(&format!("{b}/")) || b.is_empty()
+            };
+            if let Some(o) = self.fuse.mounts[..i]
+                .iter()
+                .find(|o| inside(&m.fs_path, &o.fs_path) || inside(&o.fs_path, &m.fs_path))
+            {
+                return Err(err(
+                    &format!("fuse.mounts[{i}].fs_path"),
+                    format!(
+                        "{} and {} ({}) contain one another",
+                        m.fs_path, o.fs_path, o.path
+                    ),
+                    "mount cluster directories that do not contain each other",
+                ));
+            }
         }
         Ok(())
     }

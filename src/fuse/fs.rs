@@ -26,17 +26,16 @@ pub struct CurvineFs {
 }
 
 impl CurvineFs {
-    /// A file system over `client`, mounting the directory whose master id is `root_id`
-    /// at `root_path`.
+    /// A file system over `client` laid out by `inodes` (one cluster directory at the
+    /// root, or several mounts).
     pub fn new(
         client: crate::client::Client,
         rt: tokio::runtime::Handle,
-        root_path: &str,
-        root_id: u64,
+        inodes: super::inodes::Inodes,
         opts: FsOptions,
     ) -> CurvineFs {
         CurvineFs {
-            ops: Arc::new(Ops::new(client, rt, root_path, root_id, opts)),
+            ops: Arc::new(Ops::new(client, rt, inodes, opts)),
         }
     }
 

@@ -5,6 +5,9 @@
 //! Each known inode records its parent and name, so a path is built by walking up and a
 //! directory rename moves a whole subtree by changing one entry. Entries live while the
 //! kernel holds a lookup on them (`forget` drops them).
+//!
+//! With several dataset mounts (`fuse.mounts`) the root is no cluster directory: each of
+//! its names stands for one mount's cluster directory, and a path is built from there.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,6 +28,21 @@ struct Table {
     by_name: HashMap<(u64, String), u64>,
 }
 
+/// The master id standing for the root when the root is no cluster directory (several
+/// mounts): no master hands out ids this large.
+pub const VIEW_ROOT_ID: u64 = 1 << 62;
+
+/// One directory of the root when a Dataset has several mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootEntry {
+    /// Its name in the root.
+    pub name: String,
+    /// The cluster directory it shows.
+    pub fs_path: String,
+    /// Changes under it are refused with EROFS.
+    pub read_only: bool,
+}
+
 /// The inode table of one mount.
 #[derive(Debug)]
 pub struct Inodes {
@@ -32,6 +50,8 @@ pub struct Inodes {
     root_path: String,
     /// Master id of the mount root.
     root_id: u64,
+    /// The root's directories when it shows several mounts (empty: the root is `root_path`).
+    view: Vec<RootEntry>,
     table: Mutex<Table>,
 }
 
@@ -41,8 +61,47 @@ impl Inodes {
         Inodes {
             root_path: root_path.trim_end_matches('/').to_string(),
             root_id,
+            view: Vec::new(),
             table: Mutex::new(Table::default()),
         }
+    }
+
+    /// A table for a root that shows several mounts, one directory each.
+    pub fn with_view(view: Vec<RootEntry>) -> Inodes {
+        Inodes {
+            root_path: String::new(),
+            root_id: VIEW_ROOT_ID,
+            view,
+            table: Mutex::new(Table::default()),
+        }
+    }
+
+    /// The root's directories when it shows several mounts; empty otherwise.
+    pub fn view(&self) -> &[RootEntry] {
+        &self.view
+    }
+
+    /// Whether the root is a made-up directory of mounts rather than a cluster directory.
+    pub fn root_is_view(&self) -> bool {
+        !self.view.is_empty()
+    }
+
+    /// The mount an inode is under, when the root shows several (`None` for the root
+    /// itself, a forgotten inode, or a single-mount root).
+    pub fn mount_of(&self, ino: u64) -> Option<&RootEntry> {
+        if self.view.is_empty() || ino == ROOT {
+            return None;
+        }
+        let table = self.lock();
+        let mut at = ino;
+        for _ in 0..=table.entries.len() {
+            let entry = table.entries.get(&at)?;
+            if entry.parent == ROOT {
+                return self.view.iter().find(|m| m.name == entry.name);
+            }
+            at = entry.parent;
+        }
+        None
     }
 
     /// The FUSE inode number of a master inode id.
@@ -69,6 +128,12 @@ impl Inodes {
         for _ in 0..=table.entries.len() {
             if at == ROOT {
                 let mut path = self.root_path.clone();
+                if self.root_is_view() {
+                    // The root's name picks the mount; below it, cluster names.
+                    let top = names.pop()?;
+                    let mount = self.view.iter().find(|m| m.name == top)?;
+                    path = mount.fs_path.trim_end_matches('/').to_string();
+                }
                 for name in names.iter().rev() {
                     path.push('/');
                     path.push_str(name);
@@ -91,6 +156,13 @@ impl Inodes {
 
     /// The cluster path of `name` in directory `parent`.
     pub fn child_path(&self, parent: u64, name: &str) -> Option<String> {
+        if parent == ROOT && self.root_is_view() {
+            return self
+                .view
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.fs_path.clone());
+        }
         let mut path = self.path(parent)?;
         if !path.ends_with('/') {
             path.push('/');
@@ -217,6 +289,32 @@ mod tests {
         t.remember(ROOT, "f", 9);
         assert_eq!(t.path(9).as_deref(), Some("/data/ds/f"));
         assert_eq!(t.path(ROOT).as_deref(), Some("/data/ds"));
+    }
+
+    #[test]
+    fn a_root_of_several_mounts_maps_its_names_to_their_directories() {
+        let entry = |name: &str, fs_path: &str, read_only| RootEntry {
+            name: name.into(),
+            fs_path: fs_path.into(),
+            read_only,
+        };
+        let t = Inodes::with_view(vec![entry("a", "/data/a", false), entry("b", "/", true)]);
+        assert_eq!(t.path(ROOT), None, "the root is no cluster directory");
+        assert_eq!(t.child_path(ROOT, "a").as_deref(), Some("/data/a"));
+        assert_eq!(t.child_path(ROOT, "zz"), None);
+        // The cluster root is a mount: its id is not the FUSE root.
+        assert_eq!(t.ino(1), VIEW_ROOT_ID);
+        t.remember(ROOT, "a", 20);
+        t.remember(20, "f", 21);
+        t.remember(ROOT, "b", t.ino(1));
+        t.remember(t.ino(1), "g", 30);
+        assert_eq!(t.path(21).as_deref(), Some("/data/a/f"));
+        assert_eq!(t.path(30).as_deref(), Some("/g"));
+        assert_eq!(t.path(20).as_deref(), Some("/data/a"));
+        assert_eq!(t.mount_of(21).map(|m| m.name.as_str()), Some("a"));
+        assert_eq!(t.mount_of(30).map(|m| m.read_only), Some(true));
+        assert_eq!(t.mount_of(ROOT), None);
+        assert_eq!(t.child_path(20, "x").as_deref(), Some("/data/a/x"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::config::{ClusterConfig, FuseConfig};
 use crate::fs_error::FsError;
 use fs::CurvineFs;
 use fuser::{Config, MountOption, SessionACL};
+use inodes::{Inodes, RootEntry};
 use ops::{FsOptions, Ops};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -213,17 +214,31 @@ pub async fn mount(
         path: path.display().to_string(),
         why,
     };
-    if !fuse.mounts.is_empty() {
-        return Err(fail(
-            "fuse.mounts (a Dataset of several mounts) is not served by this client yet: give the Dataset one mount".into(),
-        ));
-    }
-    let fs_path = if fuse.fs_path.is_empty() {
-        "/"
+    let deadline = Instant::now() + wait_for_cluster;
+    let inodes = if fuse.mounts.is_empty() {
+        let fs_path = if fuse.fs_path.is_empty() {
+            "/"
+        } else {
+            fuse.fs_path.as_str()
+        };
+        Inodes::new(fs_path, mount_root(&client, fs_path, deadline).await?)
     } else {
-        fuse.fs_path.as_str()
+        // Several dataset mounts: the root shows one directory per mount.
+        let mut view = Vec::new();
+        for m in &fuse.mounts {
+            mount_root(&client, &m.fs_path, deadline).await?;
+            view.push(RootEntry {
+                name: m.path.trim_start_matches('/').to_string(),
+                fs_path: m.fs_path.clone(),
+                read_only: m.read_only,
+            });
+        }
+        info!(
+            mounts = view.len(),
+            "the mount root shows one directory per dataset mount"
+        );
+        Inodes::with_view(view)
     };
-    let root_id = mount_root(&client, fs_path, Instant::now() + wait_for_cluster).await?;
     if path.exists() && !path.is_dir() {
         return Err(fail(
             "fuse.mnt_path is not a directory: point it at a directory (Fluid's targetPath)".into(),
@@ -235,8 +250,7 @@ pub async fn mount(
     let fs = CurvineFs::new(
         client,
         tokio::runtime::Handle::current(),
-        fs_path,
-        root_id,
+        inodes,
         fs_options(fuse),
     );
     let ops = fs.ops();
@@ -276,7 +290,8 @@ pub async fn mount(
         .map_err(|e| fail(format!("cannot start the FUSE threads: {e}")))?;
     info!(
         path = %path.display(),
-        fs_path,
+        fs_path = %fuse.fs_path,
+        mounts = fuse.mounts.len(),
         threads = reader_threads(fuse),
         io_threads = fuse.io_threads,
         readonly = is_readonly(fuse),

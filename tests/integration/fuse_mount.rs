@@ -470,6 +470,54 @@ fn another_client_sees_closed_files_and_a_read_only_mount_refuses_writes() {
     drop((fresh, sub, ro, b, a));
 }
 
+/// A ThinRuntime Dataset of several mounts (`fuse.mounts`): the root shows one directory
+/// per mount, each its cluster directory; the root is fixed, a read-only mount refuses
+/// changes, and a move between mounts is EXDEV (mv copies).
+#[test]
+fn several_dataset_mounts_show_as_directories_of_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), |t| t);
+    let a = Mounted::standalone_on(dir.path(), &conf);
+    a.ok("mkdir -p sets/train sets/val && echo t > sets/train/t.txt && echo v > sets/val/v.txt");
+    let view = Mounted::client(
+        &conf,
+        &dir.path().join("mnt-view"),
+        "mounts = [\n { path = \"/train\", fs_path = \"/sets/train\" },\n { path = \"/val\", fs_path = \"/sets/val\", read_only = true },\n { path = \"/new\", fs_path = \"/made/by/view\" },\n]",
+    );
+    let mut names: Vec<String> = std::fs::read_dir(view.path(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["new", "train", "val"]);
+    assert_eq!(view.ok("cat train/t.txt val/v.txt"), "t\nv\n");
+    assert!(
+        a.path("made/by/view").is_dir(),
+        "a missing directory is made"
+    );
+    std::fs::write(view.path("train/w.txt"), b"from view").unwrap();
+    assert_eq!(
+        std::fs::read(a.path("sets/train/w.txt")).unwrap(),
+        b"from view"
+    );
+    for e in [
+        std::fs::write(view.path("val/x"), b"x").unwrap_err(),
+        std::fs::create_dir(view.path("top")).unwrap_err(),
+        std::fs::remove_dir(view.path("new")).unwrap_err(),
+    ] {
+        assert_eq!(errno_of(&e), libc::EROFS, "{e}");
+    }
+    let e = std::fs::rename(view.path("train/w.txt"), view.path("new/w.txt")).unwrap_err();
+    assert_eq!(errno_of(&e), libc::EXDEV, "{e}");
+    view.ok("mv train/w.txt new/w.txt");
+    assert_eq!(
+        std::fs::read(a.path("made/by/view/w.txt")).unwrap(),
+        b"from view"
+    );
+    assert!(!a.path("sets/train/w.txt").exists());
+    drop((view, a));
+}
+
 #[test]
 fn a_stopped_master_gives_eio_within_the_client_deadline() {
     let dir = tempfile::tempdir().unwrap();

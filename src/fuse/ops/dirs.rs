@@ -5,6 +5,7 @@ use super::{to_errno, Ops};
 use crate::client::FileStatus;
 use crate::fuse::attr::{file_attr, file_type};
 use crate::fuse::handles::OpenDir;
+use crate::fuse::inodes::ROOT;
 use crate::rpc::pb::master as pb;
 use fuser::{Errno, FileAttr, FileType, INodeNo};
 use std::sync::Arc;
@@ -47,25 +48,45 @@ impl Ops {
         self.handles.close_dir(fh);
     }
 
-    /// The open directory of a handle, and its path.
-    fn open_dir(&self, ino: u64, fh: u64) -> Result<(Arc<OpenDir>, String), Errno> {
+    /// The open directory of a handle, and its cluster path (`None`: the root that
+    /// shows several mounts).
+    fn open_dir(&self, ino: u64, fh: u64) -> Result<(Arc<OpenDir>, Option<String>), Errno> {
         let dir = self.handles.dir(fh).ok_or(Errno::EBADF)?;
+        if ino == ROOT && self.inodes.root_is_view() {
+            return Ok((dir, None));
+        }
         let path = self.inodes.path(ino).ok_or(Errno::EBADF)?;
-        Ok((dir, path))
+        Ok((dir, Some(path)))
     }
 
     /// The listing of an open directory; fetched again when read from the start.
     async fn listing(
         &self,
         dir: &OpenDir,
-        path: &str,
+        path: Option<&str>,
         offset: u64,
     ) -> Result<Arc<Vec<FileStatus>>, Errno> {
         let mut cached = dir.entries.lock().await;
         if offset == 0 || cached.is_none() {
-            *cached = Some(Arc::new(self.client.list(path).await.map_err(to_errno)?));
+            let entries = match path {
+                Some(path) => self.client.list(path).await.map_err(to_errno)?,
+                None => self.view_listing().await?,
+            };
+            *cached = Some(Arc::new(entries));
         }
         Ok(cached.clone().unwrap_or_default())
+    }
+
+    /// The root of several mounts: one directory per mount, with its cluster
+    /// directory's status under the mount's name.
+    async fn view_listing(&self) -> Result<Vec<FileStatus>, Errno> {
+        let mut entries = Vec::new();
+        for mount in self.inodes.view() {
+            let mut st = self.client.stat(&mount.fs_path).await.map_err(to_errno)?;
+            st.name = mount.name.clone();
+            entries.push(st);
+        }
+        Ok(entries)
     }
 
     /// Feeds the entries of directory `ino` from `offset` to `add` until it says the
@@ -78,7 +99,7 @@ impl Ops {
         mut add: impl FnMut(DirEntry<'_>) -> bool,
     ) -> Result<(), Errno> {
         let (dir, path) = self.open_dir(ino, fh)?;
-        let entries = self.listing(&dir, &path, offset).await?;
+        let entries = self.listing(&dir, path.as_deref(), offset).await?;
         for (next, name, st) in dir_entries(offset, &entries) {
             let (child, kind) = match st {
                 Some(st) => (self.inodes.ino(st.id), file_type(st)),
@@ -106,7 +127,7 @@ impl Ops {
         mut add: impl FnMut(DirEntryPlus<'_>) -> bool,
     ) -> Result<(), Errno> {
         let (dir, path) = self.open_dir(ino, fh)?;
-        let entries = self.listing(&dir, &path, offset).await?;
+        let entries = self.listing(&dir, path.as_deref(), offset).await?;
         for (next, name, st) in dir_entries(offset, &entries) {
             let full = match st {
                 // "." and ".." carry no lookup; the kernel skips their attributes.

@@ -58,7 +58,7 @@ impl Ops {
         let mode = flags.acc_mode();
         let writing = mode != OpenAccMode::O_RDONLY;
         if writing {
-            self.writable()?;
+            self.writable(ino)?;
         }
         let path = self.path(ino)?;
         let located = self.client.locate(&path).await.map_err(to_errno)?;

@@ -18,7 +18,7 @@ mod testkit;
 
 use super::attr::{errno, file_attr};
 use super::handles::{lock, Handles};
-use super::inodes::Inodes;
+use super::inodes::{Inodes, ROOT};
 use crate::client::{Client, FileStatus, Owner};
 use crate::fs_error::FsError;
 use fuser::{Errno, FileAttr, INodeNo};
@@ -94,26 +94,26 @@ pub struct Ops {
     told_sizes: Mutex<HashMap<u64, u64>>,
     /// Tells the kernel to drop cached attributes.
     notifier: OnceLock<fuser::Notifier>,
+    /// The root's own status when it shows several mounts (it is no cluster directory).
+    root_status: Option<FileStatus>,
 }
 
 impl Ops {
-    /// The operations over `client`, mounting the directory whose master id is `root_id`
-    /// at `root_path`; their tasks run on `rt`.
-    pub fn new(
-        client: Client,
-        rt: tokio::runtime::Handle,
-        root_path: &str,
-        root_id: u64,
-        opts: FsOptions,
-    ) -> Ops {
+    /// The operations over `client` on the mount laid out by `inodes` (one cluster
+    /// directory at the root, or several mounts); their tasks run on `rt`.
+    pub fn new(client: Client, rt: tokio::runtime::Handle, inodes: Inodes, opts: FsOptions) -> Ops {
+        let root_status = inodes
+            .root_is_view()
+            .then(|| view_root_status(inodes.view().len()));
         Ops {
             client,
             rt,
-            inodes: Inodes::new(root_path, root_id),
+            inodes,
             opts,
             handles: Handles::default(),
             told_sizes: Mutex::new(HashMap::new()),
             notifier: OnceLock::new(),
+            root_status,
         }
     }
 
@@ -184,8 +184,13 @@ impl Ops {
         }
     }
 
-    /// The cluster path of an inode the kernel knows.
+    /// The cluster path of an inode the kernel knows. A root that shows several mounts
+    /// has none: what reaches here for it is a change (getattr, access and listings
+    /// answer it themselves), and the root is fixed by the Dataset.
     fn path(&self, ino: u64) -> Result<String, Errno> {
+        if ino == ROOT && self.inodes.root_is_view() {
+            return Err(Errno::EROFS);
+        }
         self.inodes.path(ino).ok_or(Errno::ENOENT)
     }
 
@@ -202,16 +207,52 @@ impl Ops {
     /// For an operation that changes `name` in `parent`: refused on a read-only mount,
     /// else the cluster path and the name.
     fn changing(&self, parent: u64, name: &OsStr) -> Result<(String, String), Errno> {
-        self.writable()?;
+        self.writable(parent)?;
         self.child(parent, name)
     }
 
-    fn writable(&self) -> Result<(), Errno> {
-        if self.opts.readonly {
+    /// EROFS when `ino` may not change: a read-only mount, a read-only dataset mount of
+    /// a root of several, or that root itself.
+    fn writable(&self, ino: u64) -> Result<(), Errno> {
+        let view_root = ino == ROOT && self.inodes.root_is_view();
+        let read_only_mount = self.inodes.mount_of(ino).is_some_and(|m| m.read_only);
+        if self.opts.readonly || view_root || read_only_mount {
             Err(Errno::EROFS)
         } else {
             Ok(())
         }
+    }
+
+    /// EXDEV when `a` and `b` are under different mounts of a root of several (each is
+    /// its own file system to the tools: `mv` copies instead).
+    fn same_mount(&self, a: u64, b: u64) -> Result<(), Errno> {
+        let name = |ino| self.inodes.mount_of(ino).map(|m| m.name.as_str());
+        if name(a) != name(b) {
+            Err(Errno::EXDEV)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The status of a root that shows `mounts` dataset mounts: a directory of root's, mode
+/// 0755, made now.
+fn view_root_status(mounts: usize) -> FileStatus {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    FileStatus {
+        id: super::inodes::VIEW_ROOT_ID,
+        path: "/".into(),
+        kind: crate::rpc::pb::master::FileKind::Directory as i32,
+        mode: 0o755,
+        nlink: 2 + mounts as u32,
+        atime_ms: now,
+        mtime_ms: now,
+        ctime_ms: now,
+        complete: true,
+        children: mounts as u64,
+        ..Default::default()
     }
 }
 

@@ -5,6 +5,7 @@ use super::{to_errno, Caller, Ops};
 use crate::client::FileStatus;
 use crate::fs_error::FsError;
 use crate::fuse::attr::{errno, file_type, millis};
+use crate::fuse::inodes::ROOT;
 use crate::rpc::pb::master as pb;
 use fuser::{AccessFlags, Errno, FileAttr, FileType, INodeNo, RenameFlags, TimeOrNow};
 use std::ffi::OsStr;
@@ -77,6 +78,9 @@ impl Ops {
 
     /// The attributes of an inode.
     pub async fn getattr(&self, ino: u64) -> Result<FileAttr, Errno> {
+        if let (ROOT, Some(root)) = (ino, &self.root_status) {
+            return Ok(self.attr(root));
+        }
         let path = self.path(ino)?;
         let st = self.client.stat(&path).await.map_err(to_errno)?;
         let mut attr = self.attr(&st);
@@ -86,7 +90,7 @@ impl Ops {
 
     /// Changes the attributes of an inode; its attributes after.
     pub async fn setattr(&self, ino: u64, set: SetAttr) -> Result<FileAttr, Errno> {
-        self.writable()?;
+        self.writable(ino)?;
         let path = self.path(ino)?;
         let writes = self.handles.writes_of(ino);
         let mut req = pb::SetAttrRequest {
@@ -210,7 +214,9 @@ impl Ops {
         new_name: &OsStr,
         flags: RenameFlags,
     ) -> Result<(), Errno> {
-        self.writable()?;
+        self.writable(parent)?;
+        self.writable(new_parent)?;
+        self.same_mount(parent, new_parent)?;
         if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
             return Err(Errno::EINVAL);
         }
@@ -228,8 +234,11 @@ impl Ops {
     /// Whether an inode exists (EROFS when asked for writing on a read-only mount).
     /// Permission bits are the kernel's to check (`default_permissions`).
     pub async fn access(&self, ino: u64, mask: AccessFlags) -> Result<(), Errno> {
-        if mask.contains(AccessFlags::W_OK) && self.opts.readonly {
-            return Err(Errno::EROFS);
+        if mask.contains(AccessFlags::W_OK) {
+            self.writable(ino)?;
+        }
+        if ino == ROOT && self.root_status.is_some() {
+            return Ok(());
         }
         let path = self.path(ino)?;
         self.client.stat(&path).await.map_err(to_errno)?;
@@ -611,5 +620,79 @@ mod tests {
         let after = ops.statfs().await.unwrap();
         assert_eq!(after.ffree + 2, before.ffree);
         assert_eq!(after.files, before.files);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_root_of_several_mounts_shows_each_and_keeps_them_apart() {
+        use crate::fuse::inodes::RootEntry;
+        let fs = testkit::start().await;
+        fs.client.mkdir("/data/a", true).await.unwrap();
+        fs.client.mkdir("/data/b", true).await.unwrap();
+        fs.client.mkdir("/c", true).await.unwrap();
+        let entry = |name: &str, fs_path: &str, read_only| RootEntry {
+            name: name.into(),
+            fs_path: fs_path.into(),
+            read_only,
+        };
+        let ops = fs.ops_with_view(vec![
+            entry("train", "/data/a", false),
+            entry("frozen", "/data/b", true),
+            entry("c", "/c", false),
+        ]);
+        let ops = &*ops;
+        let root = ops.getattr(ROOT).await.unwrap();
+        assert_eq!(
+            (root.kind, root.perm, root.nlink),
+            (FileType::Directory, 0o755, 5)
+        );
+        assert_eq!(
+            testkit::list(ops, ROOT).await,
+            [".", "..", "train", "frozen", "c"]
+        );
+        assert_eq!(ops.lookup(ROOT, n("data")).await, Err(Errno::ENOENT));
+        // A file made through one mount is in its cluster directory.
+        let train = ops.lookup(ROOT, n("train")).await.unwrap().unwrap().ino.0;
+        testkit::put(ops, train, "f", b"bytes").await;
+        assert_eq!(fs.client.stat("/data/a/f").await.unwrap().size, 5);
+        let f = ops.lookup(train, n("f")).await.unwrap().unwrap();
+        assert_eq!(testkit::get(ops, f.ino.0).await, b"bytes");
+        // The root is fixed, a read-only mount refuses changes, mounts are apart.
+        assert_eq!(
+            ops.mkdir(ROOT_CALLER, ROOT, n("new"), 0o755, 0).await.err(),
+            Some(Errno::EROFS)
+        );
+        assert_eq!(ops.remove(ROOT, n("train")).await, Err(Errno::EROFS));
+        let frozen = ops.lookup(ROOT, n("frozen")).await.unwrap().unwrap().ino.0;
+        assert_eq!(
+            ops.mkdir(ROOT_CALLER, frozen, n("x"), 0o755, 0).await.err(),
+            Some(Errno::EROFS)
+        );
+        assert_eq!(
+            ops.access(frozen, AccessFlags::W_OK).await,
+            Err(Errno::EROFS)
+        );
+        assert_eq!(
+            ops.rename(train, n("f"), frozen, n("f"), RenameFlags::empty())
+                .await,
+            Err(Errno::EROFS)
+        );
+        assert_eq!(
+            ops.rename(ROOT, n("train"), ROOT, n("t2"), RenameFlags::empty())
+                .await,
+            Err(Errno::EROFS)
+        );
+        let c = ops.lookup(ROOT, n("c")).await.unwrap().unwrap().ino.0;
+        assert_eq!(
+            ops.rename(train, n("f"), c, n("f"), RenameFlags::empty())
+                .await,
+            Err(Errno::EXDEV),
+            "each mount is its own file system: mv copies"
+        );
+        ops.rename(train, n("f"), train, n("g"), RenameFlags::empty())
+            .await
+            .unwrap();
+        assert!(fs.client.stat("/data/a/g").await.is_ok());
+        assert_eq!(ops.access(ROOT, AccessFlags::R_OK).await, Ok(()));
+        assert!(fs.client.stat("/data/a").await.is_ok(), "nothing removed");
     }
 }

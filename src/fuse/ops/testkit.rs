@@ -3,6 +3,7 @@
 
 use super::{Caller, Completion, FsOptions, Ops};
 use crate::client::Client;
+use crate::fuse::inodes::Inodes;
 use crate::standalone::Standalone;
 use bytes::Bytes;
 use fuser::{Errno, OpenFlags};
@@ -42,8 +43,7 @@ pub async fn start() -> TestFs {
         ops: Arc::new(Ops::new(
             client.clone(),
             tokio::runtime::Handle::current(),
-            "/",
-            root_id,
+            Inodes::new("/", root_id),
             options(dir.path()),
         )),
         client,
@@ -66,6 +66,16 @@ fn options(dir: &std::path::Path) -> FsOptions {
 }
 
 impl TestFs {
+    /// Another mount of the same cluster whose root shows `view` (several mounts).
+    pub fn ops_with_view(&self, view: Vec<crate::fuse::inodes::RootEntry>) -> Arc<Ops> {
+        Arc::new(Ops::new(
+            self.client.clone(),
+            tokio::runtime::Handle::current(),
+            Inodes::with_view(view),
+            options(self.dir.path()),
+        ))
+    }
+
     /// Another mount of `/` of the same cluster, with its options changed by `edit`.
     pub fn ops_with(&self, edit: impl FnOnce(&mut FsOptions)) -> Arc<Ops> {
         let mut opts = options(self.dir.path());
@@ -73,8 +83,7 @@ impl TestFs {
         Arc::new(Ops::new(
             self.client.clone(),
             tokio::runtime::Handle::current(),
-            "/",
-            self.root_id,
+            Inodes::new("/", self.root_id),
             opts,
         ))
     }
