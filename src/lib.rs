@@ -6,45 +6,61 @@
 //!
 //! ```text
 //! argv + environ
-//!   └─ cli::Cli::parse()            env::EnvSnapshot::capture()
-//!            └──────── mode::detect ─────────┘          -> Detected { mode, component, reasons }
-//!                         └─ config::cache::render | config::thin::render   (pure: JSON + env -> TOML)
-//!                               └─ config::write::write_atomic + ClusterConfig::from_toml (validate)
-//!                                     └─ app::run -> the role
+//!   main: cli::Cli::parse()  env::EnvSnapshot::capture()        (the only reads of both)
+//!     └─ app::run: one match, command -> action
+//!          └─ config::resolve: where this command's config comes from (once)
+//!               ├─ mode::detect                     -> Detected { mode, component, reasons }
+//!               ├─ config::cache::render | config::thin::render | render_standalone (pure)
+//!               └─ a file read as is (--conf, CURVINE_CONF_FILE) | masters only (DataLoad)
+//!          └─ the action: config::write (roles) -> master::run | worker::run | fuse::run,
+//!             or a cluster call (fs, report, mount-ufs, report-summary, load)
 //! ```
 //!
 //! Then the roles:
 //!
 //! ```text
-//! client library ──gRPC──> master (leader) ──openraft──> masters' sled journal + state machine
-//!       │                        ▲
-//!       └────gRPC blocks──> worker ──heartbeat (usage, evictions)──┘
+//! fuse (kernel ops) ─> client library ──gRPC──> master (leader) ──openraft──> masters' sled journal + state machine
+//!                            │                        ▲
+//!                            └────gRPC blocks──> worker ──heartbeat (usage, evictions)──┘
 //! ```
 //!
-//! Modules, one job each:
+//! Modules, one job each (open the one that holds your change):
 //! - [`cli`]: the command line (clap types).
-//! - [`env`]: the environment, captured once; the names of every variable we read.
+//! - [`env`]: the environment, captured once; the name of every variable we read.
 //! - [`mode`]: which runtime and component this process is, and why.
-//! - [`config`]: rendering the cluster config from Fluid's inputs, its typed model, writing it.
-//! - [`app`]: the order of things: detect, prepare the config, start the role.
+//! - [`config`]: the cluster config. `config::resolve` decides each command's source;
+//!   `cache` (its `json`, `options`, `topology`, `tiers`) and `thin` render from Fluid's
+//!   inputs; `model` is the typed config the roles read; `discovery` finds a DataLoad
+//!   pod's masters; `write` writes atomically.
+//! - [`app`]: the command -> action match and the order of each action's steps.
 //! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up.
-//! - [`master`]: metadata service; namespace replicated by Raft, stored in sled.
-//! - [`worker`]: block cache on tiered local storage; registration and heartbeats.
+//! - [`master`]: the metadata service. `namespace` is the replicated state (pure);
+//!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;
+//!   `state` is what the services share (writes, linearizable reads); `batcher` shares
+//!   log entries; `api` holds the gRPC handlers; `convert` the wire conversions; `report`
+//!   the cluster view and peer probes; `web` the HTTP view and gauges; `server` starts
+//!   and stops it all.
+//! - [`worker`]: the block cache. `block_store` does the file I/O of tiered block files;
+//!   `block_policy` decides placement, watermarks and eviction order (pure); `service`
+//!   serves blocks; `heartbeat` registers and reports; `server` starts and stops it.
 //! - [`client`]: the client library (leader-following master client, file reader and writer).
+//! - [`fuse`]: the FUSE client. `ops` holds the file system's semantics as plain
+//!   functions returning `Result<_, Errno>`; `fs` only adapts fuser's callbacks to them;
+//!   `inodes` maps kernel inodes to cluster paths (and a root of several dataset mounts);
+//!   `handles` the open files and directories; `read`/`write` the per-file tasks;
+//!   `mount_table` mount hygiene (stale mounts, `umount`); `health` the client's `/healthz`.
 //! - [`commands`]: the CLI's `fs` and `report` commands.
 //! - [`entries`]: Fluid's execution entries `mount-ufs` and `report-summary` (one JSON
 //!   document on stdout each).
-//! - [`dataload`]: Fluid's DataLoad (`load`): finding the masters from a bare pod and
-//!   reading the paths through the workers.
+//! - [`dataload`]: Fluid's DataLoad (`load`): reading the paths through the workers.
 //! - [`standalone`]: master and worker in one process.
-//! - [`web`]: `/healthz`, `/metrics`, `/api/overview` of every role; [`metrics`] holds the counters.
+//! - [`web`]: the HTTP server every role shares (`/healthz`, `/metrics`,
+//!   `/api/overview`); [`metrics`] holds the counters.
 //! - [`report`]: the cluster report as text and JSON.
 //! - [`fs_error`]: errors of file system operations, shared by every layer.
 //! - [`shutdown`]: the shutdown signal and SIGTERM/SIGINT handling.
 //! - [`error`]: the error a user sees and its exit code.
 //! - [`telemetry`]: logging setup.
-//! - [`fuse`]: the FUSE client: mount hygiene, the kernel operations, per-file read and
-//!   write tasks.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs)]
