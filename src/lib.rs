@@ -26,7 +26,7 @@
 //!
 //! Modules, one job each (open the one that holds your change):
 //! - [`cli`]: the command line (clap types).
-//! - [`env`]: the environment, captured once; the name of every variable we read.
+//! - [`env`](mod@env): the environment, captured once; the name of every variable we read.
 //! - [`mode`]: which runtime and component this process is, and why.
 //! - [`config`]: the cluster config. `config::resolve` decides each command's source;
 //!   `cache` (its `json`, `options`, `topology`, `tiers`) and `thin` render from Fluid's

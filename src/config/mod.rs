@@ -11,7 +11,7 @@
 //! point), [`cache`] and [`thin`] render (pure), [`model`] is the typed view the roles
 //! read, [`schema`] types option strings, [`units`] converts sizes, [`fluid_json`] reads
 //! the JSON, [`secrets`] resolves secret files, [`discovery`] finds a DataLoad pod's
-//! masters by DNS, [`write`] writes atomically.
+//! masters by DNS, [`write`](mod@write) writes atomically.
 
 pub mod cache;
 pub mod discovery;

@@ -7,7 +7,7 @@
 //! - [`ops`]: the file system operations, as methods answering `Result<_, Errno>`.
 //! - [`fs`]: fuser's callbacks: each runs an operation and replies with its result.
 //! - [`handles`]: the open file and directory handles, and the files open for writing.
-//! - [`read`], [`write`]: the per-file tasks behind reads and writes.
+//! - [`read`], [`write`](mod@write): the per-file tasks behind reads and writes.
 //! - [`health`]: the client's `/healthz` (the mount answers) on `fuse.web_port`.
 
 pub mod attr;

@@ -158,7 +158,7 @@ pub enum Command {
         worker: u32,
         blocks: Vec<u64>,
     },
-    /// Makes the mount table exactly this (see [`mounts`]).
+    /// Makes the mount table exactly this (see `namespace/mounts.rs`).
     SetMounts {
         mounts: Vec<MountRecord>,
         now: i64,
