@@ -19,6 +19,10 @@ fn long_line(s: &FileStatus) -> String {
         FileKind::Directory => 'd',
         FileKind::Symlink => 'l',
         FileKind::File => '-',
+        FileKind::Fifo => 'p',
+        FileKind::Socket => 's',
+        FileKind::CharDevice => 'c',
+        FileKind::BlockDevice => 'b',
     };
     let secs = s.mtime_ms / 1000;
     let name = if kind(s) == FileKind::Symlink {

@@ -173,6 +173,9 @@ async fn load_tree(client: &Client, root: &str, tally: &mut Tally) -> Result<(),
             FileKind::Symlink => {
                 info!(path = %status.path, target = %status.symlink_target, "link skipped")
             }
+            FileKind::Fifo | FileKind::Socket | FileKind::CharDevice | FileKind::BlockDevice => {
+                info!(path = %status.path, "special file skipped: it holds no data")
+            }
         }
     }
     Ok(())

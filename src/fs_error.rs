@@ -28,6 +28,12 @@ pub enum FsError {
     /// An argument makes no sense for the operation (e.g. a directory into itself).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The operation is not permitted on this kind of file (a hard link to a directory).
+    #[error("{0}: operation not permitted")]
+    NotPermitted(String),
+    /// The file has as many names as it may have.
+    #[error("{0}: too many links")]
+    TooManyLinks(String),
     /// No worker has room for the data.
     #[error("no space left: {0}")]
     NoSpace(String),
@@ -54,6 +60,8 @@ impl FsError {
             FsError::NotADirectory(_) => "not_a_directory",
             FsError::IsADirectory(_) => "is_a_directory",
             FsError::NotEmpty(_) => "not_empty",
+            FsError::NotPermitted(_) => "not_permitted",
+            FsError::TooManyLinks(_) => "too_many_links",
             FsError::InvalidPath(_) => "invalid_path",
             FsError::InvalidArgument(_) => "invalid_argument",
             FsError::NoSpace(_) => "no_space",
@@ -71,6 +79,8 @@ impl FsError {
             | FsError::NotADirectory(s)
             | FsError::IsADirectory(s)
             | FsError::NotEmpty(s)
+            | FsError::NotPermitted(s)
+            | FsError::TooManyLinks(s)
             | FsError::InvalidPath(s)
             | FsError::InvalidArgument(s)
             | FsError::NoSpace(s)
@@ -88,6 +98,8 @@ impl FsError {
             "not_a_directory" => FsError::NotADirectory(detail),
             "is_a_directory" => FsError::IsADirectory(detail),
             "not_empty" => FsError::NotEmpty(detail),
+            "not_permitted" => FsError::NotPermitted(detail),
+            "too_many_links" => FsError::TooManyLinks(detail),
             "invalid_path" => FsError::InvalidPath(detail),
             "invalid_argument" => FsError::InvalidArgument(detail),
             "no_space" => FsError::NoSpace(detail),
@@ -118,6 +130,8 @@ mod tests {
             FsError::NotADirectory("/a".into()),
             FsError::IsADirectory("/a".into()),
             FsError::NotEmpty("/a".into()),
+            FsError::NotPermitted("/a".into()),
+            FsError::TooManyLinks("/a".into()),
             FsError::InvalidPath("x".into()),
             FsError::InvalidArgument("x".into()),
             FsError::NoSpace("x".into()),

@@ -236,6 +236,44 @@ impl Client {
         self.symlink_as(target, link, Owner::root(0o777)).await
     }
 
+    /// Makes a FIFO, socket or device node (`kind`) owned by `owner`.
+    pub async fn mknod_as(
+        &self,
+        path: &str,
+        kind: pb::FileKind,
+        rdev: u32,
+        owner: Owner,
+    ) -> Result<FileStatus, FsError> {
+        let req = pb::MknodRequest {
+            path: path.into(),
+            kind: kind as i32,
+            mode: owner.mode,
+            rdev,
+            uid: owner.uid,
+            gid: owner.gid,
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.mknod(r).await }
+            })
+            .await
+    }
+
+    /// Gives the file at `src` the new name `dst` (a hard link); its status after.
+    pub async fn link(&self, src: &str, dst: &str) -> Result<FileStatus, FsError> {
+        let req = pb::LinkRequest {
+            src: src.into(),
+            dst: dst.into(),
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.link(r).await }
+            })
+            .await
+    }
+
     /// Creates a symlink owned by `owner`.
     pub async fn symlink_as(
         &self,

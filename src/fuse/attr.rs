@@ -31,7 +31,7 @@ pub fn file_attr(ino: u64, status: &FileStatus, size: Option<u64>) -> FileAttr {
         },
         uid: status.uid,
         gid: status.gid,
-        rdev: 0,
+        rdev: status.rdev,
         blksize: BLKSIZE,
         flags: 0,
     }
@@ -42,6 +42,10 @@ pub fn file_type(status: &FileStatus) -> FileType {
     match FileKind::try_from(status.kind) {
         Ok(FileKind::Directory) => FileType::Directory,
         Ok(FileKind::Symlink) => FileType::Symlink,
+        Ok(FileKind::Fifo) => FileType::NamedPipe,
+        Ok(FileKind::Socket) => FileType::Socket,
+        Ok(FileKind::CharDevice) => FileType::CharDevice,
+        Ok(FileKind::BlockDevice) => FileType::BlockDevice,
         _ => FileType::RegularFile,
     }
 }
@@ -70,6 +74,8 @@ pub fn errno(e: &FsError) -> Errno {
         FsError::NotADirectory(_) => Errno::ENOTDIR,
         FsError::IsADirectory(_) => Errno::EISDIR,
         FsError::NotEmpty(_) => Errno::ENOTEMPTY,
+        FsError::NotPermitted(_) => Errno::EPERM,
+        FsError::TooManyLinks(_) => Errno::EMLINK,
         FsError::InvalidPath(why) if why.contains("too long") => Errno::ENAMETOOLONG,
         FsError::InvalidPath(_) | FsError::InvalidArgument(_) => Errno::EINVAL,
         FsError::NoSpace(_) => Errno::ENOSPC,

@@ -183,12 +183,27 @@ impl Filesystem for CurvineFs {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
         let (caller, name) = (caller(req), name.to_owned());
         self.spawn(|ops| async move {
-            let result = ops.mknod(caller, parent.0, &name, mode, umask).await;
+            let result = ops.mknod(caller, parent.0, &name, mode, umask, rdev).await;
+            Self::entry(&ops, result, reply);
+        });
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let newname = newname.to_owned();
+        self.spawn(move |ops| async move {
+            let result = ops.link(ino.0, newparent.0, &newname).await;
             Self::entry(&ops, result, reply);
         });
     }

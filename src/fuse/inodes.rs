@@ -20,6 +20,27 @@ struct Entry {
     parent: u64,
     name: String,
     lookups: u64,
+    /// Other names of a file with hard links that this mount knows: when the name
+    /// above goes, one of these takes its place.
+    aliases: Vec<(u64, String)>,
+}
+
+impl Entry {
+    /// The name `key` of this inode is gone: another known name takes the place of the
+    /// main one, or the path is gone (open files keep working through their handles).
+    fn drop_name(&mut self, key: &(u64, String)) {
+        if (self.parent, self.name.as_str()) == (key.0, key.1.as_str()) {
+            match self.aliases.pop() {
+                Some((parent, name)) => {
+                    self.parent = parent;
+                    self.name = name;
+                }
+                None => self.name.clear(),
+            }
+        } else {
+            self.aliases.retain(|a| a != key);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -174,6 +195,12 @@ impl Inodes {
     /// Records that the kernel looked up `name` in `parent` and got `ino` (one more lookup
     /// to be forgotten later).
     pub fn remember(&self, parent: u64, name: &str, ino: u64) {
+        self.remember_name(parent, name, ino, false);
+    }
+
+    /// Like [`Inodes::remember`]; `linked`: the inode has several names (hard links), so
+    /// the name it had here stays one of its names instead of being taken as moved.
+    pub fn remember_name(&self, parent: u64, name: &str, ino: u64, linked: bool) {
         if ino == ROOT {
             return;
         }
@@ -192,13 +219,18 @@ impl Inodes {
             parent,
             name: name.to_string(),
             lookups: 0,
+            aliases: Vec::new(),
         });
-        if entry.parent != parent || entry.name != name {
-            let stale = (entry.parent, std::mem::take(&mut entry.name));
+        let known = (entry.parent == parent && entry.name == name)
+            || entry.aliases.iter().any(|(p, n)| *p == parent && n == name);
+        if !known {
+            let old = (entry.parent, std::mem::take(&mut entry.name));
             entry.parent = parent;
             entry.name = name.to_string();
-            if table.by_name.get(&stale) == Some(&ino) {
-                table.by_name.remove(&stale);
+            if linked && !old.1.is_empty() {
+                entry.aliases.push(old);
+            } else if table.by_name.get(&old) == Some(&ino) {
+                table.by_name.remove(&old);
             }
         }
         if let Some(e) = table.entries.get_mut(&ino) {
@@ -214,10 +246,13 @@ impl Inodes {
         };
         entry.lookups = entry.lookups.saturating_sub(n);
         if entry.lookups == 0 {
-            let key = (entry.parent, std::mem::take(&mut entry.name));
+            let mut keys = std::mem::take(&mut entry.aliases);
+            keys.push((entry.parent, std::mem::take(&mut entry.name)));
             table.entries.remove(&ino);
-            if table.by_name.get(&key) == Some(&ino) {
-                table.by_name.remove(&key);
+            for key in keys {
+                if table.by_name.get(&key) == Some(&ino) {
+                    table.by_name.remove(&key);
+                }
             }
         }
     }
@@ -225,10 +260,10 @@ impl Inodes {
     /// `name` in `parent` was removed.
     pub fn removed(&self, parent: u64, name: &str) {
         let mut table = self.lock();
-        if let Some(ino) = table.by_name.remove(&(parent, name.to_string())) {
+        let key = (parent, name.to_string());
+        if let Some(ino) = table.by_name.remove(&key) {
             if let Some(e) = table.entries.get_mut(&ino) {
-                // Open files of it keep working through their handles; the path is gone.
-                e.name.clear();
+                e.drop_name(&key);
             }
         }
     }
@@ -238,18 +273,33 @@ impl Inodes {
     pub fn renamed(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) {
         let mut table = self.lock();
         let new_key = (new_parent, new_name.to_string());
+        let old_key = (parent, name.to_string());
+        if table.by_name.get(&new_key) == table.by_name.get(&old_key) {
+            // Two names of one file: the rename changed nothing.
+            return;
+        }
         if let Some(replaced) = table.by_name.remove(&new_key) {
             if let Some(e) = table.entries.get_mut(&replaced) {
-                e.name.clear();
+                e.drop_name(&new_key);
             }
         }
-        if let Some(ino) = table.by_name.remove(&(parent, name.to_string())) {
+        if let Some(ino) = table.by_name.remove(&old_key) {
             if let Some(e) = table.entries.get_mut(&ino) {
-                e.parent = new_parent;
-                e.name = new_name.to_string();
+                if (e.parent, e.name.as_str()) == (parent, name) {
+                    e.parent = new_parent;
+                    e.name = new_name.to_string();
+                } else if let Some(a) = e.aliases.iter_mut().find(|a| **a == old_key) {
+                    *a = new_key.clone();
+                }
             }
             table.by_name.insert(new_key, ino);
         }
+    }
+
+    /// A link made through this mount gave `ino` the name `name` in `parent` (one more
+    /// lookup, as for any entry the kernel receives).
+    pub fn also_named(&self, parent: u64, name: &str, ino: u64) {
+        self.remember_name(parent, name, ino, true);
     }
 
     /// How many inodes the kernel holds (for the log and tests).
@@ -315,6 +365,27 @@ mod tests {
         assert_eq!(t.mount_of(30).map(|m| m.read_only), Some(true));
         assert_eq!(t.mount_of(ROOT), None);
         assert_eq!(t.child_path(20, "x").as_deref(), Some("/data/a/x"));
+    }
+
+    #[test]
+    fn a_hard_linked_file_keeps_a_path_while_one_of_its_names_is_left() {
+        let t = Inodes::new("/", 1);
+        t.remember(ROOT, "a", 10);
+        t.also_named(ROOT, "b", 10);
+        t.removed(ROOT, "b");
+        assert_eq!(t.path(10).as_deref(), Some("/a"));
+        t.also_named(ROOT, "c", 10);
+        t.removed(ROOT, "a");
+        assert_eq!(t.path(10).as_deref(), Some("/c"));
+        t.renamed(ROOT, "c", ROOT, "d");
+        assert_eq!(t.path(10).as_deref(), Some("/d"));
+        t.removed(ROOT, "d");
+        assert_eq!(t.path(10), None);
+        // A lookup of another name of a linked file keeps the first one.
+        t.remember(ROOT, "x", 11);
+        t.remember_name(ROOT, "y", 11, true);
+        t.removed(ROOT, "y");
+        assert_eq!(t.path(11).as_deref(), Some("/x"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! reads are linearizable. A master that is not the leader answers `NotLeader` with the
 //! leader's journal address, which serves this API too.
 
-use super::convert::{block_ranges, file_status, join, mount_record, mount_table};
+use super::convert::{block_ranges, file_status, join, mount_record, mount_table, special_kind};
 use super::namespace::{self, Command, InodeKind, Outcome, SetAttrs};
 use super::report::{build_report, own_view, peer_views};
 use super::state::MasterState;
@@ -323,6 +323,50 @@ impl MasterService for MasterApi {
                 })
                 .await?;
             self.node_status(&link, out)
+        })
+        .await
+    }
+
+    async fn mknod(
+        &self,
+        req: Request<pb::MknodRequest>,
+    ) -> Result<Response<pb::FileStatus>, Status> {
+        let r = req.into_inner();
+        self.timed("mknod", async {
+            let path = namespace::normalize(&r.path)?;
+            let out = self
+                .state
+                .command(Command::Mknod {
+                    path: path.clone(),
+                    kind: special_kind(r.kind)?,
+                    mode: r.mode,
+                    rdev: r.rdev,
+                    uid: r.uid,
+                    gid: r.gid,
+                    now: now_ms(),
+                })
+                .await?;
+            self.node_status(&path, out)
+        })
+        .await
+    }
+
+    async fn link(
+        &self,
+        req: Request<pb::LinkRequest>,
+    ) -> Result<Response<pb::FileStatus>, Status> {
+        let r = req.into_inner();
+        self.timed("link", async {
+            let (src, dst) = (namespace::normalize(&r.src)?, namespace::normalize(&r.dst)?);
+            let out = self
+                .state
+                .command(Command::Link {
+                    src,
+                    dst: dst.clone(),
+                    now: now_ms(),
+                })
+                .await?;
+            self.node_status(&dst, out)
         })
         .await
     }

@@ -37,6 +37,10 @@ pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus 
         InodeKind::File => pb::FileKind::File,
         InodeKind::Dir => pb::FileKind::Directory,
         InodeKind::Symlink => pb::FileKind::Symlink,
+        InodeKind::Fifo => pb::FileKind::Fifo,
+        InodeKind::Socket => pb::FileKind::Socket,
+        InodeKind::CharDevice => pb::FileKind::CharDevice,
+        InodeKind::BlockDevice => pb::FileKind::BlockDevice,
     };
     let children = if inode.kind == InodeKind::Dir {
         ns.child_count(inode.id)
@@ -55,11 +59,25 @@ pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus 
         atime_ms: inode.atime,
         mtime_ms: inode.mtime,
         ctime_ms: inode.ctime,
-        nlink: if inode.kind == InodeKind::Dir { 2 } else { 1 },
+        nlink: ns.nlink(inode),
         symlink_target: inode.target.clone(),
         complete: inode.complete,
         children,
         parent: inode.parent,
+        rdev: inode.rdev,
+    }
+}
+
+/// The namespace's kind of a wire kind that `mknod` may make.
+pub fn special_kind(kind: i32) -> Result<InodeKind, FsError> {
+    match pb::FileKind::try_from(kind) {
+        Ok(pb::FileKind::Fifo) => Ok(InodeKind::Fifo),
+        Ok(pb::FileKind::Socket) => Ok(InodeKind::Socket),
+        Ok(pb::FileKind::CharDevice) => Ok(InodeKind::CharDevice),
+        Ok(pb::FileKind::BlockDevice) => Ok(InodeKind::BlockDevice),
+        _ => Err(FsError::InvalidArgument(format!(
+            "mknod makes FIFOs, sockets and devices, not kind {kind}"
+        ))),
     }
 }
 

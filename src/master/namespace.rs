@@ -19,6 +19,8 @@ pub type InodeId = u64;
 pub const ROOT_ID: InodeId = 1;
 /// Longest file name, as in Linux.
 pub const MAX_NAME_LEN: usize = 255;
+/// Most names one file may have (as ext4's limit): more links answer EMLINK.
+pub const MAX_LINKS: usize = 65_000;
 
 /// What an inode is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +31,24 @@ pub enum InodeKind {
     Dir,
     /// A symbolic link.
     Symlink,
+    /// A named pipe (`mkfifo`): metadata only, the kernel serves its data.
+    Fifo,
+    /// A Unix socket's name: metadata only.
+    Socket,
+    /// A character device node (`rdev`); the mount is `nodev`, so it only holds metadata.
+    CharDevice,
+    /// A block device node (`rdev`); metadata only, as for character devices.
+    BlockDevice,
+}
+
+impl InodeKind {
+    /// FIFOs, sockets and device nodes: names with attributes and no data of ours.
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            InodeKind::Fifo | InodeKind::Socket | InodeKind::CharDevice | InodeKind::BlockDevice
+        )
+    }
 }
 
 /// A block of a file: `len` bytes at `offset`, stored on `worker`.
@@ -80,6 +100,20 @@ pub struct Inode {
     pub pending: Vec<(u64, u32)>,
     /// A file is complete once its writer closed it.
     pub complete: bool,
+    /// A device node's device number.
+    #[serde(default)]
+    pub rdev: u32,
+    /// Names besides (`parent`, `name`) of a file with hard links: (directory, name).
+    /// `nlink` is one more than their count.
+    #[serde(default)]
+    pub links: Vec<(InodeId, String)>,
+}
+
+impl Inode {
+    /// The number of names of a file (directories count their subdirectories instead).
+    pub fn names(&self) -> u32 {
+        1 + self.links.len() as u32
+    }
 }
 
 /// A registered worker.
@@ -157,6 +191,22 @@ pub enum Command {
     RemoveReplicas {
         worker: u32,
         blocks: Vec<u64>,
+    },
+    /// A FIFO, socket or device node (`mknod`).
+    Mknod {
+        path: String,
+        kind: InodeKind,
+        mode: u32,
+        rdev: u32,
+        uid: u32,
+        gid: u32,
+        now: i64,
+    },
+    /// A new name `dst` for the file at `src` (`link`).
+    Link {
+        src: String,
+        dst: String,
+        now: i64,
     },
     /// Makes the mount table exactly this (see `namespace/mounts.rs`).
     SetMounts {
@@ -271,6 +321,8 @@ impl Default for Counters {
 pub struct Namespace {
     inodes: HashMap<InodeId, Inode>,
     children: HashMap<InodeId, BTreeMap<String, InodeId>>,
+    /// Subdirectories of each directory (its `st_nlink` is 2 more).
+    subdirs: HashMap<InodeId, u32>,
     workers: BTreeMap<u32, WorkerRecord>,
     /// Block id → the file holding it (blocks and pending blocks).
     block_owner: HashMap<u64, InodeId>,
@@ -338,6 +390,8 @@ fn root_inode() -> Inode {
         blocks: Vec::new(),
         pending: Vec::new(),
         complete: true,
+        rdev: 0,
+        links: Vec::new(),
     }
 }
 
@@ -347,6 +401,7 @@ impl Namespace {
         let mut ns = Namespace {
             inodes: HashMap::new(),
             children: HashMap::new(),
+            subdirs: HashMap::new(),
             workers: image.workers.into_iter().map(|w| (w.id, w)).collect(),
             block_owner: HashMap::new(),
             counters: image.counters,
@@ -481,6 +536,14 @@ impl Namespace {
         self.children.get(&dir).map_or(0, |c| c.len() as u64)
     }
 
+    /// `st_nlink` of an inode: a directory's 2 plus its subdirectories, a file's names.
+    pub fn nlink(&self, inode: &Inode) -> u32 {
+        match inode.kind {
+            InodeKind::Dir => 2 + self.subdirs.get(&inode.id).copied().unwrap_or(0),
+            _ => inode.names(),
+        }
+    }
+
     /// Applies one command. Errors leave the namespace unchanged.
     pub fn apply(&mut self, command: &Command) -> Applied {
         let result = self.apply_inner(command);
@@ -544,6 +607,16 @@ impl Namespace {
                 self.remove_replicas(*worker, blocks);
                 Ok(Outcome::Done)
             }
+            Command::Mknod {
+                path,
+                kind,
+                mode,
+                rdev,
+                uid,
+                gid,
+                now,
+            } => self.mknod(path, *kind, *mode, *rdev, (*uid, *gid), *now),
+            Command::Link { src, dst, now } => self.link(src, dst, *now),
             Command::SetMounts { mounts, now } => self.set_mounts(mounts, *now),
         }
     }
@@ -597,6 +670,15 @@ impl Namespace {
                 .entry(inode.parent)
                 .or_default()
                 .insert(inode.name.clone(), inode.id);
+            if inode.kind == InodeKind::Dir {
+                *self.subdirs.entry(inode.parent).or_default() += 1;
+            }
+        }
+        for (dir, name) in &inode.links {
+            self.children
+                .entry(*dir)
+                .or_default()
+                .insert(name.clone(), inode.id);
         }
         for b in &inode.blocks {
             self.block_owner.insert(b.id, inode.id);
@@ -619,13 +701,24 @@ impl Namespace {
             return Vec::new();
         };
         match inode.kind {
-            InodeKind::Dir => self.dirs -= 1,
+            InodeKind::Dir => {
+                self.dirs -= 1;
+                if let Some(n) = self.subdirs.get_mut(&inode.parent) {
+                    *n = n.saturating_sub(1);
+                }
+            }
             _ => self.files -= 1,
         }
-        if let Some(siblings) = self.children.get_mut(&inode.parent) {
-            siblings.remove(&inode.name);
+        for (dir, name) in std::iter::once(&(inode.parent, inode.name.clone())).chain(&inode.links)
+        {
+            if let Some(siblings) = self.children.get_mut(dir) {
+                if siblings.get(name) == Some(&id) {
+                    siblings.remove(name);
+                }
+            }
         }
         self.children.remove(&id);
+        self.subdirs.remove(&id);
         self.dirty.inodes.remove(&id);
         self.dirty.removed.insert(id);
         self.release_blocks(&inode.blocks, &inode.pending)
@@ -667,6 +760,19 @@ impl Namespace {
     ) -> Inode {
         let id = self.counters.next_inode;
         self.counters.next_inode += 1;
+        // A set-group-ID directory gives its group to what is made in it, and its
+        // set-group-ID bit to new directories.
+        let (mode, gid) = match self.inodes.get(&parent) {
+            Some(p) if p.mode & 0o2000 != 0 => (
+                if kind == InodeKind::Dir {
+                    mode | 0o2000
+                } else {
+                    mode
+                },
+                p.gid,
+            ),
+            _ => (mode, gid),
+        };
         Inode {
             id,
             parent,
@@ -684,7 +790,57 @@ impl Namespace {
             pending: Vec::new(),
             // An empty file is complete; a writer's blocks count once it completes.
             complete: true,
+            rdev: 0,
+            links: Vec::new(),
         }
+    }
+
+    /// Removes the name `name` of `parent` (its inode `id`): the last name removes the
+    /// inode and frees its blocks; otherwise the inode keeps its other names (its
+    /// `ctime` changes).
+    fn unlink_name(&mut self, parent: InodeId, name: &str, id: InodeId, now: i64) {
+        let Some(inode) = self.inodes.get_mut(&id) else {
+            return;
+        };
+        if inode.links.is_empty() {
+            let freed = self.remove(id);
+            self.freed.extend(freed);
+            return;
+        }
+        if inode.parent == parent && inode.name == name {
+            let (p, n) = inode.links.remove(0);
+            inode.parent = p;
+            inode.name = n;
+        } else {
+            inode.links.retain(|(p, n)| !(*p == parent && n == name));
+        }
+        inode.ctime = now;
+        self.dirty.inodes.insert(id);
+        if let Some(siblings) = self.children.get_mut(&parent) {
+            siblings.remove(name);
+        }
+    }
+
+    /// Moves the name (`from`) of inode `id` to (`to`): its primary name or one of its
+    /// links.
+    fn move_name(&mut self, id: InodeId, from: (InodeId, &str), to: (InodeId, String)) {
+        let Some(inode) = self.inodes.get_mut(&id) else {
+            return;
+        };
+        if inode.parent == from.0 && inode.name == from.1 {
+            inode.parent = to.0;
+            inode.name = to.1.clone();
+        } else if let Some(link) = inode
+            .links
+            .iter_mut()
+            .find(|(p, n)| *p == from.0 && n == from.1)
+        {
+            *link = to.clone();
+        }
+        if let Some(siblings) = self.children.get_mut(&from.0) {
+            siblings.remove(from.1);
+        }
+        self.children.entry(to.0).or_default().insert(to.1, id);
     }
 
     fn mkdir(
@@ -924,6 +1080,10 @@ impl Namespace {
             if no_replace {
                 return Err(FsError::AlreadyExists(dst.to_string()));
             }
+            if existing == src_id {
+                // Two names of one file: rename does nothing (POSIX).
+                return Ok(Outcome::Node(self.inodes[&src_id].clone()));
+            }
             let existing_is_dir = self.inodes[&existing].kind == InodeKind::Dir;
             match (src_is_dir, existing_is_dir) {
                 (true, false) => return Err(FsError::NotADirectory(dst.to_string())),
@@ -933,22 +1093,24 @@ impl Namespace {
                 }
                 _ => {}
             }
-            let freed = self.remove(existing);
-            self.freed.extend(freed);
+            if existing_is_dir {
+                let freed = self.remove(existing);
+                self.freed.extend(freed);
+            } else {
+                self.unlink_name(dst_parent, &dst_name, existing, now);
+            }
         }
-        if let Some(siblings) = self.children.get_mut(&src_parent) {
-            siblings.remove(&src_name);
+        self.move_name(src_id, (src_parent, &src_name), (dst_parent, dst_name));
+        if src_is_dir && src_parent != dst_parent {
+            if let Some(n) = self.subdirs.get_mut(&src_parent) {
+                *n = n.saturating_sub(1);
+            }
+            *self.subdirs.entry(dst_parent).or_default() += 1;
         }
-        self.children
-            .entry(dst_parent)
-            .or_default()
-            .insert(dst_name.clone(), src_id);
         let inode = self
             .inodes
             .get_mut(&src_id)
             .ok_or_else(|| FsError::NotFound(src.to_string()))?;
-        inode.parent = dst_parent;
-        inode.name = dst_name;
         inode.ctime = now;
         let out = inode.clone();
         self.dirty.inodes.insert(src_id);
@@ -962,21 +1124,30 @@ impl Namespace {
         let id = self
             .child(parent, &name)
             .ok_or_else(|| FsError::NotFound(path.to_string()))?;
-        if self.inodes[&id].kind == InodeKind::Dir && self.child_count(id) > 0 && !recursive {
+        let is_dir = self.inodes[&id].kind == InodeKind::Dir;
+        if is_dir && self.child_count(id) > 0 && !recursive {
             return Err(FsError::NotEmpty(path.to_string()));
         }
-        // Children before parents.
-        let mut order = vec![id];
+        // Every name under it, parents before children; removed in reverse. A file with
+        // names outside keeps them.
+        let mut order = vec![(parent, name, id)];
         let mut i = 0;
         while i < order.len() {
-            if let Some(children) = self.children.get(&order[i]) {
-                order.extend(children.values().copied());
+            let dir = order[i].2;
+            if let Some(children) = self.children.get(&dir) {
+                order.extend(children.iter().map(|(n, c)| (dir, n.clone(), *c)));
             }
             i += 1;
         }
-        for victim in order.into_iter().rev() {
-            let freed = self.remove(victim);
-            self.freed.extend(freed);
+        for (dir, name, victim) in order.into_iter().rev() {
+            match self.inodes.get(&victim).map(|v| v.kind) {
+                Some(InodeKind::Dir) => {
+                    let freed = self.remove(victim);
+                    self.freed.extend(freed);
+                }
+                Some(_) => self.unlink_name(dir, &name, victim, now),
+                None => {}
+            }
         }
         self.touch(parent, now);
         Ok(Outcome::Done)
@@ -994,7 +1165,10 @@ impl Namespace {
                 InodeKind::Symlink => {
                     return Err(FsError::InvalidArgument(format!("{path} is a symlink")))
                 }
-                InodeKind::File => {}
+                kind if kind.is_special() => {
+                    return Err(FsError::InvalidArgument(format!("{path} holds no data")))
+                }
+                _ => {}
             }
         }
         if let Some(mode) = attrs.mode {
@@ -1061,6 +1235,67 @@ impl Namespace {
         self.touch(parent, now);
         let out = inode.clone();
         self.insert(inode);
+        Ok(Outcome::Node(out))
+    }
+
+    fn mknod(
+        &mut self,
+        path: &str,
+        kind: InodeKind,
+        mode: u32,
+        rdev: u32,
+        (uid, gid): (u32, u32),
+        now: i64,
+    ) -> Result<Outcome, FsError> {
+        if !kind.is_special() {
+            return Err(FsError::InvalidArgument(format!(
+                "mknod makes FIFOs, sockets and devices, not {kind:?}"
+            )));
+        }
+        let (parent, name) = self.parent_of(path)?;
+        if self.child(parent, &name).is_some() {
+            return Err(FsError::AlreadyExists(path.to_string()));
+        }
+        let mut inode = self.new_inode(parent, &name, kind, mode, uid, gid, now);
+        if matches!(kind, InodeKind::CharDevice | InodeKind::BlockDevice) {
+            inode.rdev = rdev;
+        }
+        self.touch(parent, now);
+        let out = inode.clone();
+        self.insert(inode);
+        Ok(Outcome::Node(out))
+    }
+
+    fn link(&mut self, src: &str, dst: &str, now: i64) -> Result<Outcome, FsError> {
+        let (src_parent, src_name) = self.parent_of(src)?;
+        let id = self
+            .child(src_parent, &src_name)
+            .ok_or_else(|| FsError::NotFound(src.to_string()))?;
+        if self.inodes[&id].kind == InodeKind::Dir {
+            return Err(FsError::NotPermitted(format!(
+                "{src} is a directory: directories have no hard links"
+            )));
+        }
+        let (dst_parent, dst_name) = self.parent_of(dst)?;
+        if self.child(dst_parent, &dst_name).is_some() {
+            return Err(FsError::AlreadyExists(dst.to_string()));
+        }
+        if self.inodes[&id].names() as usize >= MAX_LINKS {
+            return Err(FsError::TooManyLinks(src.to_string()));
+        }
+        let inode = self
+            .inodes
+            .get_mut(&id)
+            .ok_or_else(|| FsError::NotFound(src.to_string()))?;
+        inode.links.push((dst_parent, dst_name.clone()));
+        inode.ctime = now;
+        let out = inode.clone();
+        self.dirty.inodes.insert(id);
+        self.children
+            .entry(dst_parent)
+            .or_default()
+            .insert(dst_name, id);
+        self.touch(dst_parent, now);
         Ok(Outcome::Node(out))
     }
 
@@ -1589,5 +1824,171 @@ mod tests {
         assert_eq!(back.counters(), ns.counters());
         assert_eq!(back.lookup("/a/b/f").unwrap().size, 3);
         assert_eq!(back.workers().count(), 1);
+    }
+
+    fn link(src: &str, dst: &str, now: i64) -> Command {
+        Command::Link {
+            src: src.into(),
+            dst: dst.into(),
+            now,
+        }
+    }
+
+    #[test]
+    fn hard_links_share_one_inode_until_the_last_name_goes() {
+        let mut ns = Namespace::default();
+        ok(&mut ns, mkdir("/d", false));
+        let (id, b) = file_with_block(&mut ns, "/f", 10);
+        let Outcome::Node(linked) = ok(&mut ns, link("/f", "/d/g", 5)) else {
+            panic!()
+        };
+        assert_eq!((linked.id, linked.names(), linked.ctime), (id, 2, 5));
+        assert_eq!(ns.lookup("/d/g").unwrap().id, id);
+        assert_eq!(ns.inode(ns.lookup("/d").unwrap().id).unwrap().mtime, 5);
+        assert_eq!(ns.counts(), (1, 2), "one file, two names");
+        assert!(matches!(
+            err(&mut ns, link("/f", "/d/g", 6)),
+            FsError::AlreadyExists(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, link("/d", "/e", 6)),
+            FsError::NotPermitted(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, link("/nope", "/e", 6)),
+            FsError::NotFound(_)
+        ));
+        // Unlinking the first name keeps the data under the other; no block is freed.
+        let applied = ns.apply(&delete("/f", false));
+        assert!(applied.result.is_ok() && applied.freed.is_empty());
+        let g = ns.lookup("/d/g").unwrap();
+        assert_eq!(
+            (g.id, g.names(), g.size, g.parent),
+            (id, 1, 10, ns.lookup("/d").unwrap().id)
+        );
+        assert!(ns.lookup("/f").is_err());
+        // Survives a snapshot round trip.
+        let mut ns = Namespace::from_image(ns.image());
+        ok(&mut ns, link("/d/g", "/h", 7));
+        let mut ns = Namespace::from_image(ns.image());
+        assert_eq!(ns.lookup("/h").unwrap().names(), 2);
+        // The last name frees the blocks.
+        ok(&mut ns, delete("/h", false));
+        let applied = ns.apply(&delete("/d/g", false));
+        assert_eq!(applied.freed, vec![(b, 7)]);
+        assert_eq!(ns.counts(), (0, 2));
+    }
+
+    #[test]
+    fn renames_and_recursive_deletes_respect_other_names() {
+        let mut ns = Namespace::default();
+        ok(&mut ns, mkdir("/d", false));
+        let (id, _) = file_with_block(&mut ns, "/d/f", 4);
+        ok(&mut ns, link("/d/f", "/keep", 2));
+        ok(&mut ns, link("/d/f", "/d/f2", 2));
+        // Renaming a name onto another name of the same file does nothing.
+        ok(&mut ns, rename("/d/f", "/d/f2"));
+        assert_eq!(ns.lookup("/d/f").unwrap().id, id);
+        assert_eq!(ns.lookup("/keep").unwrap().names(), 3);
+        // Renaming a secondary name moves that name only.
+        ok(&mut ns, rename("/d/f2", "/moved"));
+        assert!(ns.lookup("/d/f2").is_err());
+        assert_eq!(ns.lookup("/moved").unwrap().id, id);
+        // Replacing a linked file by rename drops one of its names.
+        file_with_block(&mut ns, "/other", 1);
+        ok(&mut ns, rename("/other", "/moved"));
+        assert_eq!(ns.lookup("/keep").unwrap().names(), 2);
+        // Removing the directory removes the name inside; the file lives on.
+        let applied = ns.apply(&delete("/d", true));
+        assert!(applied.result.is_ok() && applied.freed.is_empty());
+        let keep = ns.lookup("/keep").unwrap();
+        assert_eq!((keep.id, keep.names(), keep.size), (id, 1, 4));
+    }
+
+    #[test]
+    fn special_files_and_directory_link_counts() {
+        let mut ns = Namespace::default();
+        let mknod = |path: &str, kind, rdev| Command::Mknod {
+            path: path.into(),
+            kind,
+            mode: 0o640,
+            rdev,
+            uid: 5,
+            gid: 6,
+            now: 9,
+        };
+        for (path, kind, rdev) in [
+            ("/p", InodeKind::Fifo, 0),
+            ("/s", InodeKind::Socket, 0),
+            ("/c", InodeKind::CharDevice, 0x0103),
+            ("/b", InodeKind::BlockDevice, 0x0801),
+        ] {
+            let Outcome::Node(n) = ok(&mut ns, mknod(path, kind, rdev)) else {
+                panic!()
+            };
+            assert_eq!(
+                (n.kind, n.rdev, n.mode, n.uid, n.gid),
+                (kind, rdev, 0o640, 5, 6)
+            );
+        }
+        assert!(matches!(
+            err(&mut ns, mknod("/p", InodeKind::Fifo, 0)),
+            FsError::AlreadyExists(_)
+        ));
+        assert!(matches!(
+            err(&mut ns, mknod("/x", InodeKind::Dir, 0)),
+            FsError::InvalidArgument(_)
+        ));
+        ok(&mut ns, link("/p", "/p2", 10));
+        assert_eq!(ns.lookup("/p2").unwrap().kind, InodeKind::Fifo);
+        let root = ns.lookup("/").unwrap().clone();
+        assert_eq!(ns.nlink(&root), 2);
+        ok(&mut ns, mkdir("/a/b/c", true));
+        ok(&mut ns, mkdir("/e", false));
+        let root = ns.lookup("/").unwrap().clone();
+        assert_eq!(ns.nlink(&root), 4);
+        ok(&mut ns, rename("/a/b", "/e/b"));
+        let a = ns.lookup("/a").unwrap().clone();
+        let e = ns.lookup("/e").unwrap().clone();
+        assert_eq!((ns.nlink(&a), ns.nlink(&e)), (2, 3));
+        ok(&mut ns, delete("/e", true));
+        let root = ns.lookup("/").unwrap().clone();
+        assert_eq!(ns.nlink(&root), 3);
+        let ns = Namespace::from_image(ns.image());
+        let root = ns.lookup("/").unwrap().clone();
+        assert_eq!(ns.nlink(&root), 3, "rebuilt from a snapshot");
+    }
+
+    #[test]
+    fn a_set_group_id_directory_passes_its_group_on() {
+        let mut ns = Namespace::default();
+        let Outcome::Node(d) = ok(&mut ns, mkdir("/shared", false)) else {
+            panic!()
+        };
+        ok(
+            &mut ns,
+            Command::SetAttr {
+                path: "/shared".into(),
+                attrs: SetAttrs {
+                    mode: Some(0o2775),
+                    gid: Some(50),
+                    ..Default::default()
+                },
+                now: 2,
+            },
+        );
+        assert_eq!(d.id, ns.lookup("/shared").unwrap().id);
+        let mut made = create("/shared/f");
+        if let Command::Create { uid, gid, .. } = &mut made {
+            (*uid, *gid) = (7, 7);
+        }
+        let Outcome::Node(f) = ok(&mut ns, made) else {
+            panic!()
+        };
+        assert_eq!((f.gid, f.mode), (50, 0o644));
+        let Outcome::Node(sub) = ok(&mut ns, mkdir("/shared/sub", false)) else {
+            panic!()
+        };
+        assert_eq!((sub.gid, sub.mode), (50, 0o2755));
     }
 }

@@ -13,6 +13,8 @@ pub fn to_status(err: FsError) -> Status {
     let code = match &err {
         FsError::NotFound(_) => Code::NotFound,
         FsError::AlreadyExists(_) => Code::AlreadyExists,
+        FsError::NotPermitted(_) => Code::PermissionDenied,
+        FsError::TooManyLinks(_) => Code::ResourceExhausted,
         FsError::NotADirectory(_) | FsError::IsADirectory(_) | FsError::NotEmpty(_) => {
             Code::FailedPrecondition
         }

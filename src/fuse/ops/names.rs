@@ -72,7 +72,8 @@ impl Ops {
     /// A new entry for the kernel: its attributes, with the lookup recorded.
     fn entry(&self, parent: u64, name: &str, status: &FileStatus) -> FileAttr {
         let attr = self.attr(status);
-        self.inodes.remember(parent, name, attr.ino.0);
+        let linked = attr.kind != FileType::Directory && attr.nlink > 1;
+        self.inodes.remember_name(parent, name, attr.ino.0, linked);
         attr
     }
 
@@ -133,8 +134,8 @@ impl Ops {
         }
     }
 
-    /// Makes an empty regular file (`mode` carries the file type: devices, fifos and
-    /// sockets are refused with EPERM).
+    /// Makes an empty regular file, a FIFO, a socket or a device node (`mode` carries
+    /// the type, `rdev` a device's number).
     pub async fn mknod(
         &self,
         caller: Caller,
@@ -142,19 +143,44 @@ impl Ops {
         name: &OsStr,
         mode: u32,
         umask: u32,
+        rdev: u32,
     ) -> Result<FileAttr, Errno> {
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            // Devices, fifos and sockets have no meaning in a shared cache.
-            return Err(Errno::EPERM);
-        }
+        // FIFOs, sockets and device nodes are names with attributes: the kernel serves a
+        // FIFO's data itself, and the mount is nodev.
+        let kind = match mode & libc::S_IFMT {
+            libc::S_IFREG => None,
+            libc::S_IFIFO => Some(pb::FileKind::Fifo),
+            libc::S_IFSOCK => Some(pb::FileKind::Socket),
+            libc::S_IFCHR => Some(pb::FileKind::CharDevice),
+            libc::S_IFBLK => Some(pb::FileKind::BlockDevice),
+            _ => return Err(Errno::EINVAL),
+        };
         let (path, name) = self.changing(parent, name)?;
         let owner = caller.owner(mode, umask);
-        let st = self
-            .client
-            .create_file(&path, false, false, owner)
-            .await
-            .map_err(to_errno)?;
+        let st = match kind {
+            None => self.client.create_file(&path, false, false, owner).await,
+            Some(kind) => self.client.mknod_as(&path, kind, rdev, owner).await,
+        }
+        .map_err(to_errno)?;
         Ok(self.entry(parent, &name, &st))
+    }
+
+    /// Gives inode `ino` the new name `new_name` in `new_parent` (a hard link); its
+    /// attributes after.
+    pub async fn link(
+        &self,
+        ino: u64,
+        new_parent: u64,
+        new_name: &OsStr,
+    ) -> Result<FileAttr, Errno> {
+        self.writable(ino)?;
+        self.same_mount(ino, new_parent)?;
+        let src = self.path(ino)?;
+        let (dst, name) = self.changing(new_parent, new_name)?;
+        let st = self.client.link(&src, &dst).await.map_err(to_errno)?;
+        let attr = self.attr(&st);
+        self.inodes.also_named(new_parent, &name, attr.ino.0);
+        Ok(attr)
     }
 
     /// Makes a directory.
@@ -537,24 +563,85 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn mknod_makes_regular_files_only() {
+    async fn mknod_makes_files_fifos_sockets_and_device_nodes() {
         let fs = testkit::start().await;
         let ops = &fs.ops;
         let f = ops
-            .mknod(ROOT_CALLER, ROOT, n("f"), libc::S_IFREG | 0o666, 0o022)
+            .mknod(ROOT_CALLER, ROOT, n("f"), libc::S_IFREG | 0o666, 0o022, 0)
             .await
             .unwrap();
         assert_eq!((f.kind, f.perm, f.size), (FileType::RegularFile, 0o644, 0));
+        let kinds = [
+            ("fifo", libc::S_IFIFO, FileType::NamedPipe, 0),
+            ("sock", libc::S_IFSOCK, FileType::Socket, 0),
+            ("chr", libc::S_IFCHR, FileType::CharDevice, 0x0103),
+            ("blk", libc::S_IFBLK, FileType::BlockDevice, 0x0801),
+        ];
+        for (name, ifmt, kind, rdev) in kinds {
+            let a = ops
+                .mknod(ROOT_CALLER, ROOT, n(name), ifmt | 0o640, 0, rdev)
+                .await
+                .unwrap();
+            assert_eq!(
+                (a.kind, a.perm, a.rdev, a.nlink),
+                (kind, 0o640, rdev, 1),
+                "{name}"
+            );
+            let again = ops.getattr(a.ino.0).await.unwrap();
+            assert_eq!((again.kind, again.rdev), (kind, rdev), "{name}");
+        }
         assert_eq!(
-            ops.mknod(ROOT_CALLER, ROOT, n("fifo"), libc::S_IFIFO | 0o644, 0)
-                .await,
-            Err(Errno::EPERM)
-        );
-        assert_eq!(
-            ops.mknod(ROOT_CALLER, ROOT, n("f"), libc::S_IFREG | 0o644, 0)
+            ops.mknod(ROOT_CALLER, ROOT, n("f"), libc::S_IFREG | 0o644, 0, 0)
                 .await,
             Err(Errno::EEXIST)
         );
+        assert_eq!(
+            ops.mknod(ROOT_CALLER, ROOT, n("fifo"), libc::S_IFIFO | 0o644, 0, 0)
+                .await,
+            Err(Errno::EEXIST)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hard_links_share_the_inode_and_count_names() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let f = testkit::put(ops, ROOT, "f", b"shared").await;
+        let d = ops
+            .mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0)
+            .await
+            .unwrap();
+        let l = ops.link(f, d.ino.0, n("g")).await.unwrap();
+        assert_eq!((l.ino.0, l.nlink), (f, 2));
+        assert_eq!(ops.getattr(f).await.unwrap().nlink, 2);
+        let g = ops.lookup(d.ino.0, n("g")).await.unwrap().unwrap();
+        assert_eq!(g.ino.0, f);
+        assert_eq!(testkit::get(ops, g.ino.0).await, b"shared");
+        assert_eq!(ops.link(f, ROOT, n("d")).await.err(), Some(Errno::EEXIST));
+        assert_eq!(
+            ops.link(d.ino.0, ROOT, n("d2")).await.err(),
+            Some(Errno::EPERM)
+        );
+        // Unlinking one name keeps the other, with its data.
+        ops.remove(ROOT, n("f")).await.unwrap();
+        let g = ops.getattr(f).await.unwrap();
+        assert_eq!((g.nlink, g.size), (1, 6));
+        assert_eq!(testkit::get(ops, f).await, b"shared");
+        // A directory counts 2 and its subdirectories.
+        let root = ops.getattr(ROOT).await.unwrap();
+        assert_eq!(root.nlink, 3);
+        ops.mkdir(ROOT_CALLER, d.ino.0, n("sub"), 0o755, 0)
+            .await
+            .unwrap();
+        assert_eq!(ops.getattr(d.ino.0).await.unwrap().nlink, 3);
+        // Renaming one name of a file onto another of its names does nothing.
+        let h = ops.link(f, d.ino.0, n("h")).await.unwrap();
+        assert_eq!(h.nlink, 2);
+        ops.rename(d.ino.0, n("g"), d.ino.0, n("h"), RenameFlags::empty())
+            .await
+            .unwrap();
+        assert_eq!(ops.getattr(f).await.unwrap().nlink, 2);
+        assert!(ops.lookup(d.ino.0, n("g")).await.unwrap().is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,7 +654,7 @@ mod tests {
         let erofs = Err(Errno::EROFS);
         assert_eq!(ro.mkdir(ROOT_CALLER, ROOT, n("d"), 0o755, 0).await, erofs);
         assert_eq!(
-            ro.mknod(ROOT_CALLER, ROOT, n("m"), libc::S_IFREG | 0o644, 0)
+            ro.mknod(ROOT_CALLER, ROOT, n("m"), libc::S_IFREG | 0o644, 0, 0)
                 .await,
             erofs
         );

@@ -174,7 +174,7 @@ impl Namespace {
         let free = match inode.kind {
             InodeKind::Dir => self.child_count(inode.id) == 0,
             InodeKind::Symlink => m.link_text().as_deref() == Some(inode.target.as_str()),
-            InodeKind::File => false,
+            _ => false,
         };
         if ours || free {
             return Ok(());
