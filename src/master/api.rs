@@ -236,7 +236,7 @@ impl MasterService for MasterApi {
             Ok(pb::ListResponse {
                 entries: entries
                     .iter()
-                    .map(|i| file_status(&join(&path, &i.name), i, &ns))
+                    .map(|(name, i)| file_status(&join(&path, name), i, &ns))
                     .collect(),
                 has_more,
             })

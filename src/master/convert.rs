@@ -50,7 +50,13 @@ pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus 
     pb::FileStatus {
         id: inode.id,
         path: path.to_string(),
-        name: inode.name.clone(),
+        // The name the caller used: a file with hard links has several.
+        name: path
+            .rsplit('/')
+            .next()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&inode.name)
+            .to_string(),
         kind: kind as i32,
         mode: inode.mode,
         uid: inode.uid,

@@ -482,14 +482,14 @@ impl Namespace {
             .ok_or_else(|| FsError::NotFound(path.to_string()))
     }
 
-    /// Up to `limit` entries of the directory at `path` whose names sort after `start_after`.
-    /// Returns the entries and whether more follow.
+    /// Up to `limit` entries (name, inode) of the directory at `path` whose names sort
+    /// after `start_after`. Returns the entries and whether more follow.
     pub fn list(
         &self,
         path: &str,
         start_after: &str,
         limit: usize,
-    ) -> Result<(Vec<&Inode>, bool), FsError> {
+    ) -> Result<(Vec<(&str, &Inode)>, bool), FsError> {
         let dir = self.lookup(path)?;
         if dir.kind != InodeKind::Dir {
             return Err(FsError::NotADirectory(path.to_string()));
@@ -503,13 +503,14 @@ impl Namespace {
         ));
         let mut out = Vec::new();
         let mut more = false;
-        for (_, id) in range {
+        for (name, id) in range {
             if out.len() == limit {
                 more = true;
                 break;
             }
             if let Some(inode) = self.inodes.get(id) {
-                out.push(inode);
+                // The entry's own name: a file with hard links has several.
+                out.push((name.as_str(), inode));
             }
         }
         Ok((out, more))
@@ -1577,7 +1578,7 @@ mod tests {
         let mut after = String::new();
         loop {
             let (page, more) = ns.list("/d", &after, 10).unwrap();
-            seen.extend(page.iter().map(|i| i.name.clone()));
+            seen.extend(page.iter().map(|(name, _)| name.to_string()));
             after = seen.last().cloned().unwrap_or_default();
             if !more {
                 break;

@@ -12,14 +12,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A process serving a mount, stopped (and the mount removed) on drop.
-struct Mounted {
+pub(crate) struct Mounted {
     child: Option<Child>,
     mnt: PathBuf,
     log: PathBuf,
 }
 
 /// A loopback cluster config under `dir`, with `edit` applied to its text.
-fn config(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+pub(crate) fn config(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
     let conf = dir.join("c.toml");
     loopback_conf(&conf, &dir.join("data"));
     let text = std::fs::read_to_string(&conf).unwrap();
@@ -76,12 +76,12 @@ impl Mounted {
     }
 
     /// `standalone --mnt` with its config under `dir`.
-    fn standalone(dir: &Path, edit: impl FnOnce(String) -> String) -> Mounted {
+    pub(crate) fn standalone(dir: &Path, edit: impl FnOnce(String) -> String) -> Mounted {
         let conf = config(dir, edit);
         Self::standalone_on(dir, &conf)
     }
 
-    fn standalone_on(dir: &Path, conf: &Path) -> Mounted {
+    pub(crate) fn standalone_on(dir: &Path, conf: &Path) -> Mounted {
         let mnt = dir.join("mnt");
         let log = dir.join(format!("standalone-{}.log", stamp()));
         let child = spawn(
@@ -99,7 +99,7 @@ impl Mounted {
     }
 
     /// `client start` mounting at `mnt` with the cluster in `conf`, plus `fuse` keys.
-    fn client(conf: &Path, mnt: &Path, fuse: &str) -> Mounted {
+    pub(crate) fn client(conf: &Path, mnt: &Path, fuse: &str) -> Mounted {
         let dir = conf.parent().unwrap();
         let own = dir.join(format!("client-{}.toml", stamp()));
         let text = std::fs::read_to_string(conf).unwrap();
@@ -113,16 +113,16 @@ impl Mounted {
         Self::wait(child, mnt, &log)
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.mnt.join(rel)
     }
 
     /// Runs a bash script in the mount; returns its output.
-    fn sh(&self, script: &str) -> Output {
+    pub(crate) fn sh(&self, script: &str) -> Output {
         Command::new("bash")
             .args(["-euo", "pipefail", "-c", script])
             .current_dir(&self.mnt)
@@ -131,7 +131,7 @@ impl Mounted {
     }
 
     /// Runs a bash script in the mount and asserts it succeeds; returns stdout.
-    fn ok(&self, script: &str) -> String {
+    pub(crate) fn ok(&self, script: &str) -> String {
         let out = self.sh(script);
         assert!(
             out.status.success(),
@@ -143,7 +143,7 @@ impl Mounted {
     }
 
     /// SIGTERM; returns the exit status and how long the exit took.
-    fn stop(mut self) -> (std::process::ExitStatus, Duration) {
+    pub(crate) fn stop(mut self) -> (std::process::ExitStatus, Duration) {
         let mut child = self.child.take().unwrap();
         let started = Instant::now();
         let status = terminate(&mut child);
@@ -185,7 +185,7 @@ fn stamp() -> u128 {
         .as_nanos()
 }
 
-fn errno_of(e: &std::io::Error) -> i32 {
+pub(crate) fn errno_of(e: &std::io::Error) -> i32 {
     e.raw_os_error().unwrap_or(-1)
 }
 

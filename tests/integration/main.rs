@@ -10,4 +10,5 @@ mod fixtures;
 mod fluid_entries;
 mod fuse_mount;
 mod harness;
+mod posix;
 mod render_props;
