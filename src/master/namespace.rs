@@ -116,6 +116,9 @@ impl Inode {
     }
 }
 
+/// One entry of a directory: its name there and its inode.
+pub type DirEntry<'a> = (&'a str, &'a Inode);
+
 /// A registered worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerRecord {
@@ -489,7 +492,7 @@ impl Namespace {
         path: &str,
         start_after: &str,
         limit: usize,
-    ) -> Result<(Vec<(&str, &Inode)>, bool), FsError> {
+    ) -> Result<(Vec<DirEntry<'_>>, bool), FsError> {
         let dir = self.lookup(path)?;
         if dir.kind != InodeKind::Dir {
             return Err(FsError::NotADirectory(path.to_string()));
