@@ -34,6 +34,18 @@ pub enum FsError {
     /// The file has as many names as it may have.
     #[error("{0}: too many links")]
     TooManyLinks(String),
+    /// The extended attribute does not exist.
+    #[error("{0}: no such attribute")]
+    NoAttribute(String),
+    /// The operation or attribute namespace is not supported here.
+    #[error("{0}: not supported")]
+    NotSupported(String),
+    /// A value is larger than the operation allows (an extended attribute's).
+    #[error("{0}: too big")]
+    TooBig(String),
+    /// A name or size is out of the range the operation takes.
+    #[error("{0}: out of range")]
+    OutOfRange(String),
     /// No worker has room for the data.
     #[error("no space left: {0}")]
     NoSpace(String),
@@ -62,6 +74,10 @@ impl FsError {
             FsError::NotEmpty(_) => "not_empty",
             FsError::NotPermitted(_) => "not_permitted",
             FsError::TooManyLinks(_) => "too_many_links",
+            FsError::NoAttribute(_) => "no_attribute",
+            FsError::NotSupported(_) => "not_supported",
+            FsError::TooBig(_) => "too_big",
+            FsError::OutOfRange(_) => "out_of_range",
             FsError::InvalidPath(_) => "invalid_path",
             FsError::InvalidArgument(_) => "invalid_argument",
             FsError::NoSpace(_) => "no_space",
@@ -81,6 +97,10 @@ impl FsError {
             | FsError::NotEmpty(s)
             | FsError::NotPermitted(s)
             | FsError::TooManyLinks(s)
+            | FsError::NoAttribute(s)
+            | FsError::NotSupported(s)
+            | FsError::TooBig(s)
+            | FsError::OutOfRange(s)
             | FsError::InvalidPath(s)
             | FsError::InvalidArgument(s)
             | FsError::NoSpace(s)
@@ -100,6 +120,10 @@ impl FsError {
             "not_empty" => FsError::NotEmpty(detail),
             "not_permitted" => FsError::NotPermitted(detail),
             "too_many_links" => FsError::TooManyLinks(detail),
+            "no_attribute" => FsError::NoAttribute(detail),
+            "not_supported" => FsError::NotSupported(detail),
+            "too_big" => FsError::TooBig(detail),
+            "out_of_range" => FsError::OutOfRange(detail),
             "invalid_path" => FsError::InvalidPath(detail),
             "invalid_argument" => FsError::InvalidArgument(detail),
             "no_space" => FsError::NoSpace(detail),
@@ -132,6 +156,10 @@ mod tests {
             FsError::NotEmpty("/a".into()),
             FsError::NotPermitted("/a".into()),
             FsError::TooManyLinks("/a".into()),
+            FsError::NoAttribute("/a".into()),
+            FsError::NotSupported("/a".into()),
+            FsError::TooBig("/a".into()),
+            FsError::OutOfRange("/a".into()),
             FsError::InvalidPath("x".into()),
             FsError::InvalidArgument("x".into()),
             FsError::NoSpace("x".into()),

@@ -274,6 +274,72 @@ impl Client {
             .await
     }
 
+    /// Sets the extended attribute `name` of `path`; `flags` as setxattr(2) (1: create
+    /// only, 2: replace only).
+    pub async fn set_xattr(
+        &self,
+        path: &str,
+        name: &str,
+        value: &[u8],
+        flags: u32,
+    ) -> Result<(), FsError> {
+        let req = pb::SetXattrRequest {
+            path: path.into(),
+            name: name.into(),
+            value: bytes::Bytes::copy_from_slice(value),
+            flags,
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.set_xattr(r).await }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// The value of the extended attribute `name` of `path`.
+    pub async fn get_xattr(&self, path: &str, name: &str) -> Result<Vec<u8>, FsError> {
+        let req = pb::XattrRequest {
+            path: path.into(),
+            name: name.into(),
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.get_xattr(r).await }
+            })
+            .await
+            .map(|v| v.value.to_vec())
+    }
+
+    /// The names of the extended attributes of `path`.
+    pub async fn list_xattr(&self, path: &str) -> Result<Vec<String>, FsError> {
+        let req = pb::PathRequest { path: path.into() };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.list_xattr(r).await }
+            })
+            .await
+            .map(|v| v.names)
+    }
+
+    /// Removes the extended attribute `name` of `path`.
+    pub async fn remove_xattr(&self, path: &str, name: &str) -> Result<(), FsError> {
+        let req = pb::XattrRequest {
+            path: path.into(),
+            name: name.into(),
+        };
+        self.master()
+            .call(|mut c| {
+                let r = req.clone();
+                async move { c.remove_xattr(r).await }
+            })
+            .await
+            .map(|_| ())
+    }
+
     /// Creates a symlink owned by `owner`.
     pub async fn symlink_as(
         &self,

@@ -63,6 +63,17 @@ impl CurvineFs {
         }
     }
 
+    /// Replies to getxattr/listxattr: the size when asked with 0, else the bytes, or
+    /// ERANGE when they do not fit.
+    fn xattr(result: Result<Vec<u8>, Errno>, size: u32, reply: fuser::ReplyXattr) {
+        match result {
+            Ok(data) if size == 0 => reply.size(data.len() as u32),
+            Ok(data) if data.len() <= size as usize => reply.data(&data),
+            Ok(_) => reply.error(Errno::ERANGE),
+            Err(e) => reply.error(e),
+        }
+    }
+
     /// Replies to an empty request.
     fn empty(result: Result<(), Errno>, reply: ReplyEmpty) {
         match result {
@@ -446,34 +457,67 @@ impl Filesystem for CurvineFs {
         self.spawn(|ops| async move { Self::empty(ops.access(ino.0, mask).await, reply) });
     }
 
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        position: u32,
+        reply: ReplyEmpty,
+    ) {
+        if position != 0 {
+            // Only macOS resource forks use a position.
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.spawn(move |ops| async move {
+            Self::empty(ops.setxattr(ino.0, &name, &value, flags).await, reply);
+        });
+    }
+
     fn getxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
+        ino: INodeNo,
+        name: &OsStr,
+        size: u32,
         reply: fuser::ReplyXattr,
     ) {
-        // No extended attributes: ENOSYS makes the kernel stop asking.
-        reply.error(Errno::ENOSYS);
+        let name = name.to_owned();
+        self.spawn(move |ops| async move {
+            Self::xattr(ops.getxattr(ino.0, &name).await, size, reply);
+        });
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
-        reply.error(Errno::ENOSYS);
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        self.spawn(move |ops| async move {
+            Self::xattr(ops.listxattr(ino.0).await, size, reply);
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.spawn(move |ops| async move {
+            Self::empty(ops.removexattr(ino.0, &name).await, reply);
+        });
     }
 
     fn fallocate(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
-        _offset: u64,
-        _length: u64,
-        _mode: i32,
+        offset: u64,
+        length: u64,
+        mode: i32,
         reply: ReplyEmpty,
     ) {
-        // Space is taken when blocks are written; programs fall back to plain writes.
-        reply.error(Errno::ENOSYS);
+        self.spawn(move |ops| async move {
+            Self::empty(ops.fallocate(ino.0, offset, length, mode).await, reply);
+        });
     }
 
     fn create(

@@ -4,7 +4,7 @@
 //! leader's journal address, which serves this API too.
 
 use super::convert::{block_ranges, file_status, join, mount_record, mount_table, special_kind};
-use super::namespace::{self, Command, InodeKind, Outcome, SetAttrs};
+use super::namespace::{self, Command, InodeKind, Outcome, SetAttrs, XattrMode};
 use super::report::{build_report, own_view, peer_views};
 use super::state::MasterState;
 use super::workers::WorkerReport;
@@ -367,6 +367,88 @@ impl MasterService for MasterApi {
                 })
                 .await?;
             self.node_status(&dst, out)
+        })
+        .await
+    }
+
+    async fn set_xattr(
+        &self,
+        req: Request<pb::SetXattrRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        self.timed("set_xattr", async {
+            let mode = match r.flags {
+                0 => XattrMode::Any,
+                1 => XattrMode::Create,
+                2 => XattrMode::Replace,
+                f => return Err(FsError::InvalidArgument(format!("setxattr flags {f}"))),
+            };
+            self.state
+                .command(Command::SetXattr {
+                    path: namespace::normalize(&r.path)?,
+                    name: r.name,
+                    value: r.value.to_vec(),
+                    mode,
+                    now: now_ms(),
+                })
+                .await?;
+            Ok(pb::Empty {})
+        })
+        .await
+    }
+
+    async fn get_xattr(
+        &self,
+        req: Request<pb::XattrRequest>,
+    ) -> Result<Response<pb::XattrValue>, Status> {
+        let r = req.into_inner();
+        self.timed("get_xattr", async {
+            let path = namespace::normalize(&r.path)?;
+            namespace::check_xattr_name(&r.name)?;
+            self.state.linearizable().await?;
+            let ns = self.state.ns.read();
+            let value = ns
+                .lookup(&path)?
+                .xattrs
+                .get(&r.name)
+                .cloned()
+                .ok_or_else(|| FsError::NoAttribute(format!("{path}: attribute {}", r.name)))?;
+            Ok(pb::XattrValue {
+                value: value.into(),
+            })
+        })
+        .await
+    }
+
+    async fn list_xattr(
+        &self,
+        req: Request<pb::PathRequest>,
+    ) -> Result<Response<pb::XattrNames>, Status> {
+        let r = req.into_inner();
+        self.timed("list_xattr", async {
+            let path = namespace::normalize(&r.path)?;
+            self.state.linearizable().await?;
+            let ns = self.state.ns.read();
+            let names = ns.lookup(&path)?.xattrs.keys().cloned().collect();
+            Ok(pb::XattrNames { names })
+        })
+        .await
+    }
+
+    async fn remove_xattr(
+        &self,
+        req: Request<pb::XattrRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        self.timed("remove_xattr", async {
+            self.state
+                .command(Command::RemoveXattr {
+                    path: namespace::normalize(&r.path)?,
+                    name: r.name,
+                    now: now_ms(),
+                })
+                .await?;
+            Ok(pb::Empty {})
         })
         .await
     }

@@ -71,6 +71,7 @@ pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus 
         children,
         parent: inode.parent,
         rdev: inode.rdev,
+        xattrs: inode.xattrs.len() as u32,
     }
 }
 

@@ -14,7 +14,10 @@ pub fn to_status(err: FsError) -> Status {
         FsError::NotFound(_) => Code::NotFound,
         FsError::AlreadyExists(_) => Code::AlreadyExists,
         FsError::NotPermitted(_) => Code::PermissionDenied,
-        FsError::TooManyLinks(_) => Code::ResourceExhausted,
+        FsError::TooManyLinks(_) | FsError::TooBig(_) => Code::ResourceExhausted,
+        FsError::NoAttribute(_) => Code::NotFound,
+        FsError::NotSupported(_) => Code::Unimplemented,
+        FsError::OutOfRange(_) => Code::OutOfRange,
         FsError::NotADirectory(_) | FsError::IsADirectory(_) | FsError::NotEmpty(_) => {
             Code::FailedPrecondition
         }

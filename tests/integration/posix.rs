@@ -253,3 +253,48 @@ fn names_and_errors_are_those_of_a_local_disk() {
     assert_eq!(errno_of(&e), libc::ENOTDIR, "{e}");
     assert!(Path::new(&m.path("a/b")).is_dir());
 }
+
+#[test]
+fn extended_attributes_and_fallocate_work_for_tools() {
+    let (_dir, m) = mount();
+    m.ok("echo data > f && mkdir d && mkfifo p");
+    let script = r#"
+import errno, os
+os.setxattr("f", "user.origin", b"s3://bucket/key")
+os.setxattr("f", "security.label", b"x", os.XATTR_CREATE)
+os.setxattr("d", "user.dir", b"1")
+assert os.getxattr("f", "user.origin") == b"s3://bucket/key"
+assert sorted(os.listxattr("f")) == ["security.label", "user.origin"], os.listxattr("f")
+def fails(code, f, *args):
+    try:
+        f(*args)
+    except OSError as e:
+        assert e.errno == code, (e, code)
+    else:
+        raise AssertionError(f"{args} should fail with {errno.errorcode[code]}")
+fails(errno.EEXIST, os.setxattr, "f", "user.origin", b"v", os.XATTR_CREATE)
+fails(errno.ENODATA, os.setxattr, "f", "user.none", b"v", os.XATTR_REPLACE)
+fails(errno.ENODATA, os.getxattr, "f", "user.none")
+fails(errno.EOPNOTSUPP, os.setxattr, "f", "trusted.t", b"v")
+fails(errno.E2BIG, os.setxattr, "f", "user.big", b"v" * 65537)
+fails(errno.ERANGE, os.setxattr, "f", "user." + "n" * 251, b"v")
+fails(errno.EPERM, os.setxattr, "p", "user.fifo", b"v")
+os.removexattr("f", "user.origin")
+fails(errno.ENODATA, os.removexattr, "f", "user.origin")
+assert os.listxattr("f") == ["security.label"]
+print("ok")
+"#;
+    assert_eq!(
+        m.ok(&format!("python3 -c '{}'", script.replace('\'', "'\\''"))),
+        "ok\n"
+    );
+    // fallocate: mode 0 extends (reads as zeros), KEEP_SIZE keeps the length.
+    m.ok("fallocate -l 1048576 f && test \"$(stat -c %s f)\" = 1048576");
+    m.ok("fallocate -n -o 0 -l 4194304 f && test \"$(stat -c %s f)\" = 1048576");
+    assert_eq!(m.ok("head -c 5 f"), "data\n");
+    assert_eq!(m.ok("tail -c +6 f | tr -d '\\0' | wc -c"), "0\n");
+    assert!(
+        !m.sh("fallocate -p -o 0 -l 10 f").status.success(),
+        "punching holes is not supported"
+    );
+}

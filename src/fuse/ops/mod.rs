@@ -6,6 +6,7 @@
 //!   rename, links, access, statfs).
 //! - [`dirs`]: open directories and their listings.
 //! - [`files`]: open files: open, create, read, write, flush, release.
+//! - [`xattrs`]: extended attributes and fallocate.
 //!
 //! Reads, writes, commits and releases are queued when they are called (the kernel's
 //! order is kept) and answer through a [`Completion`]; the other operations are async.
@@ -15,6 +16,7 @@ pub mod files;
 pub mod names;
 #[cfg(test)]
 mod testkit;
+pub mod xattrs;
 
 use super::attr::{errno, file_attr};
 use super::handles::{lock, Handles};
@@ -96,6 +98,8 @@ pub struct Ops {
     notifier: OnceLock<fuser::Notifier>,
     /// The root's own status when it shows several mounts (it is no cluster directory).
     root_status: Option<FileStatus>,
+    /// Inodes whose last status had no extended attributes.
+    no_xattrs: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Ops {
@@ -114,6 +118,7 @@ impl Ops {
             told_sizes: Mutex::new(HashMap::new()),
             notifier: OnceLock::new(),
             root_status,
+            no_xattrs: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -156,6 +161,7 @@ impl Ops {
         self.inodes.forget(ino, nlookup);
         if self.inodes.path(ino).is_none() {
             lock(&self.told_sizes).remove(&ino);
+            lock(&self.no_xattrs).remove(&ino);
         }
     }
 
@@ -166,7 +172,24 @@ impl Ops {
         let size = self.handles.writes_of(ino).map(|w| w.size());
         let attr = file_attr(ino, status, size);
         lock(&self.told_sizes).insert(ino, attr.size);
+        let mut no_xattrs = lock(&self.no_xattrs);
+        if status.xattrs == 0 {
+            no_xattrs.insert(ino);
+        } else {
+            no_xattrs.remove(&ino);
+        }
         attr
+    }
+
+    /// Whether the inode's last status (within the attribute cache's life) had no
+    /// extended attributes.
+    fn has_no_xattrs(&self, ino: u64) -> bool {
+        lock(&self.no_xattrs).contains(&ino)
+    }
+
+    /// This mount changed the inode's extended attributes: ask the masters from now on.
+    fn xattrs_changed(&self, ino: u64) {
+        lock(&self.no_xattrs).remove(&ino);
     }
 
     /// Close-to-open consistency: when a file changed size since the kernel last saw its
