@@ -128,7 +128,7 @@ impl Client {
     ) -> Result<FileStatus, FsError> {
         let req = pb::MkdirRequest {
             path: path.into(),
-            mode: owner.mode,
+            mode: Some(owner.mode),
             parents,
             uid: owner.uid,
             gid: owner.gid,
@@ -412,7 +412,7 @@ impl Client {
     ) -> Result<FileStatus, FsError> {
         let req = pb::CreateRequest {
             path: path.into(),
-            mode: owner.mode,
+            mode: Some(owner.mode),
             overwrite,
             create_parents: parents,
             uid: owner.uid,

@@ -168,7 +168,7 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("mkdir", async {
             let path = namespace::normalize(&r.path)?;
-            let mode = if r.mode == 0 { 0o755 } else { r.mode };
+            let mode = r.mode.unwrap_or(0o755);
             let out = self
                 .state
                 .command(Command::Mkdir {
@@ -192,7 +192,7 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("create", async {
             let path = namespace::normalize(&r.path)?;
-            let mode = if r.mode == 0 { 0o644 } else { r.mode };
+            let mode = r.mode.unwrap_or(0o644);
             let out = self
                 .state
                 .command(Command::Create {

@@ -329,6 +329,20 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_mode_of_zero_is_kept() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let c = ops
+            .create(ROOT_CALLER, ROOT, n("f"), 0, 0, libc::O_WRONLY)
+            .await
+            .unwrap();
+        assert_eq!(c.attr.perm, 0);
+        let d = ops.mkdir(ROOT_CALLER, ROOT, n("d"), 0, 0).await.unwrap();
+        assert_eq!(d.perm, 0);
+        assert_eq!(ops.getattr(c.attr.ino.0).await.unwrap().perm, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn create_opens_existing_files_unless_exclusive() {
         let fs = testkit::start().await;
         let ops = &fs.ops;
