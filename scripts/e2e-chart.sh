@@ -26,32 +26,9 @@ WORK=$(mktemp -d /tmp/curvine-chart-e2e.XXXXXX)
 RELEASE=cv
 NS=curvine
 TOOLS=${TOOLS_DIR:-$PWD/target/tools}
-STARTED=$(date +%s)
-
-log() { echo "e2e-chart [$(( $(date +%s) - STARTED ))s] $*"; }
-fail() {
-  echo "e2e-chart FAILED: $*" >&2
-  for c in $(docker ps -a --filter "label=$RUN_ID" --format '{{.Names}}' 2>/dev/null); do
-    echo "----- docker logs $c (last 30 lines) -----" >&2
-    docker logs --tail 30 "$c" >&2 2>&1 || true
-  done
-  exit 1
-}
-
-cleanup() {
-  local ids
-  if [ "${E2E_KEEP:-0}" = 1 ]; then
-    echo "e2e-chart: E2E_KEEP=1: left containers labelled $RUN_ID, network $RUN_ID and $WORK" >&2
-    return
-  fi
-  ids=$(docker ps -aq --filter "label=$RUN_ID" 2>/dev/null || true)
-  [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
-  docker network rm "$RUN_ID" >/dev/null 2>&1 || true
-  awk -v w="$WORK" '$5 ~ "^"w { print $5 }' /proc/self/mountinfo | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+E2E_NAME=e2e-chart
+# log, fail, cleanup (on exit)
+. scripts/e2e-lib.sh
 
 command -v jq >/dev/null || fail "jq not found (scripts/deps.sh installs it)"
 [ "$(id -u)" = 0 ] || fail "needs root (bind mounts with shared propagation)"

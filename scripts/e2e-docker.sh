@@ -31,33 +31,9 @@ NS=default
 RT=curvine-demo
 BIN=/usr/local/bin/curvine-fluid
 TARGET=/runtime-mnt/cache/$NS/$RT/cache-fuse
-STARTED=$(date +%s)
-
-log() { echo "e2e [$(( $(date +%s) - STARTED ))s] $*"; }
-fail() {
-  echo "e2e FAILED: $*" >&2
-  for c in $(docker ps -a --filter "label=$RUN_ID" --format '{{.Names}}' 2>/dev/null); do
-    echo "----- docker logs $c (last 30 lines) -----" >&2
-    docker logs --tail 30 "$c" >&2 2>&1 || true
-  done
-  exit 1
-}
-
-cleanup() {
-  local ids
-  if [ "${E2E_KEEP:-0}" = 1 ]; then
-    echo "e2e: E2E_KEEP=1: left containers labelled $RUN_ID, network $RUN_ID and $WORK" >&2
-    return
-  fi
-  ids=$(docker ps -aq --filter "label=$RUN_ID" 2>/dev/null || true)
-  [ -n "$ids" ] && docker rm -f $ids >/dev/null 2>&1 || true
-  docker network rm "$RUN_ID" >/dev/null 2>&1 || true
-  # Mounts left under the work dir (a killed client leaves a dead one), deepest first.
-  awk -v w="$WORK" '$5 ~ "^"w { print $5 }' /proc/self/mountinfo | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+E2E_NAME=e2e
+# log, fail, cleanup (on exit)
+. scripts/e2e-lib.sh
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
 need jq jq

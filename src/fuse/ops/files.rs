@@ -64,12 +64,7 @@ impl Ops {
         let located = self.client.locate(&path).await.map_err(to_errno)?;
         let status = located.status.clone().unwrap_or_default();
         self.revalidate(ino, status.size);
-        let reader = if mode != OpenAccMode::O_WRONLY {
-            let r = FileReader::new(self.client.clone(), located).map_err(to_errno)?;
-            Some(HandleReader::start(&self.rt, r))
-        } else {
-            None
-        };
+        let reader = self.reader_for(mode, located)?;
         let fh = self
             .handles
             .open_file(OpenFile::new(reader, writing.then_some(status)));
@@ -77,6 +72,20 @@ impl Ops {
             fh,
             flags: self.open_flags(),
         })
+    }
+
+    /// The read side of a handle opened with `mode` (none for write-only) over the
+    /// file's located blocks.
+    fn reader_for(
+        &self,
+        mode: OpenAccMode,
+        located: pb::FileBlocks,
+    ) -> Result<Option<HandleReader>, Errno> {
+        if mode == OpenAccMode::O_WRONLY {
+            return Ok(None);
+        }
+        let r = FileReader::new(self.client.clone(), located).map_err(to_errno)?;
+        Ok(Some(HandleReader::start(&self.rt, r)))
     }
 
     /// Creates `name` in `parent` (or opens it, unless `O_EXCL` is among `flags`) and
@@ -107,12 +116,7 @@ impl Ops {
             Err(e) => return Err(to_errno(e)),
         };
         let status = located.status.clone().unwrap_or_default();
-        let reader = if acc != OpenAccMode::O_WRONLY {
-            let r = FileReader::new(self.client.clone(), located).map_err(to_errno)?;
-            Some(HandleReader::start(&self.rt, r))
-        } else {
-            None
-        };
+        let reader = self.reader_for(acc, located)?;
         let fh = self
             .handles
             .open_file(OpenFile::new(reader, Some(status.clone())));
