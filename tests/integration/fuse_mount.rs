@@ -509,6 +509,8 @@ fn several_dataset_mounts_show_as_directories_of_the_root() {
     }
     let e = std::fs::rename(view.path("train/w.txt"), view.path("new/w.txt")).unwrap_err();
     assert_eq!(errno_of(&e), libc::EXDEV, "{e}");
+    let e = std::fs::hard_link(view.path("train/w.txt"), view.path("new/w.txt")).unwrap_err();
+    assert_eq!(errno_of(&e), libc::EXDEV, "a hard link between mounts: {e}");
     view.ok("mv train/w.txt new/w.txt");
     assert_eq!(
         std::fs::read(a.path("made/by/view/w.txt")).unwrap(),

@@ -103,6 +103,10 @@ fn hard_links_share_the_inode_and_count_names() {
     assert_eq!(meta(&m, "d").nlink(), 4);
     m.ok("rmdir d/y");
     assert_eq!(meta(&m, "d").nlink(), 3);
+    // A directory moved to another parent moves its count with it.
+    m.ok("mkdir e && mv d/x e/x");
+    assert_eq!((meta(&m, "d").nlink(), meta(&m, "e").nlink()), (2, 3));
+    m.ok("mv e/x d/x");
     // Files made with the tools programs use.
     m.ok("ln b d/x/b3 && test \"$(stat -c %h b)\" = 3 && cp -al d d-copy && test -f d-copy/x/b3");
     assert_eq!(meta(&m, "b").nlink(), 4);
@@ -146,7 +150,13 @@ fn permission_rules_hold_for_unprivileged_users() {
         "mv pub/others pub/mine",
         "Operation not permitted",
     );
-    allowed(&m, OTHER, "mv pub/others pub/renamed && rm pub/renamed");
+    allowed(
+        &m,
+        OTHER,
+        "mv pub/others pub/renamed && rm pub/renamed && mkdir pub/odir",
+    );
+    refused(&m, USER, "rmdir pub/odir", "Operation not permitted");
+    allowed(&m, OTHER, "rmdir pub/odir");
     // chown and chgrp by the owner to someone else, or a group it is not in: refused.
     allowed(&m, USER, "echo y > home/f && chmod 4755 home/f");
     refused(&m, USER, "chown 4343 home/f", "Operation not permitted");
