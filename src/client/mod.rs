@@ -143,7 +143,19 @@ impl Client {
 
     /// The status of a path.
     pub async fn stat(&self, path: &str) -> Result<FileStatus, FsError> {
-        let req = pb::PathRequest { path: path.into() };
+        self.stat_target(path, 0).await
+    }
+
+    /// The status of the inode with id `id` (an open file, wherever its names went).
+    pub async fn stat_id(&self, id: u64) -> Result<FileStatus, FsError> {
+        self.stat_target("", id).await
+    }
+
+    async fn stat_target(&self, path: &str, id: u64) -> Result<FileStatus, FsError> {
+        let req = pb::PathRequest {
+            path: path.into(),
+            id,
+        };
         self.master()
             .call(|mut c| {
                 let r = req.clone();
@@ -208,9 +220,34 @@ impl Client {
 
     /// Deletes a file or an empty directory; a non-empty directory only with `recursive`.
     pub async fn delete(&self, path: &str, recursive: bool) -> Result<(), FsError> {
+        self.delete_with(path, recursive, false).await
+    }
+
+    /// Removes the name of a file this client has open: when it was the file's last
+    /// name, its data stays until [`Client::release_orphan`].
+    pub async fn delete_open(&self, path: &str) -> Result<(), FsError> {
+        self.delete_with(path, false, true).await
+    }
+
+    /// The last close of a file unlinked while open: its data goes.
+    pub async fn release_orphan(&self, id: u64) -> Result<(), FsError> {
+        let req = pb::InodeRequest { id };
+        self.master()
+            .call(|mut c| async move { c.release_orphan(req).await })
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_with(
+        &self,
+        path: &str,
+        recursive: bool,
+        keep_open: bool,
+    ) -> Result<(), FsError> {
         let req = pb::DeleteRequest {
             path: path.into(),
             recursive,
+            keep_open,
         };
         self.master()
             .call(|mut c| {
@@ -315,7 +352,10 @@ impl Client {
 
     /// The names of the extended attributes of `path`.
     pub async fn list_xattr(&self, path: &str) -> Result<Vec<String>, FsError> {
-        let req = pb::PathRequest { path: path.into() };
+        let req = pb::PathRequest {
+            path: path.into(),
+            id: 0,
+        };
         self.master()
             .call(|mut c| {
                 let r = req.clone();
@@ -428,7 +468,19 @@ impl Client {
 
     /// A file's status and blocks, with the worker holding each.
     pub async fn locate(&self, path: &str) -> Result<pb::FileBlocks, FsError> {
-        let req = pb::PathRequest { path: path.into() };
+        self.locate_target(path, 0).await
+    }
+
+    /// The blocks of the inode with id `id` (an open file, wherever its names went).
+    pub async fn locate_id(&self, id: u64) -> Result<pb::FileBlocks, FsError> {
+        self.locate_target("", id).await
+    }
+
+    async fn locate_target(&self, path: &str, id: u64) -> Result<pb::FileBlocks, FsError> {
+        let req = pb::PathRequest {
+            path: path.into(),
+            id,
+        };
         self.master()
             .call(|mut c| {
                 let r = req.clone();

@@ -27,7 +27,8 @@ pub fn file_attr(ino: u64, status: &FileStatus, size: Option<u64>) -> FileAttr {
         perm: (status.mode & 0o7777) as u16,
         nlink: match kind {
             FileType::Directory => status.nlink.max(2),
-            _ => status.nlink.max(1),
+            // 0 for a file unlinked while open.
+            _ => status.nlink,
         },
         uid: status.uid,
         gid: status.gid,

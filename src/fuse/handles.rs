@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// One open file.
 #[derive(Debug)]
 pub struct OpenFile {
+    /// The inode it is a handle of.
+    pub ino: u64,
     /// The read side; `None` for a write-only handle.
     pub reader: Option<HandleReader>,
     /// For a handle open for writing: the file's status at open, until the first write
@@ -21,9 +23,11 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
-    /// A handle reading through `reader` and, when `write_from` is set, open for writing.
-    pub fn new(reader: Option<HandleReader>, write_from: Option<FileStatus>) -> OpenFile {
+    /// A handle of `ino` reading through `reader` and, when `write_from` is set, open for
+    /// writing.
+    pub fn new(ino: u64, reader: Option<HandleReader>, write_from: Option<FileStatus>) -> OpenFile {
         OpenFile {
+            ino,
             reader,
             write_from,
             writes: OnceLock::new(),
@@ -79,6 +83,11 @@ impl Handles {
     /// The open file of a handle number.
     pub fn file(&self, fh: u64) -> Option<Arc<OpenFile>> {
         lock(&self.files).get(&fh).cloned()
+    }
+
+    /// Whether a handle of `ino` is open.
+    pub fn is_open(&self, ino: u64) -> bool {
+        lock(&self.files).values().any(|f| f.ino == ino)
     }
 
     /// Drops an open file; what it was.

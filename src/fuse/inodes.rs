@@ -296,6 +296,14 @@ impl Inodes {
         }
     }
 
+    /// The inode the kernel knows under `name` in `parent`, if any.
+    pub fn ino_of(&self, parent: u64, name: &str) -> Option<u64> {
+        self.lock()
+            .by_name
+            .get(&(parent, name.to_string()))
+            .copied()
+    }
+
     /// A link made through this mount gave `ino` the name `name` in `parent` (one more
     /// lookup, as for any entry the kernel receives).
     pub fn also_named(&self, parent: u64, name: &str, ino: u64) {

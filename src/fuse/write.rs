@@ -344,7 +344,7 @@ impl Task {
         if let Mode::Idle = self.mode {
             let size = self.status.size;
             if offset >= size && offset - size <= PARK_WINDOW {
-                self.mode = Mode::Stream(Box::new(self.open_stream(path).await?));
+                self.mode = Mode::Stream(Box::new(self.open_stream().await?));
             } else {
                 self.stage(path).await?;
             }
@@ -388,8 +388,8 @@ impl Task {
     }
 
     /// A writer appending at the file's end; a short last block is rewritten with it.
-    async fn open_stream(&mut self, path: &str) -> Result<Stream, FsError> {
-        let located = self.client.locate(path).await?;
+    async fn open_stream(&mut self) -> Result<Stream, FsError> {
+        let located = self.client.locate_id(self.status.id).await?;
         let mut reader = FileReader::new(self.client.clone(), located.clone())?;
         let status = located.status.unwrap_or_default();
         let mut kept: Vec<pb::BlockInfo> = located
@@ -431,7 +431,7 @@ impl Task {
         }
         self.commit(path).await?;
         let file = staging_file(&self.staging)?;
-        let mut reader = self.client.open(path).await?;
+        let mut reader = open_by_id(self.client.clone(), self.status.id).await?;
         let mut offset = 0;
         let mut buf = vec![0u8; CHUNK_SIZE];
         loop {
@@ -488,7 +488,7 @@ impl Task {
 
     /// Rewrites the file from the staging copy.
     async fn upload(&mut self, path: &str, staged: &Staged) -> Result<FileStatus, FsError> {
-        let status = self.client.stat(path).await?;
+        let status = self.client.stat_id(self.status.id).await?;
         let mut writer = FileWriter::resume(self.client.clone(), status, Vec::new(), 0);
         let mut buf = vec![0u8; CHUNK_SIZE];
         let mut offset = 0;
@@ -518,7 +518,7 @@ impl Task {
             return Ok(buf);
         }
         if self.reader.is_none() {
-            self.reader = Some(self.client.open(path).await?);
+            self.reader = Some(open_by_id(self.client.clone(), self.status.id).await?);
         }
         match &mut self.reader {
             Some(r) => r.read_at(offset, size).await,
@@ -545,6 +545,7 @@ impl Task {
             .set_attr(pb::SetAttrRequest {
                 path: path.to_string(),
                 size: Some(size),
+                id: self.status.id,
                 ..Default::default()
             })
             .await?;
@@ -552,6 +553,13 @@ impl Task {
         self.reader = None;
         Ok(status)
     }
+}
+
+/// A reader of the file as the masters have it now, found by its inode id: the file a
+/// handle opened, wherever its names went since (renamed, or unlinked while open).
+async fn open_by_id(client: Client, id: u64) -> Result<FileReader, FsError> {
+    let blocks = client.locate_id(id).await?;
+    FileReader::new(client, blocks)
 }
 
 /// A new, already unlinked file in the staging directory: its space goes back when it is

@@ -23,6 +23,15 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The normalised path of a request, which may be empty when it names its inode by id.
+fn target_path(path: &str, id: u64) -> Result<String, FsError> {
+    if id != 0 && path.is_empty() {
+        Ok(String::new())
+    } else {
+        namespace::normalize(path)
+    }
+}
+
 /// The gRPC service.
 #[derive(Debug, Clone)]
 pub struct MasterApi {
@@ -55,11 +64,11 @@ impl MasterApi {
         }
     }
 
-    async fn stat(&self, path: &str) -> Result<pb::FileStatus, FsError> {
-        let path = namespace::normalize(path)?;
+    async fn stat(&self, path: &str, id: u64) -> Result<pb::FileStatus, FsError> {
+        let path = target_path(path, id)?;
         self.state.linearizable().await?;
         let ns = self.state.ns.read();
-        let inode = ns.lookup(&path)?;
+        let inode = ns.target(&path, id)?;
         Ok(file_status(&path, inode, &ns))
     }
 
@@ -95,11 +104,11 @@ impl MasterApi {
         })
     }
 
-    async fn block_locations(&self, path: &str) -> Result<pb::FileBlocks, FsError> {
-        let path = namespace::normalize(path)?;
+    async fn block_locations(&self, path: &str, id: u64) -> Result<pb::FileBlocks, FsError> {
+        let path = target_path(path, id)?;
         self.state.linearizable().await?;
         let ns = self.state.ns.read();
-        let inode = ns.lookup(&path)?;
+        let inode = ns.target(&path, id)?;
         if inode.kind == InodeKind::Dir {
             return Err(FsError::IsADirectory(path));
         }
@@ -215,7 +224,7 @@ impl MasterService for MasterApi {
         req: Request<pb::PathRequest>,
     ) -> Result<Response<pb::FileStatus>, Status> {
         let r = req.into_inner();
-        self.timed("get_status", self.stat(&r.path)).await
+        self.timed("get_status", self.stat(&r.path, r.id)).await
     }
 
     async fn list_status(
@@ -270,6 +279,7 @@ impl MasterService for MasterApi {
                     path,
                     recursive: r.recursive,
                     now: now_ms(),
+                    keep_open: r.keep_open,
                 })
                 .await?;
             Ok(pb::Empty {})
@@ -283,7 +293,7 @@ impl MasterService for MasterApi {
     ) -> Result<Response<pb::FileStatus>, Status> {
         let r = req.into_inner();
         self.timed("set_attr", async {
-            let path = namespace::normalize(&r.path)?;
+            let path = target_path(&r.path, r.id)?;
             let attrs = SetAttrs {
                 mode: r.mode,
                 uid: r.uid,
@@ -298,6 +308,7 @@ impl MasterService for MasterApi {
                     path: path.clone(),
                     attrs,
                     now: now_ms(),
+                    id: r.id,
                 })
                 .await?;
             self.node_status(&path, out)
@@ -367,6 +378,20 @@ impl MasterService for MasterApi {
                 })
                 .await?;
             self.node_status(&dst, out)
+        })
+        .await
+    }
+
+    async fn release_orphan(
+        &self,
+        req: Request<pb::InodeRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        let r = req.into_inner();
+        self.timed("release_orphan", async {
+            self.state
+                .command(Command::ReleaseOrphan { id: r.id })
+                .await?;
+            Ok(pb::Empty {})
         })
         .await
     }
@@ -487,7 +512,7 @@ impl MasterService for MasterApi {
         req: Request<pb::PathRequest>,
     ) -> Result<Response<pb::FileBlocks>, Status> {
         let r = req.into_inner();
-        self.timed("get_block_locations", self.block_locations(&r.path))
+        self.timed("get_block_locations", self.block_locations(&r.path, r.id))
             .await
     }
 

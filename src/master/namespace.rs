@@ -182,11 +182,21 @@ pub enum Command {
         path: String,
         recursive: bool,
         now: i64,
+        /// The caller has the file open: its last name going keeps it as an orphan.
+        #[serde(default)]
+        keep_open: bool,
     },
     SetAttr {
         path: String,
         attrs: SetAttrs,
         now: i64,
+        /// When not 0, the inode with this id instead of the path.
+        #[serde(default)]
+        id: InodeId,
+    },
+    /// The last close of a file unlinked while open: its data goes.
+    ReleaseOrphan {
+        id: InodeId,
     },
     Symlink {
         target: String,
@@ -360,6 +370,8 @@ pub struct Namespace {
     children: HashMap<InodeId, BTreeMap<String, InodeId>>,
     /// Subdirectories of each directory (its `st_nlink` is 2 more).
     subdirs: HashMap<InodeId, u32>,
+    /// Files without a name that a client still has open (unlinked while open).
+    orphans: BTreeSet<InodeId>,
     workers: BTreeMap<u32, WorkerRecord>,
     /// Block id → the file holding it (blocks and pending blocks).
     block_owner: HashMap<u64, InodeId>,
@@ -458,6 +470,7 @@ impl Namespace {
             inodes: HashMap::new(),
             children: HashMap::new(),
             subdirs: HashMap::new(),
+            orphans: BTreeSet::new(),
             workers: image.workers.into_iter().map(|w| (w.id, w)).collect(),
             block_owner: HashMap::new(),
             counters: image.counters,
@@ -593,12 +606,24 @@ impl Namespace {
         self.children.get(&dir).map_or(0, |c| c.len() as u64)
     }
 
-    /// `st_nlink` of an inode: a directory's 2 plus its subdirectories, a file's names.
+    /// `st_nlink` of an inode: a directory's 2 plus its subdirectories, a file's names
+    /// (0 for a file unlinked while open).
     pub fn nlink(&self, inode: &Inode) -> u32 {
         match inode.kind {
             InodeKind::Dir => 2 + self.subdirs.get(&inode.id).copied().unwrap_or(0),
+            _ if self.orphans.contains(&inode.id) => 0,
             _ => inode.names(),
         }
+    }
+
+    /// The inode at `path`, or the one with id `id` when it is not 0 (an open file that
+    /// was renamed or unlinked is still the same file).
+    pub fn target(&self, path: &str, id: InodeId) -> Result<&Inode, FsError> {
+        if id == 0 {
+            return self.lookup(path);
+        }
+        self.inode(id)
+            .ok_or_else(|| FsError::NotFound(format!("inode {id}")))
     }
 
     /// Applies one command. Errors leave the namespace unchanged.
@@ -644,8 +669,21 @@ impl Namespace {
                 path,
                 recursive,
                 now,
-            } => self.delete(path, *recursive, *now),
-            Command::SetAttr { path, attrs, now } => self.set_attr(path, attrs, *now),
+                keep_open,
+            } => self.delete(path, *recursive, *keep_open, *now),
+            Command::SetAttr {
+                path,
+                attrs,
+                now,
+                id,
+            } => self.set_attr(path, *id, attrs, *now),
+            Command::ReleaseOrphan { id } => {
+                if self.orphans.contains(id) {
+                    let freed = self.remove(*id);
+                    self.freed.extend(freed);
+                }
+                Ok(Outcome::Done)
+            }
             Command::Symlink {
                 target,
                 link,
@@ -730,7 +768,9 @@ impl Namespace {
             InodeKind::Dir => self.dirs += 1,
             _ => self.files += 1,
         }
-        if inode.id != ROOT_ID {
+        if inode.id != ROOT_ID && inode.name.is_empty() {
+            self.orphans.insert(inode.id);
+        } else if inode.id != ROOT_ID {
             self.children
                 .entry(inode.parent)
                 .or_default()
@@ -784,6 +824,7 @@ impl Namespace {
         }
         self.children.remove(&id);
         self.subdirs.remove(&id);
+        self.orphans.remove(&id);
         self.dirty.inodes.remove(&id);
         self.dirty.removed.insert(id);
         self.release_blocks(&inode.blocks, &inode.pending)
@@ -865,9 +906,32 @@ impl Namespace {
     /// inode and frees its blocks; otherwise the inode keeps its other names (its
     /// `ctime` changes).
     fn unlink_name(&mut self, parent: InodeId, name: &str, id: InodeId, now: i64) {
+        self.unlink_name_of(parent, name, id, false, now);
+    }
+
+    /// [`Namespace::unlink_name`]; `keep_open`: the last name going leaves the inode as
+    /// an orphan (no name, its blocks kept) until `ReleaseOrphan`.
+    fn unlink_name_of(
+        &mut self,
+        parent: InodeId,
+        name: &str,
+        id: InodeId,
+        keep_open: bool,
+        now: i64,
+    ) {
         let Some(inode) = self.inodes.get_mut(&id) else {
             return;
         };
+        if inode.links.is_empty() && keep_open {
+            inode.name.clear();
+            inode.ctime = now;
+            self.dirty.inodes.insert(id);
+            self.orphans.insert(id);
+            if let Some(siblings) = self.children.get_mut(&parent) {
+                siblings.remove(name);
+            }
+            return;
+        }
         if inode.links.is_empty() {
             let freed = self.remove(id);
             self.freed.extend(freed);
@@ -1185,7 +1249,13 @@ impl Namespace {
         Ok(Outcome::Node(out))
     }
 
-    fn delete(&mut self, path: &str, recursive: bool, now: i64) -> Result<Outcome, FsError> {
+    fn delete(
+        &mut self,
+        path: &str,
+        recursive: bool,
+        keep_open: bool,
+        now: i64,
+    ) -> Result<Outcome, FsError> {
         let (parent, name) = self.parent_of(path)?;
         let id = self
             .child(parent, &name)
@@ -1193,6 +1263,11 @@ impl Namespace {
         let is_dir = self.inodes[&id].kind == InodeKind::Dir;
         if is_dir && self.child_count(id) > 0 && !recursive {
             return Err(FsError::NotEmpty(path.to_string()));
+        }
+        if !is_dir {
+            self.unlink_name_of(parent, &name, id, keep_open, now);
+            self.touch(parent, now);
+            return Ok(Outcome::Done);
         }
         // Every name under it, parents before children; removed in reverse. A file with
         // names outside keeps them.
@@ -1219,8 +1294,20 @@ impl Namespace {
         Ok(Outcome::Done)
     }
 
-    fn set_attr(&mut self, path: &str, attrs: &SetAttrs, now: i64) -> Result<Outcome, FsError> {
-        let id = self.lookup(path)?.id;
+    fn set_attr(
+        &mut self,
+        path: &str,
+        id: InodeId,
+        attrs: &SetAttrs,
+        now: i64,
+    ) -> Result<Outcome, FsError> {
+        let id = if id != 0 {
+            self.inode(id)
+                .ok_or_else(|| FsError::NotFound(format!("inode {id}")))?
+                .id
+        } else {
+            self.lookup(path)?.id
+        };
         let inode = self
             .inodes
             .get_mut(&id)
@@ -1529,6 +1616,7 @@ mod tests {
             path: path.into(),
             recursive,
             now: 3,
+            keep_open: false,
         }
     }
     fn block(ns: &mut Namespace, file_id: InodeId, worker: u32) -> u64 {
@@ -1841,6 +1929,7 @@ mod tests {
                 ..Default::default()
             },
             now: 9,
+            id: 0,
         });
         let Ok(Outcome::Node(t)) = applied.result else {
             panic!()
@@ -1865,6 +1954,7 @@ mod tests {
                     ..Default::default()
                 },
                 now: 9,
+                id: 0,
             })
             .result
         else {
@@ -1881,7 +1971,8 @@ mod tests {
                         size: Some(1),
                         ..Default::default()
                     },
-                    now: 1
+                    now: 1,
+                    id: 0,
                 }
             ),
             FsError::IsADirectory(_)
@@ -2109,6 +2200,7 @@ mod tests {
                     ..Default::default()
                 },
                 now: 2,
+                id: 0,
             },
         );
         assert_eq!(d.id, ns.lookup("/shared").unwrap().id);
@@ -2199,5 +2291,32 @@ mod tests {
             now: 7,
         };
         assert!(matches!(err(&mut ns, on_link), FsError::NotPermitted(_)));
+    }
+
+    #[test]
+    fn a_file_unlinked_while_open_keeps_its_blocks_until_released() {
+        let mut ns = Namespace::default();
+        let (id, b) = file_with_block(&mut ns, "/f", 8);
+        let keep = Command::Delete {
+            path: "/f".into(),
+            recursive: false,
+            now: 5,
+            keep_open: true,
+        };
+        let applied = ns.apply(&keep);
+        assert!(applied.result.is_ok() && applied.freed.is_empty());
+        assert!(ns.lookup("/f").is_err(), "the name is gone");
+        let orphan = ns.target("", id).unwrap().clone();
+        assert_eq!((ns.nlink(&orphan), orphan.size), (0, 8));
+        // The name can be taken again by another file.
+        ok(&mut ns, create("/f"));
+        // An orphan survives a snapshot, and its release frees its blocks once.
+        let mut ns = Namespace::from_image(ns.image());
+        assert_eq!(ns.nlink(ns.target("", id).unwrap()), 0);
+        let applied = ns.apply(&Command::ReleaseOrphan { id });
+        assert_eq!(applied.freed, vec![(b, 7)]);
+        assert!(ns.target("", id).is_err());
+        assert!(ns.apply(&Command::ReleaseOrphan { id }).freed.is_empty());
+        assert!(ns.lookup("/f").is_ok(), "the new file is untouched");
     }
 }

@@ -308,3 +308,30 @@ print("ok")
         "punching holes is not supported"
     );
 }
+
+#[test]
+fn a_file_unlinked_while_open_lives_until_the_last_close() {
+    let (_dir, m) = mount();
+    let script = r#"
+import os
+# The temp-file pattern: create, unlink, then use it through the descriptor.
+fd = os.open("tmp", os.O_CREAT | os.O_RDWR, 0o600)
+os.unlink("tmp")
+assert not os.path.exists("tmp")
+os.write(fd, b"scratch" * 1000)
+assert os.pread(fd, 7, 7000 - 7) == b"scratch"
+st = os.fstat(fd)
+assert (st.st_nlink, st.st_size) == (0, 7000), st
+os.close(fd)
+# A committed file opened, then unlinked: its data stays readable.
+with open("kept", "wb") as f:
+    f.write(b"committed")
+fd = os.open("kept", os.O_RDONLY)
+os.unlink("kept")
+assert os.read(fd, 64) == b"committed"
+assert os.fstat(fd).st_nlink == 0
+os.close(fd)
+print("ok")
+"#;
+    assert_eq!(m.ok(&format!("python3 -c '{script}'")), "ok\n");
+}

@@ -1,7 +1,7 @@
 //! Open files: open and create hand out handles; reads, writes, flushes and the last
 //! release go, in the kernel's order, to the handle's read task or the file's write task.
 
-use super::{to_errno, Caller, Completion, Ops};
+use super::{release_orphan, to_errno, Caller, Completion, Ops};
 use crate::client::{FileReader, FileStatus};
 use crate::fs_error::FsError;
 use crate::fuse::handles::OpenFile;
@@ -60,14 +60,17 @@ impl Ops {
         if writing {
             self.writable(ino)?;
         }
-        let path = self.path(ino)?;
-        let located = self.client.locate(&path).await.map_err(to_errno)?;
+        let located = match self.target(ino)? {
+            (path, 0) => self.client.locate(&path).await,
+            (_, id) => self.client.locate_id(id).await,
+        }
+        .map_err(to_errno)?;
         let status = located.status.clone().unwrap_or_default();
         self.revalidate(ino, status.size);
         let reader = self.reader_for(mode, located)?;
         let fh = self
             .handles
-            .open_file(OpenFile::new(reader, writing.then_some(status)));
+            .open_file(OpenFile::new(ino, reader, writing.then_some(status)));
         Ok(Opened {
             fh,
             flags: self.open_flags(),
@@ -117,9 +120,11 @@ impl Ops {
         };
         let status = located.status.clone().unwrap_or_default();
         let reader = self.reader_for(acc, located)?;
-        let fh = self
-            .handles
-            .open_file(OpenFile::new(reader, Some(status.clone())));
+        let fh = self.handles.open_file(OpenFile::new(
+            self.inodes.ino(status.id),
+            reader,
+            Some(status.clone()),
+        ));
         let attr = self.attr(&status);
         self.inodes.remember(parent, &name, attr.ino.0);
         Ok(Created {
@@ -151,7 +156,7 @@ impl Ops {
             )
         });
         if let Some(w) = writes {
-            let path = match self.path(ino) {
+            let path = match self.io_path(ino) {
                 Ok(p) => p,
                 Err(e) => return done(Err(e)),
             };
@@ -182,7 +187,7 @@ impl Ops {
             .writes
             .get_or_init(|| self.start_writes(ino, status))
             .clone();
-        let path = match self.path(ino) {
+        let path = match self.io_path(ino) {
             Ok(p) => p,
             Err(e) => return done(Err(e)),
         };
@@ -200,7 +205,7 @@ impl Ops {
         let Some(writes) = self.handles.writes_of(ino) else {
             return done(Ok(()));
         };
-        let path = match self.path(ino) {
+        let path = match self.io_path(ino) {
             Ok(p) => p,
             Err(e) => return done(Err(e)),
         };
@@ -213,17 +218,28 @@ impl Ops {
     /// Closes a file handle; the last writer's close commits the file.
     pub fn release(&self, ino: u64, fh: u64, done: Completion<()>) {
         let handle = self.handles.close_file(fh);
-        let Some(writes) = handle.and_then(|h| h.writes.get().cloned()) else {
+        // The last handle of a file unlinked while open: its data goes after this close.
+        let orphan = self.last_close_of_orphan(ino);
+        let writes = handle.and_then(|h| h.writes.get().cloned());
+        let Some(writes) = writes.filter(|w| w.released()) else {
+            if let Some(id) = orphan {
+                self.release_orphan(id);
+            }
             return done(Ok(()));
         };
-        if !writes.released() {
-            return done(Ok(()));
-        }
         self.handles.end_writes(ino, &writes);
-        let path = self.path(ino).unwrap_or_default();
+        let path = self.io_path(ino).unwrap_or_default();
         let pending = writes.close(path.clone());
-        self.answer(pending, done, move |e| {
-            warn!(path = %path, error = %e, "last close of a written file failed");
+        let client = self.client.clone();
+        self.rt.spawn(async move {
+            let result = pending.wait().await;
+            if let Err(e) = &result {
+                warn!(path = %path, error = %e, "last close of a written file failed");
+            }
+            if let Some(id) = orphan {
+                release_orphan(&client, id).await;
+            }
+            done(result.map_err(to_errno))
         });
     }
 
@@ -330,6 +346,41 @@ mod tests {
         assert!(testkit::get(ops, f).await == want, "release commits");
         // Flushing a file with no writes in this mount has nothing to do.
         assert_eq!(answer(|done| ops.commit(f, done)).await, Ok(()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_file_unlinked_while_open_works_until_the_last_close() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        // Written, closed, reopened for reading, then unlinked: still readable.
+        let f = testkit::put(ops, ROOT, "kept", b"committed").await;
+        let fh = ops.open(f, OpenFlags(libc::O_RDONLY)).await.unwrap().fh;
+        ops.remove(ROOT, n("kept")).await.unwrap();
+        assert_eq!(ops.getattr(f).await.unwrap().nlink, 0);
+        assert_eq!(
+            testkit::read(ops, f, fh, 0, 64).await.unwrap(),
+            b"committed"
+        );
+        testkit::release(ops, f, fh).await.unwrap();
+        assert_eq!(
+            ops.getattr(f).await,
+            Err(Errno::ENOENT),
+            "gone after the last close"
+        );
+        // The temp-file pattern: create, unlink, write, read back.
+        let (t, fh) = testkit::create(ops, ROOT, "tmp").await;
+        ops.remove(ROOT, n("tmp")).await.unwrap();
+        testkit::write(ops, t, fh, 0, b"scratch data")
+            .await
+            .unwrap();
+        assert_eq!(
+            testkit::read(ops, t, fh, 0, 64).await.unwrap(),
+            b"scratch data"
+        );
+        let attr = ops.getattr(t).await.unwrap();
+        assert_eq!((attr.nlink, attr.size), (0, 12));
+        testkit::release(ops, t, fh).await.unwrap();
+        assert_eq!(fs.client.statfs().await.unwrap().files, 0, "both are gone");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,6 +100,9 @@ pub struct Ops {
     root_status: Option<FileStatus>,
     /// Inodes whose last status had no extended attributes.
     no_xattrs: Mutex<std::collections::HashSet<u64>>,
+    /// Files unlinked while open here, by kernel inode: their master ids. Their data stays
+    /// until the last handle closes.
+    orphans: Mutex<HashMap<u64, u64>>,
 }
 
 impl Ops {
@@ -119,6 +122,7 @@ impl Ops {
             notifier: OnceLock::new(),
             root_status,
             no_xattrs: Mutex::new(std::collections::HashSet::new()),
+            orphans: Mutex::new(HashMap::new()),
         }
     }
 
@@ -217,6 +221,45 @@ impl Ops {
         self.inodes.path(ino).ok_or(Errno::ENOENT)
     }
 
+    /// What names an inode to the masters: its path (with id 0), or for a file unlinked
+    /// while open here an empty path and its master id.
+    fn target(&self, ino: u64) -> Result<(String, u64), Errno> {
+        if let Some(id) = lock(&self.orphans).get(&ino) {
+            return Ok((String::new(), *id));
+        }
+        Ok((self.path(ino)?, 0))
+    }
+
+    /// The path a file's write task reports in its messages (it finds the file by id).
+    fn io_path(&self, ino: u64) -> Result<String, Errno> {
+        match self.target(ino)? {
+            (path, 0) => Ok(path),
+            (_, id) => Ok(format!("(unlinked inode {id})")),
+        }
+    }
+
+    /// A file open here lost its last name: it stays readable and writable through its
+    /// handles, and goes when the last one closes.
+    fn orphaned(&self, ino: u64, master_id: u64) {
+        lock(&self.orphans).insert(ino, master_id);
+    }
+
+    /// After a handle of `ino` closed: the master id of a file unlinked while open when no
+    /// handle of it is left (it is then forgotten here).
+    fn last_close_of_orphan(&self, ino: u64) -> Option<u64> {
+        if self.handles.is_open(ino) {
+            return None;
+        }
+        lock(&self.orphans).remove(&ino)
+    }
+
+    /// Lets the masters free the data of a file unlinked while open (in a task).
+    fn release_orphan(&self, id: u64) {
+        let client = self.client.clone();
+        self.rt
+            .spawn(async move { release_orphan(&client, id).await });
+    }
+
     /// The cluster path of `name` in `parent`, and the name as text.
     fn child(&self, parent: u64, name: &OsStr) -> Result<(String, String), Errno> {
         let name = name.to_str().ok_or(Errno::EINVAL)?.to_string();
@@ -276,6 +319,14 @@ fn view_root_status(mounts: usize) -> FileStatus {
         complete: true,
         children: mounts as u64,
         ..Default::default()
+    }
+}
+
+/// Frees the data of a file unlinked while open; a failure is logged (the masters keep the
+/// orphan, which costs space, not correctness).
+async fn release_orphan(client: &Client, id: u64) {
+    if let Err(e) = client.release_orphan(id).await {
+        tracing::warn!(inode = id, error = %e, "cannot free a file unlinked while open");
     }
 }
 

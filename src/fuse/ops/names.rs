@@ -82,8 +82,11 @@ impl Ops {
         if let (ROOT, Some(root)) = (ino, &self.root_status) {
             return Ok(self.attr(root));
         }
-        let path = self.path(ino)?;
-        let st = self.client.stat(&path).await.map_err(to_errno)?;
+        let st = match self.target(ino)? {
+            (path, 0) => self.client.stat(&path).await,
+            (_, id) => self.client.stat_id(id).await,
+        }
+        .map_err(to_errno)?;
         let mut attr = self.attr(&st);
         attr.ino = INodeNo(ino);
         Ok(attr)
@@ -92,10 +95,12 @@ impl Ops {
     /// Changes the attributes of an inode; its attributes after.
     pub async fn setattr(&self, ino: u64, set: SetAttr) -> Result<FileAttr, Errno> {
         self.writable(ino)?;
-        let path = self.path(ino)?;
+        let (path, id) = self.target(ino)?;
+        let path = if id == 0 { path } else { self.io_path(ino)? };
         let writes = self.handles.writes_of(ino);
         let mut req = pb::SetAttrRequest {
-            path: path.clone(),
+            path: if id == 0 { path.clone() } else { String::new() },
+            id,
             mode: set.mode.map(|m| m & 0o7777),
             uid: set.uid,
             gid: set.gid,
@@ -225,7 +230,21 @@ impl Ops {
     /// knows which it is).
     pub async fn remove(&self, parent: u64, name: &OsStr) -> Result<(), Errno> {
         let (path, name) = self.changing(parent, name)?;
-        self.client.delete(&path, false).await.map_err(to_errno)?;
+        // A file open here keeps its data when its last name goes, until the last close.
+        let open = self
+            .inodes
+            .ino_of(parent, &name)
+            .filter(|ino| self.handles.is_open(*ino));
+        match open {
+            Some(ino) => {
+                let st = self.client.stat(&path).await.map_err(to_errno)?;
+                self.client.delete_open(&path).await.map_err(to_errno)?;
+                if st.nlink <= 1 && file_type(&st) != FileType::Directory {
+                    self.orphaned(ino, st.id);
+                }
+            }
+            None => self.client.delete(&path, false).await.map_err(to_errno)?,
+        }
         self.inodes.removed(parent, &name);
         Ok(())
     }

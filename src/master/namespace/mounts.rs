@@ -80,7 +80,7 @@ impl Namespace {
             self.mounts.remove(&old.path);
             if let Some(text) = old.link_text() {
                 if self.is_link_to(&old.path, &text) {
-                    self.delete(&old.path, false, now)?;
+                    self.delete(&old.path, false, false, now)?;
                 }
             }
             self.dirty.mounts = true;
@@ -94,7 +94,7 @@ impl Namespace {
                 if !self.is_link_to(&m.path, &text) {
                     if self.lookup(&m.path).is_ok() {
                         // An empty directory or a link this table no longer owns.
-                        self.delete(&m.path, false, now)?;
+                        self.delete(&m.path, false, false, now)?;
                     }
                     if let Some(parent) = parent_path(&m.path) {
                         self.mkdir(&parent, 0o755, 0, 0, true, now)?;
