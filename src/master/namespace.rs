@@ -1,6 +1,8 @@
-//! The file system namespace: directories, files and symlinks with their attributes and
-//! block lists, and the registered workers. It is the master's replicated state: every
-//! change is a [`Command`] applied in log order, so all masters hold the same namespace.
+//! The file system namespace: directories, files, symlinks and special files with their
+//! attributes and block lists, and the registered workers. It is the master's replicated
+//! state: every change is a [`Command`] applied in log order, so all masters hold the same
+//! namespace. Submodules: `links` (hard links, orphans), `xattrs` (extended attributes),
+//! `mounts` (Fluid's mount table).
 //!
 //! Pure and deterministic: times come inside the commands (the leader's clock), and the
 //! namespace records which inodes and workers changed so the state machine can persist
@@ -10,8 +12,11 @@ use crate::fs_error::FsError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod links;
 mod mounts;
+mod xattrs;
 pub use mounts::MountRecord;
+pub use xattrs::{check_xattr_name, XattrMode, MAX_XATTR_NAME, MAX_XATTR_TOTAL, MAX_XATTR_VALUE};
 
 /// An inode number. The root directory is [`ROOT_ID`].
 pub type InodeId = u64;
@@ -21,13 +26,6 @@ pub const ROOT_ID: InodeId = 1;
 pub const MAX_NAME_LEN: usize = 255;
 /// Most names one file may have (as ext4's limit): more links answer EMLINK.
 pub const MAX_LINKS: usize = 65_000;
-/// Longest extended attribute name (Linux's XATTR_NAME_MAX).
-pub const MAX_XATTR_NAME: usize = 255;
-/// Largest extended attribute value (Linux's XATTR_SIZE_MAX).
-pub const MAX_XATTR_VALUE: usize = 65_536;
-/// Most bytes of names and values one inode's extended attributes may take.
-pub const MAX_XATTR_TOTAL: usize = 256 * 1024;
-
 /// What an inode is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InodeKind {
@@ -251,17 +249,6 @@ pub enum Command {
     },
 }
 
-/// How `SetXattr` treats an existing attribute (setxattr's flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum XattrMode {
-    /// Create or replace.
-    Any,
-    /// Only create: EEXIST when it exists (`XATTR_CREATE`).
-    Create,
-    /// Only replace: ENODATA when it does not exist (`XATTR_REPLACE`).
-    Replace,
-}
-
 /// A block as a writer reports it when completing a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockRange {
@@ -442,24 +429,6 @@ fn root_inode() -> Inode {
         rdev: 0,
         links: Vec::new(),
         xattrs: BTreeMap::new(),
-    }
-}
-
-/// Checks an extended attribute name: `user.` and `security.` names are kept; others
-/// (`trusted.`, `system.` ACLs) are not supported.
-pub fn check_xattr_name(name: &str) -> Result<(), FsError> {
-    if name.is_empty() || name.len() > MAX_XATTR_NAME {
-        return Err(FsError::OutOfRange(format!(
-            "attribute name of {} bytes (1 to {MAX_XATTR_NAME})",
-            name.len()
-        )));
-    }
-    if name.starts_with("user.") || name.starts_with("security.") {
-        Ok(())
-    } else {
-        Err(FsError::NotSupported(format!(
-            "attribute {name:?}: only user. and security. names are kept"
-        )))
     }
 }
 
@@ -900,77 +869,6 @@ impl Namespace {
             links: Vec::new(),
             xattrs: BTreeMap::new(),
         }
-    }
-
-    /// Removes the name `name` of `parent` (its inode `id`): the last name removes the
-    /// inode and frees its blocks; otherwise the inode keeps its other names (its
-    /// `ctime` changes).
-    fn unlink_name(&mut self, parent: InodeId, name: &str, id: InodeId, now: i64) {
-        self.unlink_name_of(parent, name, id, false, now);
-    }
-
-    /// [`Namespace::unlink_name`]; `keep_open`: the last name going leaves the inode as
-    /// an orphan (no name, its blocks kept) until `ReleaseOrphan`.
-    fn unlink_name_of(
-        &mut self,
-        parent: InodeId,
-        name: &str,
-        id: InodeId,
-        keep_open: bool,
-        now: i64,
-    ) {
-        let Some(inode) = self.inodes.get_mut(&id) else {
-            return;
-        };
-        if inode.links.is_empty() && keep_open {
-            inode.name.clear();
-            inode.ctime = now;
-            self.dirty.inodes.insert(id);
-            self.orphans.insert(id);
-            if let Some(siblings) = self.children.get_mut(&parent) {
-                siblings.remove(name);
-            }
-            return;
-        }
-        if inode.links.is_empty() {
-            let freed = self.remove(id);
-            self.freed.extend(freed);
-            return;
-        }
-        if inode.parent == parent && inode.name == name {
-            let (p, n) = inode.links.remove(0);
-            inode.parent = p;
-            inode.name = n;
-        } else {
-            inode.links.retain(|(p, n)| !(*p == parent && n == name));
-        }
-        inode.ctime = now;
-        self.dirty.inodes.insert(id);
-        if let Some(siblings) = self.children.get_mut(&parent) {
-            siblings.remove(name);
-        }
-    }
-
-    /// Moves the name (`from`) of inode `id` to (`to`): its primary name or one of its
-    /// links.
-    fn move_name(&mut self, id: InodeId, from: (InodeId, &str), to: (InodeId, String)) {
-        let Some(inode) = self.inodes.get_mut(&id) else {
-            return;
-        };
-        if inode.parent == from.0 && inode.name == from.1 {
-            inode.parent = to.0;
-            inode.name = to.1.clone();
-        } else if let Some(link) = inode
-            .links
-            .iter_mut()
-            .find(|(p, n)| *p == from.0 && n == from.1)
-        {
-            *link = to.clone();
-        }
-        if let Some(siblings) = self.children.get_mut(&from.0) {
-            siblings.remove(from.1);
-        }
-        self.children.entry(to.0).or_default().insert(to.1, id);
     }
 
     fn mkdir(
@@ -1419,107 +1317,6 @@ impl Namespace {
         Ok(Outcome::Node(out))
     }
 
-    fn link(&mut self, src: &str, dst: &str, now: i64) -> Result<Outcome, FsError> {
-        let (src_parent, src_name) = self.parent_of(src)?;
-        let id = self
-            .child(src_parent, &src_name)
-            .ok_or_else(|| FsError::NotFound(src.to_string()))?;
-        if self.inodes[&id].kind == InodeKind::Dir {
-            return Err(FsError::NotPermitted(format!(
-                "{src} is a directory: directories have no hard links"
-            )));
-        }
-        let (dst_parent, dst_name) = self.parent_of(dst)?;
-        if self.child(dst_parent, &dst_name).is_some() {
-            return Err(FsError::AlreadyExists(dst.to_string()));
-        }
-        if self.inodes[&id].names() as usize >= MAX_LINKS {
-            return Err(FsError::TooManyLinks(src.to_string()));
-        }
-        let inode = self
-            .inodes
-            .get_mut(&id)
-            .ok_or_else(|| FsError::NotFound(src.to_string()))?;
-        inode.links.push((dst_parent, dst_name.clone()));
-        inode.ctime = now;
-        let out = inode.clone();
-        self.dirty.inodes.insert(id);
-        self.children
-            .entry(dst_parent)
-            .or_default()
-            .insert(dst_name, id);
-        self.touch(dst_parent, now);
-        Ok(Outcome::Node(out))
-    }
-
-    fn set_xattr(
-        &mut self,
-        path: &str,
-        name: &str,
-        value: &[u8],
-        mode: XattrMode,
-        now: i64,
-    ) -> Result<Outcome, FsError> {
-        check_xattr_name(name)?;
-        if value.len() > MAX_XATTR_VALUE {
-            return Err(FsError::TooBig(format!(
-                "attribute value of {} bytes (at most {MAX_XATTR_VALUE})",
-                value.len()
-            )));
-        }
-        let id = self.lookup(path)?.id;
-        let inode = self
-            .inodes
-            .get_mut(&id)
-            .ok_or_else(|| FsError::NotFound(path.to_string()))?;
-        if name.starts_with("user.") && !matches!(inode.kind, InodeKind::File | InodeKind::Dir) {
-            // As Linux: user attributes only on regular files and directories.
-            return Err(FsError::NotPermitted(format!(
-                "{path}: user. attributes go on files and directories only"
-            )));
-        }
-        let exists = inode.xattrs.contains_key(name);
-        match (mode, exists) {
-            (XattrMode::Create, true) => {
-                return Err(FsError::AlreadyExists(format!("{path}: attribute {name}")))
-            }
-            (XattrMode::Replace, false) => {
-                return Err(FsError::NoAttribute(format!("{path}: attribute {name}")))
-            }
-            _ => {}
-        }
-        let used: usize = inode
-            .xattrs
-            .iter()
-            .filter(|(k, _)| k.as_str() != name)
-            .map(|(k, v)| k.len() + v.len())
-            .sum();
-        if used + name.len() + value.len() > MAX_XATTR_TOTAL {
-            return Err(FsError::NoSpace(format!(
-                "{path}: extended attributes past {MAX_XATTR_TOTAL} bytes"
-            )));
-        }
-        inode.xattrs.insert(name.to_string(), value.to_vec());
-        inode.ctime = now;
-        self.dirty.inodes.insert(id);
-        Ok(Outcome::Done)
-    }
-
-    fn remove_xattr(&mut self, path: &str, name: &str, now: i64) -> Result<Outcome, FsError> {
-        check_xattr_name(name)?;
-        let id = self.lookup(path)?.id;
-        let inode = self
-            .inodes
-            .get_mut(&id)
-            .ok_or_else(|| FsError::NotFound(path.to_string()))?;
-        if inode.xattrs.remove(name).is_none() {
-            return Err(FsError::NoAttribute(format!("{path}: attribute {name}")));
-        }
-        inode.ctime = now;
-        self.dirty.inodes.insert(id);
-        Ok(Outcome::Done)
-    }
-
     fn register_worker(&mut self, hostname: &str, rpc_port: u16, web_port: u16) -> u32 {
         if let Some(w) = self
             .workers
@@ -1579,7 +1376,7 @@ mod tests {
         let applied = ns.apply(&c);
         applied.result.unwrap_or_else(|e| panic!("{c:?}: {e}"))
     }
-    fn err(ns: &mut Namespace, c: Command) -> FsError {
+    pub(super) fn err(ns: &mut Namespace, c: Command) -> FsError {
         ns.apply(&c).result.expect_err("should fail")
     }
     pub(super) fn mkdir(path: &str, parents: bool) -> Command {
@@ -1603,7 +1400,7 @@ mod tests {
             now: 1,
         }
     }
-    fn rename(src: &str, dst: &str) -> Command {
+    pub(super) fn rename(src: &str, dst: &str) -> Command {
         Command::Rename {
             src: src.into(),
             dst: dst.into(),
@@ -1611,7 +1408,7 @@ mod tests {
             now: 2,
         }
     }
-    fn delete(path: &str, recursive: bool) -> Command {
+    pub(super) fn delete(path: &str, recursive: bool) -> Command {
         Command::Delete {
             path: path.into(),
             recursive,
@@ -1619,14 +1416,14 @@ mod tests {
             keep_open: false,
         }
     }
-    fn block(ns: &mut Namespace, file_id: InodeId, worker: u32) -> u64 {
+    pub(super) fn block(ns: &mut Namespace, file_id: InodeId, worker: u32) -> u64 {
         match ok(ns, Command::AddBlock { file_id, worker }) {
             Outcome::Block(id) => id,
             other => panic!("expected a block, got {other:?}"),
         }
     }
 
-    fn file_with_block(ns: &mut Namespace, path: &str, len: u64) -> (InodeId, u64) {
+    pub(super) fn file_with_block(ns: &mut Namespace, path: &str, len: u64) -> (InodeId, u64) {
         let Outcome::Node(f) = ok(ns, create(path)) else {
             panic!()
         };
@@ -2051,139 +1848,6 @@ mod tests {
         assert_eq!(back.workers().count(), 1);
     }
 
-    fn link(src: &str, dst: &str, now: i64) -> Command {
-        Command::Link {
-            src: src.into(),
-            dst: dst.into(),
-            now,
-        }
-    }
-
-    #[test]
-    fn hard_links_share_one_inode_until_the_last_name_goes() {
-        let mut ns = Namespace::default();
-        ok(&mut ns, mkdir("/d", false));
-        let (id, b) = file_with_block(&mut ns, "/f", 10);
-        let Outcome::Node(linked) = ok(&mut ns, link("/f", "/d/g", 5)) else {
-            panic!()
-        };
-        assert_eq!((linked.id, linked.names(), linked.ctime), (id, 2, 5));
-        assert_eq!(ns.lookup("/d/g").unwrap().id, id);
-        assert_eq!(ns.inode(ns.lookup("/d").unwrap().id).unwrap().mtime, 5);
-        assert_eq!(ns.counts(), (1, 2), "one file, two names");
-        assert!(matches!(
-            err(&mut ns, link("/f", "/d/g", 6)),
-            FsError::AlreadyExists(_)
-        ));
-        assert!(matches!(
-            err(&mut ns, link("/d", "/e", 6)),
-            FsError::NotPermitted(_)
-        ));
-        assert!(matches!(
-            err(&mut ns, link("/nope", "/e", 6)),
-            FsError::NotFound(_)
-        ));
-        // Unlinking the first name keeps the data under the other; no block is freed.
-        let applied = ns.apply(&delete("/f", false));
-        assert!(applied.result.is_ok() && applied.freed.is_empty());
-        let g = ns.lookup("/d/g").unwrap();
-        assert_eq!(
-            (g.id, g.names(), g.size, g.parent),
-            (id, 1, 10, ns.lookup("/d").unwrap().id)
-        );
-        assert!(ns.lookup("/f").is_err());
-        // Survives a snapshot round trip.
-        let mut ns = Namespace::from_image(ns.image());
-        ok(&mut ns, link("/d/g", "/h", 7));
-        let mut ns = Namespace::from_image(ns.image());
-        assert_eq!(ns.lookup("/h").unwrap().names(), 2);
-        // The last name frees the blocks.
-        ok(&mut ns, delete("/h", false));
-        let applied = ns.apply(&delete("/d/g", false));
-        assert_eq!(applied.freed, vec![(b, 7)]);
-        assert_eq!(ns.counts(), (0, 2));
-    }
-
-    #[test]
-    fn renames_and_recursive_deletes_respect_other_names() {
-        let mut ns = Namespace::default();
-        ok(&mut ns, mkdir("/d", false));
-        let (id, _) = file_with_block(&mut ns, "/d/f", 4);
-        ok(&mut ns, link("/d/f", "/keep", 2));
-        ok(&mut ns, link("/d/f", "/d/f2", 2));
-        // Renaming a name onto another name of the same file does nothing.
-        ok(&mut ns, rename("/d/f", "/d/f2"));
-        assert_eq!(ns.lookup("/d/f").unwrap().id, id);
-        assert_eq!(ns.lookup("/keep").unwrap().names(), 3);
-        // Renaming a secondary name moves that name only.
-        ok(&mut ns, rename("/d/f2", "/moved"));
-        assert!(ns.lookup("/d/f2").is_err());
-        assert_eq!(ns.lookup("/moved").unwrap().id, id);
-        // Replacing a linked file by rename drops one of its names.
-        file_with_block(&mut ns, "/other", 1);
-        ok(&mut ns, rename("/other", "/moved"));
-        assert_eq!(ns.lookup("/keep").unwrap().names(), 2);
-        // Removing the directory removes the name inside; the file lives on.
-        let applied = ns.apply(&delete("/d", true));
-        assert!(applied.result.is_ok() && applied.freed.is_empty());
-        let keep = ns.lookup("/keep").unwrap();
-        assert_eq!((keep.id, keep.names(), keep.size), (id, 1, 4));
-    }
-
-    #[test]
-    fn special_files_and_directory_link_counts() {
-        let mut ns = Namespace::default();
-        let mknod = |path: &str, kind, rdev| Command::Mknod {
-            path: path.into(),
-            kind,
-            mode: 0o640,
-            rdev,
-            uid: 5,
-            gid: 6,
-            now: 9,
-        };
-        for (path, kind, rdev) in [
-            ("/p", InodeKind::Fifo, 0),
-            ("/s", InodeKind::Socket, 0),
-            ("/c", InodeKind::CharDevice, 0x0103),
-            ("/b", InodeKind::BlockDevice, 0x0801),
-        ] {
-            let Outcome::Node(n) = ok(&mut ns, mknod(path, kind, rdev)) else {
-                panic!()
-            };
-            assert_eq!(
-                (n.kind, n.rdev, n.mode, n.uid, n.gid),
-                (kind, rdev, 0o640, 5, 6)
-            );
-        }
-        assert!(matches!(
-            err(&mut ns, mknod("/p", InodeKind::Fifo, 0)),
-            FsError::AlreadyExists(_)
-        ));
-        assert!(matches!(
-            err(&mut ns, mknod("/x", InodeKind::Dir, 0)),
-            FsError::InvalidArgument(_)
-        ));
-        ok(&mut ns, link("/p", "/p2", 10));
-        assert_eq!(ns.lookup("/p2").unwrap().kind, InodeKind::Fifo);
-        let root = ns.lookup("/").unwrap().clone();
-        assert_eq!(ns.nlink(&root), 2);
-        ok(&mut ns, mkdir("/a/b/c", true));
-        ok(&mut ns, mkdir("/e", false));
-        let root = ns.lookup("/").unwrap().clone();
-        assert_eq!(ns.nlink(&root), 4);
-        ok(&mut ns, rename("/a/b", "/e/b"));
-        let a = ns.lookup("/a").unwrap().clone();
-        let e = ns.lookup("/e").unwrap().clone();
-        assert_eq!((ns.nlink(&a), ns.nlink(&e)), (2, 3));
-        ok(&mut ns, delete("/e", true));
-        let root = ns.lookup("/").unwrap().clone();
-        assert_eq!(ns.nlink(&root), 3);
-        let ns = Namespace::from_image(ns.image());
-        let root = ns.lookup("/").unwrap().clone();
-        assert_eq!(ns.nlink(&root), 3, "rebuilt from a snapshot");
-    }
-
     #[test]
     fn a_set_group_id_directory_passes_its_group_on() {
         let mut ns = Namespace::default();
@@ -2216,107 +1880,5 @@ mod tests {
             panic!()
         };
         assert_eq!((sub.gid, sub.mode), (50, 0o2755));
-    }
-
-    #[test]
-    fn extended_attributes_keep_their_rules() {
-        let mut ns = Namespace::default();
-        ok(&mut ns, create("/f"));
-        let set = |name: &str, value: &[u8], mode| Command::SetXattr {
-            path: "/f".into(),
-            name: name.into(),
-            value: value.to_vec(),
-            mode,
-            now: 4,
-        };
-        ok(&mut ns, set("user.a", b"1", XattrMode::Any));
-        ok(&mut ns, set("security.selinux", b"ctx", XattrMode::Create));
-        assert_eq!(ns.lookup("/f").unwrap().xattrs["user.a"], b"1");
-        assert_eq!(ns.lookup("/f").unwrap().ctime, 4);
-        assert!(matches!(
-            err(&mut ns, set("user.a", b"2", XattrMode::Create)),
-            FsError::AlreadyExists(_)
-        ));
-        assert!(matches!(
-            err(&mut ns, set("user.b", b"2", XattrMode::Replace)),
-            FsError::NoAttribute(_)
-        ));
-        ok(&mut ns, set("user.a", b"2", XattrMode::Replace));
-        assert!(matches!(
-            err(&mut ns, set("trusted.x", b"", XattrMode::Any)),
-            FsError::NotSupported(_)
-        ));
-        assert!(matches!(
-            err(
-                &mut ns,
-                set(&format!("user.{}", "n".repeat(251)), b"", XattrMode::Any)
-            ),
-            FsError::OutOfRange(_)
-        ));
-        assert!(matches!(
-            err(
-                &mut ns,
-                set("user.big", &vec![0; MAX_XATTR_VALUE + 1], XattrMode::Any)
-            ),
-            FsError::TooBig(_)
-        ));
-        let remove = |name: &str| Command::RemoveXattr {
-            path: "/f".into(),
-            name: name.into(),
-            now: 5,
-        };
-        ok(&mut ns, remove("user.a"));
-        assert!(matches!(
-            err(&mut ns, remove("user.a")),
-            FsError::NoAttribute(_)
-        ));
-        // Survives a snapshot; user. names only on files and directories.
-        let mut ns = Namespace::from_image(ns.image());
-        assert_eq!(ns.lookup("/f").unwrap().xattrs.len(), 1);
-        ok(
-            &mut ns,
-            Command::Symlink {
-                target: "f".into(),
-                link: "/l".into(),
-                uid: 0,
-                gid: 0,
-                now: 6,
-            },
-        );
-        let on_link = Command::SetXattr {
-            path: "/l".into(),
-            name: "user.x".into(),
-            value: Vec::new(),
-            mode: XattrMode::Any,
-            now: 7,
-        };
-        assert!(matches!(err(&mut ns, on_link), FsError::NotPermitted(_)));
-    }
-
-    #[test]
-    fn a_file_unlinked_while_open_keeps_its_blocks_until_released() {
-        let mut ns = Namespace::default();
-        let (id, b) = file_with_block(&mut ns, "/f", 8);
-        let keep = Command::Delete {
-            path: "/f".into(),
-            recursive: false,
-            now: 5,
-            keep_open: true,
-        };
-        let applied = ns.apply(&keep);
-        assert!(applied.result.is_ok() && applied.freed.is_empty());
-        assert!(ns.lookup("/f").is_err(), "the name is gone");
-        let orphan = ns.target("", id).unwrap().clone();
-        assert_eq!((ns.nlink(&orphan), orphan.size), (0, 8));
-        // The name can be taken again by another file.
-        ok(&mut ns, create("/f"));
-        // An orphan survives a snapshot, and its release frees its blocks once.
-        let mut ns = Namespace::from_image(ns.image());
-        assert_eq!(ns.nlink(ns.target("", id).unwrap()), 0);
-        let applied = ns.apply(&Command::ReleaseOrphan { id });
-        assert_eq!(applied.freed, vec![(b, 7)]);
-        assert!(ns.target("", id).is_err());
-        assert!(ns.apply(&Command::ReleaseOrphan { id }).freed.is_empty());
-        assert!(ns.lookup("/f").is_ok(), "the new file is untouched");
     }
 }
