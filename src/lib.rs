@@ -34,7 +34,8 @@
 //!   pod's masters; `write` writes atomically.
 //! - [`app`]: the command -> action match and the order of each action's steps.
 //! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up.
-//! - [`master`]: the metadata service. `namespace` is the replicated state (pure);
+//! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
+//!   `links`, `xattrs` and `mounts` beside it);
 //!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;
 //!   `state` is what the services share (writes, linearizable reads); `batcher` shares
 //!   log entries; `api` holds the gRPC handlers; `convert` the wire conversions; `report`
