@@ -100,7 +100,8 @@ fn mount_ufs(
 ) -> Result<(), Error> {
     let (file, json) = config::resolve::runtime_json(env)?;
     let wanted = crate::entries::wanted_mounts(&file, &json)?;
-    let config = resolve()?.config;
+    let mut config = resolve()?.config;
+    crate::entries::within_budget(&mut config, crate::entries::MOUNT_UFS_BUDGET);
     let doc = block_on(async {
         let client = Client::new(&config)?;
         crate::entries::mount_ufs(&client, wanted).await
@@ -109,7 +110,8 @@ fn mount_ufs(
 }
 
 /// `curvine-fluid report-summary`: Fluid's cache figures as one JSON document.
-fn report_summary(config: ClusterConfig) -> Result<(), Error> {
+fn report_summary(mut config: ClusterConfig) -> Result<(), Error> {
+    crate::entries::within_budget(&mut config, crate::entries::REPORT_SUMMARY_BUDGET);
     let doc = block_on(async {
         let client = Client::new(&config)?;
         crate::entries::report_summary(&client).await

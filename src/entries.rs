@@ -5,11 +5,28 @@
 use crate::client::Client;
 use crate::config::fluid_json::Json;
 use crate::config::thin::fs_path;
+use crate::config::ClusterConfig;
 use crate::error::{Error, InputError};
 use crate::report::human_bytes;
 use crate::rpc::pb::master as pb;
 use serde_json::json;
+use std::time::Duration;
 use tracing::info;
+
+/// How long `mount-ufs` may try to reach the masters: the CacheRuntimeClass gives Fluid's
+/// mountUFS 60 s, less a margin for the process and Fluid's exec.
+pub const MOUNT_UFS_BUDGET: Duration = Duration::from_secs(45);
+/// How long `report-summary` may try: Fluid's reportSummary has 30 s.
+pub const REPORT_SUMMARY_BUDGET: Duration = Duration::from_secs(20);
+
+/// Bounds the config's retry budget and RPC timeout by an entry's `budget`, so the entry
+/// gives up with its own error line before Fluid kills it.
+pub fn within_budget(config: &mut ClusterConfig, budget: Duration) {
+    let ms = budget.as_millis() as u64;
+    let c = &mut config.client;
+    c.rpc_retry_max_duration_ms = c.rpc_retry_max_duration_ms.min(ms);
+    c.rpc_timeout_ms = c.rpc_timeout_ms.min(ms / 2);
+}
 
 /// The dataset mounts of a runtime config, as mount table entries. Every mount must be
 /// `curvine://`: the cluster has no under storage yet.
@@ -190,5 +207,22 @@ mod tests {
         ] {
             assert!(mounts(bad).is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn entries_give_up_within_fluid_exec_timeouts() {
+        let mut c = ClusterConfig::default();
+        within_budget(&mut c, REPORT_SUMMARY_BUDGET);
+        assert_eq!(
+            (c.client.rpc_retry_max_duration_ms, c.client.rpc_timeout_ms),
+            (20_000, 10_000)
+        );
+        let mut c = ClusterConfig::default();
+        c.client.rpc_retry_max_duration_ms = 5_000;
+        within_budget(&mut c, MOUNT_UFS_BUDGET);
+        assert_eq!(
+            c.client.rpc_retry_max_duration_ms, 5_000,
+            "a shorter setting stays"
+        );
     }
 }

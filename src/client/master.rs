@@ -1,12 +1,15 @@
 //! Talking to the masters: tries `client.master_addrs` in turn, follows leader hints,
 //! retries unavailable masters with backoff until a deadline
-//! (`client.rpc_retry_max_duration_ms`).
+//! (`client.rpc_retry_max_duration_ms`). A master is first asked for its status, bounded
+//! by the connect deadline: one that accepts connections but never answers costs that
+//! deadline (`client.conn_timeout_ms`), not a whole RPC timeout, before the next is tried.
 
 use crate::fs_error::FsError;
 use crate::rpc::pb::master::master_service_client::MasterServiceClient;
+use crate::rpc::pb::master::Empty;
 use crate::rpc::status::from_status;
 use crate::rpc::MAX_MESSAGE;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -33,6 +36,8 @@ pub struct MasterClient {
     config: MasterClientConfig,
     leader: Mutex<Option<String>>,
     channels: Mutex<HashMap<String, MasterServiceClient<Channel>>>,
+    /// Masters that answered on their current channel.
+    answered: Mutex<HashSet<String>>,
 }
 
 impl MasterClient {
@@ -47,6 +52,7 @@ impl MasterClient {
             config,
             leader: Mutex::new(None),
             channels: Mutex::new(HashMap::new()),
+            answered: Mutex::new(HashSet::new()),
         })
     }
 
@@ -65,6 +71,56 @@ impl MasterClient {
             .max_encoding_message_size(MAX_MESSAGE);
         channels.insert(addr.to_string(), client.clone());
         Ok(client)
+    }
+
+    /// A client of `addr` that answered: a master not heard from on its current channel
+    /// is first asked for its status within the connect deadline; one that does not
+    /// answer is unavailable (its channel is dropped, so the next try connects anew).
+    async fn answering(&self, addr: &str) -> Result<MasterServiceClient<Channel>, FsError> {
+        let client = self.client(addr)?;
+        if self.has_answered(addr) {
+            return Ok(client);
+        }
+        let deadline = self.config.connect_timeout;
+        let probe = tokio::time::timeout(deadline, client.clone().node_status(Empty {})).await;
+        match probe {
+            Ok(Ok(_)) => {
+                self.answered
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(addr.to_string());
+                Ok(client)
+            }
+            Ok(Err(status)) => {
+                self.forget(addr);
+                Err(from_status(&status))
+            }
+            Err(_) => {
+                self.forget(addr);
+                Err(FsError::Unavailable(format!(
+                    "master {addr} accepted the connection but did not answer within {deadline:?}"
+                )))
+            }
+        }
+    }
+
+    fn has_answered(&self, addr: &str) -> bool {
+        self.answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(addr)
+    }
+
+    /// Drops the channel of `addr` and what is known of it.
+    fn forget(&self, addr: &str) {
+        self.channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(addr);
+        self.answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(addr);
     }
 
     /// The leader address last seen.
@@ -100,7 +156,7 @@ impl MasterClient {
                     a
                 }
             };
-            let result = match self.client(&addr) {
+            let result = match self.answering(&addr).await {
                 Ok(client) => f(client)
                     .await
                     .map(Response::into_inner)
@@ -124,6 +180,13 @@ impl MasterClient {
                 Err(e) if e.is_retryable() => {
                     debug!(master = %addr, error = %e, "master unavailable, trying the next");
                     self.set_leader(None);
+                    if matches!(e, FsError::Unavailable(_)) {
+                        // Heard from again before it is trusted (it may hang now).
+                        self.answered
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&addr);
+                    }
                     last_error = e;
                     if next % self.config.addrs.len() == 0 || self.config.addrs.len() == 1 {
                         tokio::time::sleep(backoff).await;

@@ -1,9 +1,11 @@
 //! Writing the config file atomically: a temporary file in the same directory, flushed
 //! to disk, then renamed over the target. A reader sees the old file or the new one,
-//! never half of one; a failure leaves the old file untouched.
+//! never half of one; a failure leaves the old file untouched. The file is readable by its
+//! owner only (0600): it may hold values read from secret files.
 
 use crate::error::Error;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Writes `text` to `path` atomically, creating the parent directory if needed.
@@ -23,7 +25,12 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), Error> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -48,6 +55,9 @@ mod tests {
         write_atomic(&path, "a = 1\n").unwrap();
         write_atomic(&path, "a = 2\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a = 2\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "owner only: it may hold secrets");
         let names: Vec<_> = std::fs::read_dir(dir.path().join("conf"))
             .unwrap()
             .collect();

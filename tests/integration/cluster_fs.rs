@@ -297,3 +297,52 @@ async fn format_master_wipes_the_namespace_and_the_worker_drops_orphan_blocks() 
     .await;
     cluster.shutdown().await;
 }
+
+/// A listener that accepts connections and never answers: a hung master.
+async fn hung_master() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Bounded: a test makes a handful of connections; the task ends with the test.
+        for _ in 0..64 {
+            match listener.accept().await {
+                Ok((socket, _)) => held.push(socket),
+                Err(_) => return,
+            }
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_master_that_accepts_and_never_answers_costs_only_the_connect_deadline() {
+    use curvine_fluid::client::Client;
+    use curvine_fluid::config::HostPort;
+    let cluster = TestCluster::start(1, 1, |_| {}).await;
+    let (hung, task) = hung_master().await;
+    let mut config = cluster.base.clone();
+    config.client.master_addrs.insert(
+        0,
+        HostPort {
+            hostname: "127.0.0.1".into(),
+            port: hung,
+        },
+    );
+    // An RPC timeout longer than the whole retry budget: waiting on the hung master for
+    // it would fail the call; the connect deadline lets it move on to the real one.
+    config.client.conn_timeout_ms = 300;
+    config.client.rpc_timeout_ms = 30_000;
+    config.client.rpc_retry_max_duration_ms = 10_000;
+    let client = Client::new(&config).unwrap();
+    client.mkdir("/after-a-hung-master", true).await.unwrap();
+    assert!(client.stat("/after-a-hung-master").await.is_ok());
+    // With only the hung master, a call gives up within its budget, saying why.
+    config.client.master_addrs.truncate(1);
+    config.client.rpc_retry_max_duration_ms = 1_000;
+    let alone = Client::new(&config).unwrap();
+    let err = alone.stat("/").await.unwrap_err().to_string();
+    assert!(err.contains("did not answer within"), "{err}");
+    task.abort();
+    cluster.shutdown().await;
+}
