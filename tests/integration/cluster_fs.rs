@@ -209,10 +209,14 @@ async fn eviction_under_a_small_quota_keeps_the_most_recently_read_blocks() {
             .await
             .unwrap();
     }
-    // The master learns of evictions with the next heartbeat.
+    // The master learns of evictions with the next heartbeat (until then the worker
+    // answers that it no longer has the block).
     wait_for("evictions reported", Duration::from_secs(10), || {
         let c = c.clone();
-        async move { matches!(c.read_file("/e/f2").await, Err(FsError::Unavailable(_))) }
+        async move {
+            matches!(c.read_file("/e/f2").await,
+                Err(FsError::Unavailable(why)) if why.contains("no longer cached"))
+        }
     })
     .await;
     for i in [0u64, 1, 9] {
