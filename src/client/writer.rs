@@ -84,6 +84,12 @@ impl FileWriter {
         self.length.max(end + self.buf.len() as u64)
     }
 
+    /// Keeps the file at least `len` long when closed: a length set past the data (by
+    /// fallocate or a truncate up) that the writes do not reach.
+    pub fn keep_length(&mut self, len: u64) {
+        self.length = self.length.max(len);
+    }
+
     /// Where the next write lands.
     pub fn position(&self) -> u64 {
         self.block_start + self.current.as_ref().map_or(0, |u| u.sent) + self.buf.len() as u64

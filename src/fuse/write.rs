@@ -342,11 +342,24 @@ impl Task {
 
     async fn write(&mut self, path: &str, offset: u64, data: Bytes) -> Result<(), FsError> {
         if let Mode::Idle = self.mode {
-            let size = self.status.size;
-            if offset >= size && offset - size <= PARK_WINDOW {
-                self.mode = Mode::Stream(Box::new(self.open_stream().await?));
+            let located = self.client.locate_id(self.status.id).await?;
+            let size = located.status.as_ref().map_or(0, |st| st.size);
+            let data_end = located.blocks.last().map_or(0, |b| b.offset + b.len);
+            // New data streams as new blocks where the file's data ends: at its length,
+            // or where a hole up to its length begins (a length set by fallocate or a
+            // truncate up). Anything else rewrites existing data through a staged copy.
+            let start = if offset >= size {
+                Some(size)
+            } else if offset >= data_end {
+                Some(data_end)
             } else {
-                self.stage(path).await?;
+                None
+            };
+            match start.filter(|start| offset - start <= PARK_WINDOW) {
+                Some(start) => {
+                    self.mode = Mode::Stream(Box::new(self.open_stream(located, start).await?))
+                }
+                None => self.stage(path).await?,
             }
         }
         if let Mode::Stream(s) = &mut self.mode {
@@ -387,9 +400,14 @@ impl Task {
         e
     }
 
-    /// A writer appending at the file's end; a short last block is rewritten with it.
-    async fn open_stream(&mut self) -> Result<Stream, FsError> {
-        let located = self.client.locate_id(self.status.id).await?;
+    /// A writer adding blocks from `start` (the file's length, or the end of its data
+    /// when a hole follows it); a short last block ending there is rewritten with it. The
+    /// file keeps at least its length.
+    async fn open_stream(
+        &mut self,
+        located: pb::FileBlocks,
+        start: u64,
+    ) -> Result<Stream, FsError> {
         let mut reader = FileReader::new(self.client.clone(), located.clone())?;
         let status = located.status.unwrap_or_default();
         let mut kept: Vec<pb::BlockInfo> = located
@@ -401,11 +419,11 @@ impl Task {
                 offset: Some(b.offset),
             })
             .collect();
-        let mut start = status.size;
+        let mut start = start;
         let mut carry = Vec::new();
         if let Some(last) = located.blocks.last() {
             let short = last.len <= MERGE_LIMIT && last.len < self.client.block_size();
-            if short && last.offset + last.len == status.size && last.worker.is_some() {
+            if short && last.offset + last.len == start && last.worker.is_some() {
                 if let Ok(data) = reader.read_at(last.offset, last.len as usize).await {
                     carry = data;
                     kept.pop();
@@ -414,6 +432,7 @@ impl Task {
             }
         }
         let mut writer = FileWriter::resume(self.client.clone(), status.clone(), kept, start);
+        writer.keep_length(status.size);
         writer.write(&carry).await?;
         self.status = status;
         self.reader = None;

@@ -126,7 +126,7 @@ impl Ops {
             Some(status.clone()),
         ));
         let attr = self.attr(&status);
-        self.inodes.remember(parent, &name, attr.ino.0);
+        self.remember(parent, &name, &attr);
         Ok(Created {
             attr,
             opened: Opened {
@@ -381,6 +381,33 @@ mod tests {
         assert_eq!((attr.nlink, attr.size), (0, 12));
         testkit::release(ops, t, fh).await.unwrap();
         assert_eq!(fs.client.statfs().await.unwrap().files, 0, "both are gone");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_into_a_hole_up_to_the_length_stream_and_keep_the_length() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        // fio and databases fallocate a file, then write it from the start.
+        let (f, fh) = testkit::create(ops, ROOT, "f").await;
+        ops.fallocate(f, 0, 10 << 20, 0).await.unwrap();
+        let data = pattern(3 << 20);
+        testkit::write(ops, f, fh, 0, &data).await.unwrap();
+        testkit::release(ops, f, fh).await.unwrap();
+        assert_eq!(ops.getattr(f).await.unwrap().size, 10 << 20);
+        let back = testkit::get(ops, f).await;
+        assert_eq!(back.len(), 10 << 20);
+        assert_eq!(&back[..3 << 20], &data[..]);
+        assert!(back[3 << 20..].iter().all(|b| *b == 0));
+        // Appending after the data, inside the length, continues the same way.
+        let fh = ops.open(f, OpenFlags(libc::O_WRONLY)).await.unwrap().fh;
+        testkit::write(ops, f, fh, 3 << 20, b"more").await.unwrap();
+        testkit::release(ops, f, fh).await.unwrap();
+        let back = testkit::get(ops, f).await;
+        assert_eq!(
+            (back.len(), &back[3 << 20..(3 << 20) + 4]),
+            (10 << 20, &b"more"[..])
+        );
+        assert_eq!(&back[..3 << 20], &data[..]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
