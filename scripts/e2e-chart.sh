@@ -55,14 +55,6 @@ mount --make-rshared "$WORK/node"
 
 docker network create --label "$RUN_ID" "$RUN_ID" >/dev/null
 
-ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$RUN_ID-$1"; }
-http_code() { # pod port path
-  local ip; ip=$(ip_of "$1")
-  [ -n "$ip" ] || { echo 000; return; }
-  timeout 3 bash -c "exec 3<>/dev/tcp/$ip/$2 && printf 'GET $3 HTTP/1.0\r\n\r\n' >&3 && head -1 <&3" 2>/dev/null |
-    awk '{ print $2 }' | grep . || echo 000
-}
-
 # docker run of one pod line of pods.jsonl; extra docker arguments first (e.g. --rm, -d).
 run_pod() { # json docker-args...
   local json=$1 pod image docker_args container_args

@@ -85,16 +85,6 @@ client_pod() { # name conf
     -v "$WORK$TARGET:$TARGET:rshared"
 }
 
-ip_of() { docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$RUN_ID-$1"; }
-
-# HTTP status of GET path on a container's port (bash's /dev/tcp; no curl needed).
-http_code() { # container port path
-  local ip; ip=$(ip_of "$1")
-  [ -n "$ip" ] || { echo 000; return; }
-  timeout 3 bash -c "exec 3<>/dev/tcp/$ip/$2 && printf 'GET $3 HTTP/1.0\r\n\r\n' >&3 && head -1 <&3" 2>/dev/null |
-    awk '{ print $2 }' | grep . || echo 000
-}
-
 wait_ready() { # container port what
   for _ in $(seq 1 120); do
     [ "$(http_code "$1" "$2" /healthz)" = 200 ] && return 0

@@ -48,8 +48,7 @@ fn role(resolved: Resolved) -> Result<(), Error> {
     let detected = resolved
         .detected
         .clone()
-        .map(Ok)
-        .unwrap_or_else(|| Err(Error::Role("no mode was detected for this role".into())))?;
+        .ok_or_else(|| Error::Role("no mode was detected for this role".into()))?;
     info!(
         mode = %detected.mode.name(),
         component = %detected.component.map(Component::name).unwrap_or("none"),

@@ -283,6 +283,15 @@ pub struct FuseMountEntry {
     pub read_only: bool,
 }
 
+/// Whether two absolute paths are the same or one contains the other.
+pub fn paths_nest(a: &str, b: &str) -> bool {
+    let inside = |a: &str, b: &str| {
+        let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
+        a == b || a.starts_with(&format!("{b}/")) || b.is_empty()
+    };
+    inside(a, b) || inside(b, a)
+}
+
 /// `[log]` and the `log` tables of master and worker.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
@@ -552,13 +561,9 @@ impl ClusterConfig {
                     "use a cluster path starting with /",
                 ));
             }
-            let inside = |a: &str, b: &str| {
-                let (a, b) = (a.trim_end_matches('/'), b.trim_end_matches('/'));
-                a == b || a.starts_with(&format!("{b}/")) || b.is_empty()
-            };
             if let Some(o) = self.fuse.mounts[..i]
                 .iter()
-                .find(|o| inside(&m.fs_path, &o.fs_path) || inside(&o.fs_path, &m.fs_path))
+                .find(|o| paths_nest(&m.fs_path, &o.fs_path))
             {
                 return Err(err(
                     &format!("fuse.mounts[{i}].fs_path"),

@@ -357,6 +357,7 @@ fn single_mount_path(input: &ThinInput<'_>, mount: &Json<'_>) -> Result<String, 
 /// `path` (`/<dir>`) or else its `name`, as Fluid lays out a Dataset (`fuse.mounts`).
 fn dataset_mounts(items: &[Json<'_>]) -> Result<Vec<InlineTable>, InputError> {
     let mut seen: Vec<(String, String)> = Vec::new();
+    let mut sources: Vec<(String, String)> = Vec::new();
     let mut out = Vec::new();
     for mount in items {
         let point = mount.node().get("mountPoint").ok_or_else(|| {
@@ -371,15 +372,22 @@ fn dataset_mounts(items: &[Json<'_>]) -> Result<Vec<InlineTable>, InputError> {
                 "use a mountPoint of the form curvine:///<path in the cluster>",
             )
         })?;
+        if let Some((other, at)) = sources
+            .iter()
+            .find(|(o, _)| super::model::paths_nest(o, &cluster_path))
+        {
+            return Err(point.node().error(
+                format!("{cluster_path} and {other} ({at}) contain one another"),
+                "mount cluster directories that do not contain each other",
+            ));
+        }
+        sources.push((cluster_path.clone(), point.node().location()));
         let text = |key: &str| -> Result<Option<(String, String)>, InputError> {
-            match mount.node().get(key) {
-                Some(v) => Ok(Some((
-                    v.node().str()?.trim().to_string(),
-                    v.node().location(),
-                )))
-                .map(|o| o.filter(|(t, _)| !t.is_empty())),
-                None => Ok(None),
-            }
+            let Some(v) = mount.node().get(key) else {
+                return Ok(None);
+            };
+            let text = v.node().str()?.trim().to_string();
+            Ok((!text.is_empty()).then(|| (text, v.node().location())))
         };
         let (dir, location) = match (text("path")?, text("name")?) {
             (Some((path, location)), _) => (path.trim_matches('/').to_string(), location),
@@ -718,6 +726,11 @@ mod tests {
                 serde_json::json!({"mountPoint": "curvine:///b", "path": "/x/y", "options": {"master-endpoints": "m:8995"}}),
                 "cannot be a directory of the mount root",
                 "mounts[1].path",
+            ),
+            (
+                serde_json::json!({"mountPoint": "curvine:///data/a/sub", "name": "b", "options": {"master-endpoints": "m:8995"}}),
+                "contain one another",
+                "mounts[1].mountPoint",
             ),
             (
                 serde_json::json!({"mountPoint": "s3://b", "name": "b", "options": {"master-endpoints": "m:8995"}}),

@@ -42,11 +42,18 @@ pub struct OpenDir {
     pub entries: tokio::sync::Mutex<Option<Arc<Vec<FileStatus>>>>,
 }
 
+/// Open files by handle number, and how many handles each inode has.
+#[derive(Debug, Default)]
+struct Files {
+    by_fh: HashMap<u64, Arc<OpenFile>>,
+    per_ino: HashMap<u64, usize>,
+}
+
 /// The handle tables.
 #[derive(Debug)]
 pub struct Handles {
     next_fh: AtomicU64,
-    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    files: Mutex<Files>,
     dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
     /// Files open for writing, by inode.
     writes: Mutex<HashMap<u64, Arc<FileWrites>>>,
@@ -76,23 +83,33 @@ impl Handles {
     /// Records an open file; its handle number.
     pub fn open_file(&self, file: OpenFile) -> u64 {
         let fh = self.new_fh();
-        lock(&self.files).insert(fh, Arc::new(file));
+        let mut files = lock(&self.files);
+        *files.per_ino.entry(file.ino).or_default() += 1;
+        files.by_fh.insert(fh, Arc::new(file));
         fh
     }
 
     /// The open file of a handle number.
     pub fn file(&self, fh: u64) -> Option<Arc<OpenFile>> {
-        lock(&self.files).get(&fh).cloned()
+        lock(&self.files).by_fh.get(&fh).cloned()
     }
 
     /// Whether a handle of `ino` is open.
     pub fn is_open(&self, ino: u64) -> bool {
-        lock(&self.files).values().any(|f| f.ino == ino)
+        lock(&self.files).per_ino.contains_key(&ino)
     }
 
     /// Drops an open file; what it was.
     pub fn close_file(&self, fh: u64) -> Option<Arc<OpenFile>> {
-        lock(&self.files).remove(&fh)
+        let mut files = lock(&self.files);
+        let file = files.by_fh.remove(&fh)?;
+        if let Some(n) = files.per_ino.get_mut(&file.ino) {
+            *n -= 1;
+            if *n == 0 {
+                files.per_ino.remove(&file.ino);
+            }
+        }
+        Some(file)
     }
 
     /// Records an open directory; its handle number.

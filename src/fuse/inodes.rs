@@ -102,6 +102,11 @@ impl Inodes {
         &self.view
     }
 
+    /// The root's directory `name` when it shows several mounts.
+    fn view_entry(&self, name: &str) -> Option<&RootEntry> {
+        self.view.iter().find(|m| m.name == name)
+    }
+
     /// Whether the root is a made-up directory of mounts rather than a cluster directory.
     pub fn root_is_view(&self) -> bool {
         !self.view.is_empty()
@@ -118,7 +123,7 @@ impl Inodes {
         for _ in 0..=table.entries.len() {
             let entry = table.entries.get(&at)?;
             if entry.parent == ROOT {
-                return self.view.iter().find(|m| m.name == entry.name);
+                return self.view_entry(&entry.name);
             }
             at = entry.parent;
         }
@@ -152,7 +157,7 @@ impl Inodes {
                 if self.root_is_view() {
                     // The root's name picks the mount; below it, cluster names.
                     let top = names.pop()?;
-                    let mount = self.view.iter().find(|m| m.name == top)?;
+                    let mount = self.view_entry(top)?;
                     path = mount.fs_path.trim_end_matches('/').to_string();
                 }
                 for name in names.iter().rev() {
@@ -178,11 +183,7 @@ impl Inodes {
     /// The cluster path of `name` in directory `parent`.
     pub fn child_path(&self, parent: u64, name: &str) -> Option<String> {
         if parent == ROOT && self.root_is_view() {
-            return self
-                .view
-                .iter()
-                .find(|m| m.name == name)
-                .map(|m| m.fs_path.clone());
+            return self.view_entry(name).map(|m| m.fs_path.clone());
         }
         let mut path = self.path(parent)?;
         if !path.ends_with('/') {

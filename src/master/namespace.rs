@@ -1199,13 +1199,7 @@ impl Namespace {
         attrs: &SetAttrs,
         now: i64,
     ) -> Result<Outcome, FsError> {
-        let id = if id != 0 {
-            self.inode(id)
-                .ok_or_else(|| FsError::NotFound(format!("inode {id}")))?
-                .id
-        } else {
-            self.lookup(path)?.id
-        };
+        let id = self.target(path, id)?.id;
         let inode = self
             .inodes
             .get_mut(&id)

@@ -150,7 +150,7 @@ impl Ops {
                         ttl: self.opts.attr_ttl,
                     });
                     if !full {
-                        self.inodes.remember(ino, name, attr.ino.0);
+                        self.remember(ino, name, &attr);
                     }
                     full
                 }

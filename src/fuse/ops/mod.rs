@@ -232,10 +232,8 @@ impl Ops {
 
     /// The path a file's write task reports in its messages (it finds the file by id).
     fn io_path(&self, ino: u64) -> Result<String, Errno> {
-        match self.target(ino)? {
-            (path, 0) => Ok(path),
-            (_, id) => Ok(format!("(unlinked inode {id})")),
-        }
+        let (path, id) = self.target(ino)?;
+        Ok(io_label(&path, id))
     }
 
     /// A file open here lost its last name: it stays readable and writable through its
@@ -247,10 +245,11 @@ impl Ops {
     /// After a handle of `ino` closed: the master id of a file unlinked while open when no
     /// handle of it is left (it is then forgotten here).
     fn last_close_of_orphan(&self, ino: u64) -> Option<u64> {
-        if self.handles.is_open(ino) {
+        let mut orphans = lock(&self.orphans);
+        if !orphans.contains_key(&ino) || self.handles.is_open(ino) {
             return None;
         }
-        lock(&self.orphans).remove(&ino)
+        orphans.remove(&ino)
     }
 
     /// Lets the masters free the data of a file unlinked while open (in a task).
@@ -319,6 +318,16 @@ fn view_root_status(mounts: usize) -> FileStatus {
         complete: true,
         children: mounts as u64,
         ..Default::default()
+    }
+}
+
+/// How a file's write task names it in messages: its path, or for a file unlinked while
+/// open (`id` not 0) its inode.
+fn io_label(path: &str, id: u64) -> String {
+    if id == 0 {
+        path.to_string()
+    } else {
+        format!("(unlinked inode {id})")
     }
 }
 

@@ -1,7 +1,7 @@
 //! Operations on names and attributes: lookup, getattr, setattr, making and removing
 //! names, rename, symlinks, access and statfs.
 
-use super::{to_errno, Caller, Ops};
+use super::{io_label, to_errno, Caller, Ops};
 use crate::client::FileStatus;
 use crate::fs_error::FsError;
 use crate::fuse::attr::{errno, file_type, millis};
@@ -72,9 +72,15 @@ impl Ops {
     /// A new entry for the kernel: its attributes, with the lookup recorded.
     fn entry(&self, parent: u64, name: &str, status: &FileStatus) -> FileAttr {
         let attr = self.attr(status);
+        self.remember(parent, name, &attr);
+        attr
+    }
+
+    /// Records the kernel's lookup of `name` in `parent`: a file with several names
+    /// keeps the others it is known by (a lookup through another name is not a move).
+    pub(super) fn remember(&self, parent: u64, name: &str, attr: &FileAttr) {
         let linked = attr.kind != FileType::Directory && attr.nlink > 1;
         self.inodes.remember_name(parent, name, attr.ino.0, linked);
-        attr
     }
 
     /// The attributes of an inode.
@@ -95,11 +101,11 @@ impl Ops {
     /// Changes the attributes of an inode; its attributes after.
     pub async fn setattr(&self, ino: u64, set: SetAttr) -> Result<FileAttr, Errno> {
         self.writable(ino)?;
-        let (path, id) = self.target(ino)?;
-        let path = if id == 0 { path } else { self.io_path(ino)? };
+        let (cluster_path, id) = self.target(ino)?;
+        let label = io_label(&cluster_path, id);
         let writes = self.handles.writes_of(ino);
         let mut req = pb::SetAttrRequest {
-            path: if id == 0 { path.clone() } else { String::new() },
+            path: cluster_path,
             id,
             mode: set.mode.map(|m| m & 0o7777),
             uid: set.uid,
@@ -111,7 +117,7 @@ impl Ops {
         let mut truncated = None;
         if let (Some(size), Some(w)) = (set.size, &writes) {
             // The file's write task owns its length while it is open for writing.
-            truncated = Some(w.truncate(path, size).wait().await.map_err(to_errno)?);
+            truncated = Some(w.truncate(label, size).wait().await.map_err(to_errno)?);
             req.size = None;
         }
         let changes_more = req.mode.is_some()
