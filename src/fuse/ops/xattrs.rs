@@ -48,13 +48,19 @@ impl Ops {
     /// The value of an extended attribute (ENODATA when it has none of that name).
     pub async fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>, Errno> {
         let name = text(name)?;
-        // The kernel asks for security.capability before writes: an inode known to have
-        // no attributes answers without a round trip.
-        if !kept(name) || self.has_no_xattrs(ino) {
+        if self.surely_no_xattr(ino, name) {
             return Err(Errno::ENODATA);
         }
         let path = self.path(ino)?;
         self.client.get_xattr(&path, name).await.map_err(to_errno)
+    }
+
+    /// Whether `ino` surely has no attribute `name` (no round trip to the masters): a name
+    /// outside the kept namespaces, or an inode whose last status had none. The kernel
+    /// asks for security.capability before every write, so the FUSE thread answers this
+    /// case itself.
+    pub fn surely_no_xattr(&self, ino: u64, name: &str) -> bool {
+        !kept(name) || self.has_no_xattrs(ino)
     }
 
     /// The names of an inode's extended attributes, each ended by a NUL byte.
