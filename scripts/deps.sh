@@ -6,6 +6,7 @@
 #        image's base), jq (the end-to-end tests), npm and python3-venv (the chart tools);
 #   rustup: rustfmt and clippy;
 #   scripts/tools.sh: helm, kubectl and kubernetes-validate under target/tools;
+#   cargo install: s3s-fs (the S3 server the under-storage tests run) under target/tools;
 #   checks: /dev/fuse (the FUSE tests mount for real) and ../shared/fluid-fixtures.
 # Docker is scripts/docker-engine.sh's job (make e2e runs it).
 set -euo pipefail
@@ -45,5 +46,14 @@ fi
 # The Fluid fixtures the integration tests read live in shared/ beside the clone.
 [ -d ../shared/fluid-fixtures ] ||
   die "../shared/fluid-fixtures is missing (the integration tests read it; CI checks out shared/ beside the repository)"
+
+# s3s-fs: a real S3 server (it checks SigV4 signatures) for the under-storage tests,
+# which find it here, on PATH or through S3S_FS. Pinned: the version the tests know.
+S3S_FS_VERSION=0.14.1
+if ! target/tools/bin/s3s-fs --version 2>/dev/null | grep -qx "s3s-fs $S3S_FS_VERSION"; then
+  echo "deps: installing s3s-fs $S3S_FS_VERSION into target/tools (a few minutes)"
+  cargo install --quiet --locked --force "s3s-fs@$S3S_FS_VERSION" --features binary --root target/tools ||
+    die "cargo install s3s-fs@$S3S_FS_VERSION failed"
+fi
 
 scripts/tools.sh

@@ -54,6 +54,8 @@
 //! - [`entries`]: Fluid's execution entries `mount-ufs` and `report-summary` (one JSON
 //!   document on stdout each).
 //! - [`dataload`]: Fluid's DataLoad (`load`): reading the paths through the workers.
+//! - [`ufs`]: under storage (S3, local directories) through opendal: a mount's spec from
+//!   Fluid's options and secrets, listing, ranged reads, multipart writes.
 //! - [`standalone`]: master and worker in one process.
 //! - [`web`]: the HTTP server every role shares (`/healthz`, `/metrics`,
 //!   `/api/overview`); [`metrics`] holds the counters.
@@ -88,5 +90,6 @@ pub mod rpc;
 pub mod shutdown;
 pub mod standalone;
 pub mod telemetry;
+pub mod ufs;
 pub mod web;
 pub mod worker;

@@ -12,3 +12,5 @@ mod fuse_mount;
 mod harness;
 mod posix;
 mod render_props;
+mod s3_server;
+mod ufs_store;
