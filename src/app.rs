@@ -102,6 +102,7 @@ fn mount_ufs(
     let mut config = resolve()?.config;
     crate::entries::within_budget(&mut config, crate::entries::MOUNT_UFS_BUDGET);
     let doc = block_on(async {
+        crate::entries::probe_mounts(&file, &wanted, crate::entries::MOUNT_UFS_BUDGET / 2).await?;
         let client = Client::new(&config)?;
         crate::entries::mount_ufs(&client, wanted).await
     })?;

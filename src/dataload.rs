@@ -2,14 +2,19 @@
 //! paths to load (`FLUID_DATALOAD_DATA_PATH`, `:`-joined) and no runtime config (its
 //! masters are found by `config::discovery`); every file under the paths is read
 //! through the workers, which checks each block is cached and
-//! keeps it warm in the workers' LRU. Any path that fails makes the exit code non-zero.
+//! keeps it warm in the workers' LRU. Files of under-storage mounts are loaded instead:
+//! each block's worker fetches it from the storage (no data comes back here), several
+//! files at once, spread over the workers by block. With `FLUID_DATALOAD_METADATA=true`
+//! the storage is listed again first. Any path that fails makes the exit code non-zero.
 
 use crate::client::Client;
 use crate::env::{EnvSnapshot, FLUID_DATALOAD_DATA_PATH, FLUID_DATALOAD_PATH_REPLICAS};
 use crate::error::{Error, InputError};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master::{self as pb, FileKind};
-use std::time::Instant;
+use crate::rpc::status::from_status;
+use futures::StreamExt;
+use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 /// One path to load and the copies asked for.
@@ -100,7 +105,7 @@ pub async fn load(client: &Client, targets: &[Target], metadata: bool) -> Result
             info!(path = %target.path, source = %path, "path is a mount; loading its source");
         }
         let mut tally = Tally::default();
-        if let Err(e) = load_tree(client, &path, &mut tally).await {
+        if let Err(e) = load_tree(client, &path, metadata, &mut tally).await {
             tally.failed.push(format!("{}: {e}", target.path));
         }
         info!(
@@ -121,6 +126,10 @@ pub async fn load(client: &Client, targets: &[Target], metadata: bool) -> Result
         bytes = total.bytes,
         failed = total.failed.len(),
         seconds = format!("{secs:.1}"),
+        mib_per_s = format!(
+            "{:.1}",
+            total.bytes as f64 / secs.max(1e-6) / (1 << 20) as f64
+        ),
         "DataLoad finished"
     );
     if total.failed.is_empty() {
@@ -149,27 +158,29 @@ pub fn through_mounts(path: &str, mounts: &[pb::MountEntry]) -> String {
     path.to_string()
 }
 
+/// Files loaded at once.
+const FILES_AT_ONCE: usize = 8;
+/// How often progress is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
 /// Loads a file or every file under a directory (links are not followed: a link's
-/// target is loaded where it lives).
-async fn load_tree(client: &Client, root: &str, tally: &mut Tally) -> Result<(), FsError> {
+/// target is loaded where it lives). `metadata`: list under storage again first.
+async fn load_tree(
+    client: &Client,
+    root: &str,
+    metadata: bool,
+    tally: &mut Tally,
+) -> Result<(), FsError> {
     let mut pending = vec![client.stat(root).await?];
+    let mut files = Vec::new();
     while let Some(status) = pending.pop() {
         match status.kind() {
             FileKind::Directory => {
-                let mut children = client.list(&status.path).await?;
+                let mut children = client.list_with(&status.path, metadata).await?;
                 children.reverse();
                 pending.extend(children);
             }
-            FileKind::File => match load_file(client, &status.path).await {
-                Ok(bytes) => {
-                    tally.files += 1;
-                    tally.bytes += bytes;
-                }
-                Err(e) => {
-                    warn!(path = %status.path, error = %e, "file not loaded");
-                    tally.failed.push(format!("{}: {e}", status.path));
-                }
-            },
+            FileKind::File => files.push(status.path),
             FileKind::Symlink => {
                 info!(path = %status.path, target = %status.symlink_target, "link skipped")
             }
@@ -178,36 +189,99 @@ async fn load_tree(client: &Client, root: &str, tally: &mut Tally) -> Result<(),
             }
         }
     }
+    let count = files.len();
+    let mut done = futures::stream::iter(files)
+        .map(|path| async move {
+            let result = load_file(client, &path).await;
+            (path, result)
+        })
+        .buffer_unordered(FILES_AT_ONCE);
+    let mut last_log = Instant::now();
+    while let Some((path, result)) = done.next().await {
+        match result {
+            Ok(bytes) => {
+                tally.files += 1;
+                tally.bytes += bytes;
+            }
+            Err(e) => {
+                warn!(path = %path, error = %e, "file not loaded");
+                tally.failed.push(format!("{path}: {e}"));
+            }
+        }
+        if last_log.elapsed() >= PROGRESS_EVERY {
+            last_log = Instant::now();
+            info!(
+                root,
+                files = tally.files,
+                of = count,
+                bytes = tally.bytes,
+                "loading"
+            );
+        }
+    }
     Ok(())
 }
 
-/// Reads a file through the workers; returns its size.
+/// Loads a file: blocks of under storage are fetched by their workers; others are
+/// read through the workers. Returns its size.
 async fn load_file(client: &Client, path: &str) -> Result<u64, FsError> {
     let start = Instant::now();
+    let located = client.locate(path).await?;
+    let from_storage = located.blocks.iter().any(|b| b.ufs.is_some());
+    let (read, fetched) = if from_storage {
+        let mut fetched = 0;
+        let mut read = 0;
+        for block in &located.blocks {
+            let worker = block
+                .worker
+                .as_ref()
+                .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
+            let req = crate::rpc::pb::worker::ReadBlockRequest {
+                block_id: block.id,
+                offset: 0,
+                length: block.len,
+                ufs: block.ufs.clone(),
+            };
+            let answer = client
+                .worker(worker)?
+                .load_block(req)
+                .await
+                .map_err(|s| from_status(&s))?
+                .into_inner();
+            fetched += answer.fetched;
+            read += answer.len;
+        }
+        (read, fetched)
+    } else {
+        (read_through(client, path).await?, 0)
+    };
+    let size = located.status.as_ref().map_or(read, |s| s.size);
+    if read != size {
+        return Err(FsError::Io(format!("loaded {read} of {size} bytes")));
+    }
+    let secs = start.elapsed().as_secs_f64().max(1e-6);
+    info!(
+        path = %path,
+        bytes = read,
+        fetched,
+        mib_per_s = format!("{:.1}", read as f64 / secs / (1 << 20) as f64),
+        "loaded"
+    );
+    Ok(read)
+}
+
+/// Reads a whole file through the workers; returns the bytes read.
+async fn read_through(client: &Client, path: &str) -> Result<u64, FsError> {
     let mut reader = client.open(path).await?;
     let mut buf = vec![0u8; 1 << 20];
     let mut read = 0u64;
     loop {
         let n = reader.read(&mut buf).await?;
         if n == 0 {
-            break;
+            return Ok(read);
         }
         read += n as u64;
     }
-    if read != reader.len() {
-        return Err(FsError::Io(format!(
-            "read {read} of {} bytes",
-            reader.len()
-        )));
-    }
-    let secs = start.elapsed().as_secs_f64().max(1e-6);
-    info!(
-        path = %path,
-        bytes = read,
-        mib_per_s = format!("{:.1}", read as f64 / secs / (1 << 20) as f64),
-        "loaded"
-    );
-    Ok(read)
 }
 
 #[cfg(test)]
@@ -247,6 +321,7 @@ mod tests {
             source: "curvine:///data".into(),
             target: "/data".into(),
             read_only: false,
+            ufs: String::new(),
         }];
         assert_eq!(through_mounts("/curvine", &m), "/data");
         assert_eq!(through_mounts("/curvine/train", &m), "/data/train");

@@ -9,9 +9,11 @@ use crate::config::ClusterConfig;
 use crate::error::{Error, InputError};
 use crate::report::human_bytes;
 use crate::rpc::pb::master as pb;
+use crate::ufs::{Ufs, UfsError, UfsSpec};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::Duration;
-use tracing::info;
+use tracing::{info, warn};
 
 /// How long `mount-ufs` may try to reach the masters: the CacheRuntimeClass gives Fluid's
 /// mountUFS 60 s, less a margin for the process and Fluid's exec.
@@ -28,8 +30,8 @@ pub fn within_budget(config: &mut ClusterConfig, budget: Duration) {
     c.rpc_timeout_ms = c.rpc_timeout_ms.min(ms / 2);
 }
 
-/// The dataset mounts of a runtime config, as mount table entries. Every mount must be
-/// `curvine://`: the cluster has no under storage yet.
+/// The dataset mounts of a runtime config, as mount table entries: `curvine://` paths
+/// of this cluster, or under storage (`s3://`, `local://`, `file://`) with its spec.
 pub fn wanted_mounts(
     file: &str,
     root: &serde_json::Value,
@@ -55,19 +57,6 @@ pub fn wanted_mounts(
             .trim()
             .to_string();
         let scheme = mount_point.split_once("://").map_or("", |(s, _)| s);
-        if scheme != "curvine" {
-            let kind = if scheme.is_empty() {
-                mount_point.as_str()
-            } else {
-                scheme
-            };
-            return Err(m.error(
-                format!("under-storage kind {kind:?} is not supported yet: this cache serves curvine:// mounts only (under-storage caching is planned)"),
-                "mount a curvine:///<dir> path of the cluster, or use a runtime that caches this storage",
-            ));
-        }
-        let target =
-            fs_path(&mount_point).map_err(|what| m.error(what, "write curvine:///<dir>"))?;
         let path = dataset_path(m)?;
         let read_only = match m.get("readOnly") {
             Some(v) => v.node().value().as_bool().ok_or_else(|| {
@@ -76,14 +65,123 @@ pub fn wanted_mounts(
             })?,
             None => false,
         };
+        let (target, ufs) = match scheme {
+            "curvine" => (
+                fs_path(&mount_point).map_err(|what| m.error(what, "write curvine:///<dir>"))?,
+                String::new(),
+            ),
+            "s3" | "local" | "file" => {
+                let options = string_map(m, "options")?;
+                let secrets = string_map(m, "encryptOptions")?;
+                let (spec, warnings) = UfsSpec::from_fluid(&mount_point, &options, &secrets)
+                    .map_err(|what| {
+                        m.error(
+                            what,
+                            "fix the Dataset's mount (options, encryptOptions, mountPoint)",
+                        )
+                    })?;
+                for w in warnings {
+                    warn!(mount = %mount_point, "{w}");
+                }
+                let json = serde_json::to_string(&spec).map_err(|e| {
+                    m.error(format!("the spec does not encode: {e}"), "report this bug")
+                })?;
+                (path.clone(), json)
+            }
+            _ => {
+                let kind = if scheme.is_empty() {
+                    mount_point.as_str()
+                } else {
+                    scheme
+                };
+                return Err(m.error(
+                    format!("under-storage kind {kind:?} is not supported: this cache serves curvine://, s3://, local:// and file:// mounts"),
+                    "mount one of those, or use a runtime that caches this storage",
+                ));
+            }
+        };
         out.push(pb::MountEntry {
             path,
             source: mount_point,
             target,
             read_only,
+            ufs,
         });
     }
     Ok(out)
+}
+
+/// An object of strings (`options`, `encryptOptions`) of a mount; empty when absent.
+fn string_map(m: &Json<'_>, key: &str) -> Result<BTreeMap<String, String>, InputError> {
+    let Some(v) = m.get(key) else {
+        return Ok(BTreeMap::new());
+    };
+    let node = v.node();
+    let Some(object) = node.value().as_object() else {
+        return Err(node.error(
+            format!("{key} is not an object"),
+            format!("write {key} as a map of names to strings"),
+        ));
+    };
+    let mut out = BTreeMap::new();
+    for (name, value) in object {
+        let Some(text) = value.as_str() else {
+            return Err(node.error(format!("{key}.{name} is not a string"), "quote the value"));
+        };
+        out.insert(name.clone(), text.to_string());
+    }
+    Ok(out)
+}
+
+/// Checks each under-storage mount answers with its credentials, within `budget` in
+/// all: one line naming the mount (`mounts[i]`) and the fix otherwise.
+pub async fn probe_mounts(
+    file: &str,
+    wanted: &[pb::MountEntry],
+    budget: Duration,
+) -> Result<(), Error> {
+    let deadline = std::time::Instant::now() + budget;
+    for (i, m) in wanted.iter().enumerate().filter(|(_, m)| !m.ufs.is_empty()) {
+        let at = format!("{file}: mounts[{i}] ({})", m.source);
+        let spec: UfsSpec = serde_json::from_str(&m.ufs).map_err(|e| {
+            InputError::new(
+                format!("the spec does not encode: {e}"),
+                at.clone(),
+                "report this bug",
+            )
+        })?;
+        let ufs = Ufs::open(&spec).map_err(|e| {
+            InputError::new(
+                e.to_string(),
+                at.clone(),
+                "mount the secret into this pod, or fix the encryptOptions paths",
+            )
+        })?;
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        ufs.probe(
+            left.min(Duration::from_secs(15))
+                .max(Duration::from_secs(1)),
+        )
+        .await
+        .map_err(|e| InputError::new(e.to_string(), at.clone(), probe_fix(&e)))?;
+        info!(mount = %m.path, source = %m.source, "under storage answers");
+    }
+    Ok(())
+}
+
+/// What to do about a failed probe.
+fn probe_fix(e: &UfsError) -> &'static str {
+    match e {
+        UfsError::PermissionDenied(_) => {
+            "check the access and secret keys of the mount's encryptOptions (the Secret's content)"
+        }
+        UfsError::NoBucket(_) => "create the bucket, or fix the bucket name in mountPoint",
+        UfsError::Unreachable(_) => {
+            "check the mount's endpoint_url (scheme, host, port) and that the storage runs"
+        }
+        UfsError::NotFound(_) => "create the directory, or fix the path in mountPoint",
+        _ => "check the mount's options against the storage",
+    }
 }
 
 /// The path Fluid expects a mount at: `path` when absolute, else `/<name>` (§1.2).
@@ -108,7 +206,13 @@ pub async fn mount_ufs(client: &Client, wanted: Vec<pb::MountEntry>) -> Result<S
         info!(path = %m.path, source = %m.source, "wanted mount");
     }
     let table = client.set_mounts(wanted).await?;
-    let mounted: Vec<&str> = table.mounts.iter().map(|m| m.path.as_str()).collect();
+    // Fluid compares `mounted` with its mounts other than local:// and pvc://.
+    let mounted: Vec<&str> = table
+        .mounts
+        .iter()
+        .filter(|m| !m.source.starts_with("local://"))
+        .map(|m| m.path.as_str())
+        .collect();
     info!(mounted = ?mounted, "mount table set");
     Ok(json!({ "mounted": mounted }).to_string())
 }
@@ -125,8 +229,19 @@ pub fn summary(report: &pb::ClusterReport) -> serde_json::Value {
         "cached": human_bytes(report.cached_bytes),
         "cachedPercentage": percent(report.cached_bytes, report.file_bytes),
         "cacheCapacity": human_bytes(report.capacity),
-        "cacheHitRatio": percent(report.reads_hit, report.reads_hit + report.reads_miss),
+        "cacheHitRatio": hit_ratio(report),
     })
+}
+
+/// Bytes served from cache over bytes read; the share of reads that found their block
+/// before any byte was served.
+fn hit_ratio(report: &pb::ClusterReport) -> String {
+    let bytes = report.bytes_hit + report.bytes_fetched;
+    if bytes > 0 {
+        percent(report.bytes_hit, bytes)
+    } else {
+        percent(report.reads_hit, report.reads_hit + report.reads_miss)
+    }
 }
 
 /// A share with one decimal: `12.5%`; `0.0%` when there is nothing to divide.
@@ -184,11 +299,17 @@ mod tests {
         );
         let c03 = mounts(&read("c03-process-memory.json")).unwrap();
         assert_eq!((c03[0].path.as_str(), c03[0].target.as_str()), ("/", "/"));
-        let err = mounts(&read("c05-s3-ufs.json")).unwrap_err().to_string();
-        assert!(
-            err.contains("\"s3\" is not supported yet") && err.contains("mounts[0]"),
-            "{err}"
+        let c05 = mounts(&read("c05-s3-ufs.json")).unwrap();
+        assert_eq!(
+            (
+                c05[0].path.as_str(),
+                c05[0].target.as_str(),
+                c05[0].read_only
+            ),
+            ("/imagenet", "/imagenet", true)
         );
+        let spec: UfsSpec = serde_json::from_str(&c05[0].ufs).unwrap();
+        assert_eq!(spec.describe(), "s3://ml-datasets/imagenet");
     }
 
     #[test]
@@ -201,7 +322,8 @@ mod tests {
         assert!(mounts(r#"{}"#).unwrap().is_empty());
         for bad in [
             r#"{"mounts":[{"name":"x"}]}"#,
-            r#"{"mounts":[{"mountPoint":"local:///mnt/x"}]}"#,
+            r#"{"mounts":[{"mountPoint":"pvc://claim/x"}]}"#,
+            r#"{"mounts":[{"mountPoint":"s3://b/p","options":{"endpoint_url":7}}]}"#,
             r#"{"mounts":[{"mountPoint":"curvine:///a/../.."}]}"#,
             r#"{"mounts":{"mountPoint":"curvine:///"}}"#,
         ] {

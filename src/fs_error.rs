@@ -37,6 +37,12 @@ pub enum FsError {
     /// The extended attribute does not exist.
     #[error("{0}: no such attribute")]
     NoAttribute(String),
+    /// A move or link between two mounts (the caller copies instead).
+    #[error("{0}: not on the same mount")]
+    CrossDevice(String),
+    /// The path is on a read-only mount.
+    #[error("{0}: read-only file system")]
+    ReadOnly(String),
     /// The operation or attribute namespace is not supported here.
     #[error("{0}: not supported")]
     NotSupported(String),
@@ -76,6 +82,8 @@ impl FsError {
             FsError::TooManyLinks(_) => "too_many_links",
             FsError::NoAttribute(_) => "no_attribute",
             FsError::NotSupported(_) => "not_supported",
+            FsError::ReadOnly(_) => "read_only",
+            FsError::CrossDevice(_) => "cross_device",
             FsError::TooBig(_) => "too_big",
             FsError::OutOfRange(_) => "out_of_range",
             FsError::InvalidPath(_) => "invalid_path",
@@ -99,6 +107,8 @@ impl FsError {
             | FsError::TooManyLinks(s)
             | FsError::NoAttribute(s)
             | FsError::NotSupported(s)
+            | FsError::ReadOnly(s)
+            | FsError::CrossDevice(s)
             | FsError::TooBig(s)
             | FsError::OutOfRange(s)
             | FsError::InvalidPath(s)
@@ -122,6 +132,8 @@ impl FsError {
             "too_many_links" => FsError::TooManyLinks(detail),
             "no_attribute" => FsError::NoAttribute(detail),
             "not_supported" => FsError::NotSupported(detail),
+            "read_only" => FsError::ReadOnly(detail),
+            "cross_device" => FsError::CrossDevice(detail),
             "too_big" => FsError::TooBig(detail),
             "out_of_range" => FsError::OutOfRange(detail),
             "invalid_path" => FsError::InvalidPath(detail),
@@ -158,6 +170,8 @@ mod tests {
             FsError::TooManyLinks("/a".into()),
             FsError::NoAttribute("/a".into()),
             FsError::NotSupported("/a".into()),
+            FsError::ReadOnly("/a".into()),
+            FsError::CrossDevice("/a".into()),
             FsError::TooBig("/a".into()),
             FsError::OutOfRange("/a".into()),
             FsError::InvalidPath("x".into()),

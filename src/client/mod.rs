@@ -171,10 +171,22 @@ impl Client {
         start_after: &str,
         limit: u32,
     ) -> Result<(Vec<FileStatus>, bool), FsError> {
+        self.list_page_with(path, start_after, limit, false).await
+    }
+
+    /// One page of a listing; `refresh` lists under storage again first (first page).
+    async fn list_page_with(
+        &self,
+        path: &str,
+        start_after: &str,
+        limit: u32,
+        refresh: bool,
+    ) -> Result<(Vec<FileStatus>, bool), FsError> {
         let req = pb::ListRequest {
             path: path.into(),
             start_after: start_after.into(),
             limit,
+            refresh,
         };
         let resp = self
             .master()
@@ -188,10 +200,19 @@ impl Client {
 
     /// The whole listing of a directory, fetched page by page.
     pub async fn list(&self, path: &str) -> Result<Vec<FileStatus>, FsError> {
+        self.list_with(path, false).await
+    }
+
+    /// The whole listing; `refresh`: under storage is listed again first, whatever
+    /// the mount's freshness interval.
+    pub async fn list_with(&self, path: &str, refresh: bool) -> Result<Vec<FileStatus>, FsError> {
         let mut all = Vec::new();
         let mut after = String::new();
         loop {
-            let (page, more) = self.list_page(path, &after, 1000).await?;
+            let first = after.is_empty();
+            let (page, more) = self
+                .list_page_with(path, &after, 1000, refresh && first)
+                .await?;
             if let Some(last) = page.last() {
                 after = last.name.clone();
             }

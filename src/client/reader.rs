@@ -1,7 +1,9 @@
 //! Reading a file: sequential reads keep one stream open per block, which the worker fills
 //! ahead of the reader (prefetch through HTTP/2 flow control); [`FileReader::read_at`]
 //! fetches any range. Gaps between blocks read as zeros; a block whose only copy is on a
-//! lost worker or was evicted is an error, never zeros.
+//! lost worker or was evicted is an error, never zeros. Blocks of under-storage files
+//! name their source, so the worker fetches them on a miss; a sequential reader has the
+//! next one fetched ahead.
 
 use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
@@ -118,6 +120,7 @@ impl FileReader {
             block_id: block.id,
             offset: offset_in_block,
             length: len,
+            ufs: block.ufs.clone(),
         };
         Ok((client.worker(worker)?, req))
     }
@@ -157,6 +160,7 @@ impl FileReader {
         };
         let reuse = matches!(&self.active, Some(a) if a.block == index && a.next == self.pos);
         if !reuse {
+            self.read_ahead(index + 1);
             let block = &self.blocks[index];
             let within = self.pos - block.offset;
             let stream = Self::open_stream(&self.client, block, within, block.len - within).await?;
@@ -188,6 +192,21 @@ impl FileReader {
         active.next += n as u64;
         self.pos += n as u64;
         Ok(n)
+    }
+
+    /// A sequential reader entering a block of an under-storage file has the next
+    /// block fetched meanwhile by its worker (no data comes back; errors are left to
+    /// the read that needs the block).
+    fn read_ahead(&self, index: usize) {
+        let Some(block) = self.blocks.get(index).filter(|b| b.ufs.is_some()) else {
+            return;
+        };
+        let Ok((mut worker, req)) = Self::request(&self.client, block, 0, block.len) else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _ = worker.load_block(req).await;
+        });
     }
 
     /// Reads `len` bytes at `offset` (fewer at the end of the file) without moving the

@@ -73,6 +73,9 @@ pub struct MasterConfig {
     pub worker_lost_interval: DurationText,
     /// The master's log settings.
     pub log: LogConfig,
+    /// How long a listing of under storage stays fresh for mounts that set no
+    /// `sync_interval`: a duration (`30s`), `0` (list every time) or `-1` (list once).
+    pub ufs_sync_interval: String,
 }
 
 impl Default for MasterConfig {
@@ -86,6 +89,7 @@ impl Default for MasterConfig {
             heartbeat_interval: DurationText(Duration::from_secs(3)),
             worker_lost_interval: DurationText(Duration::from_secs(30)),
             log: LogConfig::default(),
+            ufs_sync_interval: "30s".to_string(),
         }
     }
 }

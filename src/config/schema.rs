@@ -90,6 +90,7 @@ const MASTER: &[(&str, Kind)] = &[
     ("executor_channel_size", Int),
     ("heartbeat_interval", Duration),
     ("heartbeat_interval_unit", Str),
+    ("ufs_sync_interval", Str),
     ("worker_check_interval", Duration),
     ("worker_check_interval_unit", Str),
     ("worker_blacklist_interval", Duration),

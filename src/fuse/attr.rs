@@ -79,6 +79,8 @@ pub fn errno(e: &FsError) -> Errno {
         FsError::TooManyLinks(_) => Errno::EMLINK,
         FsError::NoAttribute(_) => Errno::ENODATA,
         FsError::NotSupported(_) => Errno::EOPNOTSUPP,
+        FsError::ReadOnly(_) => Errno::EROFS,
+        FsError::CrossDevice(_) => Errno::EXDEV,
         FsError::TooBig(_) => Errno::E2BIG,
         FsError::OutOfRange(_) => Errno::ERANGE,
         FsError::InvalidPath(why) if why.contains("too long") => Errno::ENAMETOOLONG,

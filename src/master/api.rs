@@ -7,6 +7,7 @@ use super::convert::{block_ranges, file_status, join, mount_record, mount_table,
 use super::namespace::{self, Command, InodeKind, Outcome, SetAttrs, XattrMode};
 use super::report::{build_report, own_view, peer_views};
 use super::state::MasterState;
+use super::ufs::Fresh;
 use super::workers::WorkerReport;
 use crate::fs_error::FsError;
 use crate::rpc::pb::master as pb;
@@ -30,6 +31,21 @@ fn target_path(path: &str, id: u64) -> Result<String, FsError> {
     } else {
         namespace::normalize(path)
     }
+}
+
+/// The live worker that fetches an uncached under-storage block: the highest
+/// rendezvous hash of block and worker, so every client and every leader picks the
+/// same one while the live set stays the same.
+fn fetcher_for(block: u64, live: &[u32]) -> Option<u32> {
+    let mix = |mut x: u64| {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^ (x >> 31)
+    };
+    live.iter()
+        .copied()
+        .max_by_key(|w| mix(block ^ mix(u64::from(*w))))
 }
 
 /// The gRPC service.
@@ -66,6 +82,9 @@ impl MasterApi {
 
     async fn stat(&self, path: &str, id: u64) -> Result<pb::FileStatus, FsError> {
         let path = target_path(path, id)?;
+        if id == 0 {
+            self.fresh(&path, Fresh::Parent).await?;
+        }
         self.state.linearizable().await?;
         let ns = self.state.ns.read();
         let inode = ns.target(&path, id)?;
@@ -104,55 +123,322 @@ impl MasterApi {
         })
     }
 
+    /// Lists under storage first when `path` is under an under-storage mount and its
+    /// view is older than the mount's freshness interval (leader only).
+    async fn fresh(&self, path: &str, what: Fresh) -> Result<(), FsError> {
+        if path.is_empty() || !self.state.is_leader() {
+            return Ok(());
+        }
+        self.state.ufs.fresh(&self.state, path, what).await
+    }
+
     async fn block_locations(&self, path: &str, id: u64) -> Result<pb::FileBlocks, FsError> {
         let path = target_path(path, id)?;
+        if id == 0 {
+            self.fresh(&path, Fresh::Parent).await?;
+        }
         self.state.linearizable().await?;
         let ns = self.state.ns.read();
         let inode = ns.target(&path, id)?;
         if inode.kind == InodeKind::Dir {
             return Err(FsError::IsADirectory(path));
         }
-        let blocks = inode
+        let blocks: Vec<(u64, u64, u64, Option<u32>)> = inode
             .blocks
             .iter()
-            .map(|b| {
-                let (worker, unavailable) = match b.worker.and_then(|w| ns.worker(w)) {
-                    Some(w) if self.state.workers.is_live(w.id) => (
-                        Some(pb::WorkerAddress {
-                            id: w.id,
-                            hostname: w.hostname.clone(),
-                            rpc_port: u32::from(w.rpc_port),
-                        }),
-                        String::new(),
-                    ),
-                    Some(w) => (
-                        None,
-                        format!(
-                            "block {} is only on worker {} ({}:{}), which is lost",
-                            b.id, w.id, w.hostname, w.rpc_port
+            .map(|b| (b.id, b.offset, b.len, b.worker))
+            .collect();
+        let name = if id == 0 {
+            Some(path.clone())
+        } else {
+            ns.path_of(inode.id)
+        };
+        Ok(pb::FileBlocks {
+            status: Some(file_status(&path, inode, &ns)),
+            blocks: self.located(&ns, inode, name.as_deref(), &blocks),
+        })
+    }
+
+    /// Where to read each block `(id, offset, len, worker)` of `inode` (at `path`): its
+    /// worker when live; a block of an under-storage file on no live worker goes to the
+    /// worker that fetches it (the same for every client: one fetch per block).
+    fn located(
+        &self,
+        ns: &namespace::Namespace,
+        inode: &namespace::Inode,
+        path: Option<&str>,
+        blocks: &[(u64, u64, u64, Option<u32>)],
+    ) -> Vec<pb::LocatedBlock> {
+        let source = match (&inode.ufs, path.and_then(|p| ns.ufs_mount_of(p))) {
+            (Some(meta), Some((m, rel))) => Some((m.path.clone(), rel, meta.etag.clone())),
+            _ => None,
+        };
+        let live: Vec<u32> = if source.is_some() {
+            self.state
+                .workers
+                .live()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let address = |id: u32| {
+            ns.worker(id).map(|w| pb::WorkerAddress {
+                id: w.id,
+                hostname: w.hostname.clone(),
+                rpc_port: u32::from(w.rpc_port),
+            })
+        };
+        blocks
+            .iter()
+            .map(|&(block, offset, len, holder)| {
+                let ufs =
+                    source
+                        .as_ref()
+                        .map(|(mount, rel, etag)| crate::rpc::pb::worker::UfsSource {
+                            mount: mount.clone(),
+                            path: rel.clone(),
+                            etag: etag.clone(),
+                            offset,
+                            len,
+                            file_len: inode.size,
+                        });
+                let live_holder = holder.filter(|w| self.state.workers.is_live(*w));
+                let (worker, unavailable) = match (live_holder, holder, &ufs) {
+                    (Some(w), _, _) => (address(w), String::new()),
+                    (None, _, Some(_)) => match fetcher_for(block, &live) {
+                        Some(w) => (address(w), String::new()),
+                        None => (
+                            None,
+                            format!("block {block} is not cached and no live worker can fetch it"),
                         ),
+                    },
+                    (None, Some(w), None) => (
+                        None,
+                        match ns.worker(w) {
+                            Some(r) => format!(
+                                "block {block} is only on worker {} ({}:{}), which is lost",
+                                r.id, r.hostname, r.rpc_port
+                            ),
+                            None => format!("block {block} is on an unknown worker {w}"),
+                        },
                     ),
-                    None => (
+                    (None, None, None) => (
                         None,
                         format!(
-                            "block {} is no longer cached (evicted or its worker was removed)",
-                            b.id
+                            "block {block} is no longer cached (evicted or its worker was removed)"
                         ),
                     ),
                 };
                 pb::LocatedBlock {
-                    id: b.id,
-                    offset: b.offset,
-                    len: b.len,
+                    id: block,
+                    offset,
+                    len,
                     worker,
                     unavailable,
+                    ufs,
                 }
             })
+            .collect()
+    }
+
+    /// A move: inside one under-storage mount the storage moves first (copy, then
+    /// delete); between a mount and elsewhere it is EXDEV (the caller copies).
+    async fn rename_paths(
+        &self,
+        src: String,
+        dst: String,
+        no_replace: bool,
+    ) -> Result<(), FsError> {
+        self.fresh(&src, Fresh::Parent).await?;
+        self.fresh(&dst, Fresh::Parent).await?;
+        let from = self.state.ufs.writable(&self.state, &src)?;
+        let to = self.state.ufs.writable(&self.state, &dst)?;
+        let mut moved = None;
+        match (&from, &to) {
+            (None, None) => {}
+            (Some((m, ufs, src_rel)), Some((other, _, dst_rel))) if m.path == other.path => {
+                if src_rel.is_empty() || dst_rel.is_empty() {
+                    return Err(FsError::NotPermitted(format!(
+                        "{src} -> {dst}: the directory of mount {} cannot move",
+                        m.path
+                    )));
+                }
+                let (id, is_dir, stored) = {
+                    let ns = self.state.ns.read();
+                    let inode = ns.lookup(&src)?;
+                    let is_dir = inode.kind == InodeKind::Dir;
+                    // Refuse here what the namespace would refuse, before the storage moves.
+                    if let Ok(existing) = ns.lookup(&dst) {
+                        if existing.id == inode.id {
+                            return Ok(());
+                        }
+                        let existing_dir = existing.kind == InodeKind::Dir;
+                        if no_replace {
+                            return Err(FsError::AlreadyExists(dst));
+                        }
+                        match (is_dir, existing_dir) {
+                            (true, false) => return Err(FsError::NotADirectory(dst)),
+                            (false, true) => return Err(FsError::IsADirectory(dst)),
+                            (true, true) if ns.child_count(existing.id) > 0 => {
+                                return Err(FsError::NotEmpty(dst))
+                            }
+                            _ => {}
+                        }
+                    }
+                    (inode.id, is_dir, inode.ufs.is_some())
+                };
+                if is_dir || stored {
+                    let entry = self
+                        .state
+                        .ufs
+                        .move_in_storage(m, ufs, src_rel, dst_rel, is_dir)
+                        .await?;
+                    moved = Some((id, is_dir, entry));
+                }
+            }
+            _ => {
+                return Err(FsError::CrossDevice(format!(
+                    "{src} -> {dst} crosses an under-storage mount"
+                )))
+            }
+        }
+        self.state
+            .command(Command::Rename {
+                src,
+                dst: dst.clone(),
+                no_replace,
+                now: now_ms(),
+            })
+            .await?;
+        match moved {
+            Some((id, false, Some(entry))) => {
+                self.state
+                    .command(Command::UfsPersisted {
+                        file_id: id,
+                        etag: entry.etag,
+                        mtime: entry.mtime_ms,
+                        size: entry.size,
+                    })
+                    .await?;
+            }
+            Some((_, true, _)) => {
+                self.state.command(Command::UfsStale { path: dst }).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Under a writable under-storage mount, deletes in the storage what the namespace
+    /// is about to delete (a directory must be empty there too unless `recursive`).
+    async fn delete_in_storage(&self, path: &str, recursive: bool) -> Result<(), FsError> {
+        self.fresh(path, Fresh::Parent).await?;
+        let Some((m, ufs, rel)) = self.state.ufs.writable(&self.state, path)? else {
+            return Ok(());
+        };
+        if rel.is_empty() {
+            return Err(FsError::NotPermitted(format!(
+                "{path} is the directory of mount {}: change the Dataset's mounts instead",
+                m.source
+            )));
+        }
+        let (is_dir, stored) = {
+            let ns = self.state.ns.read();
+            let inode = ns.lookup(path)?;
+            (inode.kind == InodeKind::Dir, inode.ufs.is_some())
+        };
+        let err = |e| super::ufs::fs_error(&m.source, e);
+        if is_dir {
+            if !recursive {
+                self.fresh(path, Fresh::Dir { force: false }).await?;
+                let ns = self.state.ns.read();
+                let dir = ns.lookup(path)?;
+                if ns.child_count(dir.id) > 0 {
+                    return Err(FsError::NotEmpty(path.to_string()));
+                }
+            }
+            ufs.delete_dir_all(&rel).await.map_err(err)?;
+        } else if stored {
+            ufs.delete(&rel).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// The writable under-storage mount a file (by id) is under, if any.
+    fn storage_of_file(
+        &self,
+        file_id: u64,
+    ) -> Result<Option<(namespace::MountRecord, crate::ufs::Ufs, String)>, FsError> {
+        let path = self.state.ns.read().path_of(file_id);
+        match path {
+            Some(p) => self.state.ufs.writable(&self.state, &p),
+            None => Ok(None),
+        }
+    }
+
+    /// A file as its writer completes it: `ranges` of its blocks, at `length`.
+    fn completed_blocks(
+        &self,
+        file_id: u64,
+        length: u64,
+        ranges: &[namespace::BlockRange],
+    ) -> Result<pb::FileBlocks, FsError> {
+        let ns = self.state.ns.read();
+        let inode = ns
+            .inode(file_id)
+            .ok_or_else(|| FsError::NotFound(format!("inode {file_id}")))?;
+        let mut holders: std::collections::HashMap<u64, Option<u32>> =
+            inode.blocks.iter().map(|b| (b.id, b.worker)).collect();
+        holders.extend(inode.pending.iter().map(|(b, w)| (*b, Some(*w))));
+        let blocks: Vec<(u64, u64, u64, Option<u32>)> = ranges
+            .iter()
+            .map(|r| (r.id, r.offset, r.len, holders.get(&r.id).copied().flatten()))
             .collect();
+        let path = ns.path_of(file_id);
+        let mut status = file_status(path.as_deref().unwrap_or(""), inode, &ns);
+        status.size = length;
         Ok(pb::FileBlocks {
-            status: Some(file_status(&path, inode, &ns)),
-            blocks,
+            blocks: self.located(&ns, inode, path.as_deref(), &blocks),
+            status: Some(status),
         })
+    }
+
+    /// Writes a complete file of the namespace to its storage and stamps the version.
+    async fn write_through(
+        &self,
+        m: &namespace::MountRecord,
+        ufs: &crate::ufs::Ufs,
+        rel: &str,
+        file_id: u64,
+    ) -> Result<(), FsError> {
+        let located = {
+            let ns = self.state.ns.read();
+            let inode = ns
+                .inode(file_id)
+                .ok_or_else(|| FsError::NotFound(format!("inode {file_id}")))?;
+            let blocks: Vec<(u64, u64, u64, Option<u32>)> = inode
+                .blocks
+                .iter()
+                .map(|b| (b.id, b.offset, b.len, b.worker))
+                .collect();
+            let path = ns.path_of(file_id);
+            pb::FileBlocks {
+                status: Some(file_status(path.as_deref().unwrap_or(""), inode, &ns)),
+                blocks: self.located(&ns, inode, path.as_deref(), &blocks),
+            }
+        };
+        let entry = self.state.ufs.persist(m, ufs, rel, located).await?;
+        self.state
+            .command(Command::UfsPersisted {
+                file_id,
+                etag: entry.etag,
+                mtime: entry.mtime_ms,
+                size: entry.size,
+            })
+            .await?;
+        Ok(())
     }
 
     fn report_of(&self, req: &pb::HeartbeatRequest) -> WorkerReport {
@@ -164,6 +450,8 @@ impl MasterApi {
             bytes_written: req.bytes_written,
             reads_hit: req.reads_hit,
             reads_miss: req.reads_miss,
+            bytes_hit: req.bytes_hit,
+            bytes_fetched: req.bytes_fetched,
         }
     }
 }
@@ -178,6 +466,14 @@ impl MasterService for MasterApi {
         self.timed("mkdir", async {
             let path = namespace::normalize(&r.path)?;
             let mode = r.mode.unwrap_or(0o755);
+            self.fresh(&path, Fresh::Parent).await?;
+            if let Some((m, ufs, rel)) = self.state.ufs.writable(&self.state, &path)? {
+                if self.state.ns.read().lookup(&path).is_err() {
+                    ufs.create_dir(&rel)
+                        .await
+                        .map_err(|e| super::ufs::fs_error(&m.source, e))?;
+                }
+            }
             let out = self
                 .state
                 .command(Command::Mkdir {
@@ -202,6 +498,8 @@ impl MasterService for MasterApi {
         self.timed("create", async {
             let path = namespace::normalize(&r.path)?;
             let mode = r.mode.unwrap_or(0o644);
+            self.fresh(&path, Fresh::Parent).await?;
+            self.state.ufs.writable(&self.state, &path)?;
             let out = self
                 .state
                 .command(Command::Create {
@@ -234,6 +532,9 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("list_status", async {
             let path = namespace::normalize(&r.path)?;
+            if r.start_after.is_empty() {
+                self.fresh(&path, Fresh::Dir { force: r.refresh }).await?;
+            }
             self.state.linearizable().await?;
             let limit = if r.limit == 0 {
                 1000
@@ -257,14 +558,7 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("rename", async {
             let (src, dst) = (namespace::normalize(&r.src)?, namespace::normalize(&r.dst)?);
-            self.state
-                .command(Command::Rename {
-                    src,
-                    dst,
-                    no_replace: r.no_replace,
-                    now: now_ms(),
-                })
-                .await?;
+            self.rename_paths(src, dst, r.no_replace).await?;
             Ok(pb::Empty {})
         })
         .await
@@ -274,6 +568,7 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("delete", async {
             let path = namespace::normalize(&r.path)?;
+            self.delete_in_storage(&path, r.recursive).await?;
             self.state
                 .command(Command::Delete {
                     path,
@@ -294,6 +589,16 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("set_attr", async {
             let path = target_path(&r.path, r.id)?;
+            let named = if r.id == 0 {
+                path.clone()
+            } else {
+                self.state.ns.read().path_of(r.id).unwrap_or_default()
+            };
+            let storage = if named.is_empty() {
+                None
+            } else {
+                self.state.ufs.writable(&self.state, &named)?
+            };
             let attrs = SetAttrs {
                 mode: r.mode,
                 uid: r.uid,
@@ -302,6 +607,7 @@ impl MasterService for MasterApi {
                 mtime: r.mtime_ms,
                 size: r.size,
             };
+            let resized = attrs.size.is_some();
             let out = self
                 .state
                 .command(Command::SetAttr {
@@ -311,6 +617,12 @@ impl MasterService for MasterApi {
                     id: r.id,
                 })
                 .await?;
+            if let (true, Some((m, ufs, rel)), Outcome::Node(inode)) = (resized, &storage, &out) {
+                // A truncated file of the storage is written back at its new length.
+                if inode.complete && inode.kind == InodeKind::File {
+                    self.write_through(m, ufs, rel, inode.id).await?;
+                }
+            }
             self.node_status(&path, out)
         })
         .await
@@ -323,6 +635,9 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("symlink", async {
             let link = namespace::normalize(&r.link)?;
+            self.state
+                .ufs
+                .refuse_under_storage(&self.state, &link, "a symbolic link")?;
             let out = self
                 .state
                 .command(Command::Symlink {
@@ -345,6 +660,9 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("mknod", async {
             let path = namespace::normalize(&r.path)?;
+            self.state
+                .ufs
+                .refuse_under_storage(&self.state, &path, "a special file")?;
             let out = self
                 .state
                 .command(Command::Mknod {
@@ -369,6 +687,11 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("link", async {
             let (src, dst) = (namespace::normalize(&r.src)?, namespace::normalize(&r.dst)?);
+            for p in [&src, &dst] {
+                self.state
+                    .ufs
+                    .refuse_under_storage(&self.state, p, "a hard link")?;
+            }
             let out = self
                 .state
                 .command(Command::Link {
@@ -408,9 +731,13 @@ impl MasterService for MasterApi {
                 2 => XattrMode::Replace,
                 f => return Err(FsError::InvalidArgument(format!("setxattr flags {f}"))),
             };
+            let path = namespace::normalize(&r.path)?;
+            self.state
+                .ufs
+                .refuse_under_storage(&self.state, &path, "an extended attribute")?;
             self.state
                 .command(Command::SetXattr {
-                    path: namespace::normalize(&r.path)?,
+                    path,
                     name: r.name,
                     value: r.value.to_vec(),
                     mode,
@@ -466,9 +793,13 @@ impl MasterService for MasterApi {
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
         self.timed("remove_xattr", async {
+            let path = namespace::normalize(&r.path)?;
+            self.state
+                .ufs
+                .refuse_under_storage(&self.state, &path, "an extended attribute")?;
             self.state
                 .command(Command::RemoveXattr {
-                    path: namespace::normalize(&r.path)?,
+                    path,
                     name: r.name,
                     now: now_ms(),
                 })
@@ -493,6 +824,30 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("complete_file", async {
             let blocks = block_ranges(&r.blocks)?;
+            let storage = self.storage_of_file(r.file_id)?;
+            if let Some((m, ufs, rel)) = &storage {
+                // Written through before the writer hears success.
+                let located = self.completed_blocks(r.file_id, r.length, &blocks)?;
+                let entry = self.state.ufs.persist(m, ufs, rel, located).await?;
+                self.state
+                    .command(Command::Complete {
+                        file_id: r.file_id,
+                        length: r.length,
+                        blocks,
+                        now: now_ms(),
+                    })
+                    .await?;
+                let out = self
+                    .state
+                    .command(Command::UfsPersisted {
+                        file_id: r.file_id,
+                        etag: entry.etag,
+                        mtime: entry.mtime_ms,
+                        size: r.length,
+                    })
+                    .await?;
+                return self.node_status(&r.path, out);
+            }
             let out = self
                 .state
                 .command(Command::Complete {
@@ -600,6 +955,14 @@ impl MasterService for MasterApi {
                 .heartbeat(r.worker_id, self.report_of(&r));
             if !was_live {
                 tracing::info!(worker = r.worker_id, "worker is live");
+            }
+            if !r.cached.is_empty() {
+                self.state
+                    .command(Command::CacheBlocks {
+                        worker: r.worker_id,
+                        blocks: r.cached.clone(),
+                    })
+                    .await?;
             }
             if !r.evicted.is_empty() {
                 self.state

@@ -89,13 +89,7 @@ pub fn special_kind(kind: i32) -> Result<InodeKind, FsError> {
 }
 
 /// `dir/name` as an absolute path.
-pub fn join(dir: &str, name: &str) -> String {
-    if dir == "/" {
-        format!("/{name}")
-    } else {
-        format!("{dir}/{name}")
-    }
-}
+pub use super::namespace::join_path as join;
 
 /// A mount table entry from the wire.
 pub fn mount_record(m: pb::MountEntry) -> MountRecord {
@@ -104,6 +98,7 @@ pub fn mount_record(m: pb::MountEntry) -> MountRecord {
         source: m.source,
         target: m.target,
         read_only: m.read_only,
+        ufs: m.ufs,
     }
 }
 
@@ -116,6 +111,7 @@ pub fn mount_table<'a>(mounts: impl Iterator<Item = &'a MountRecord>) -> pb::Mou
                 source: m.source.clone(),
                 target: m.target.clone(),
                 read_only: m.read_only,
+                ufs: m.ufs.clone(),
             })
             .collect(),
     }

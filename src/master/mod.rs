@@ -14,6 +14,7 @@
 //! - [`web`]: `/healthz`, `/api/overview` and the `/metrics` gauges.
 //! - [`peers`]: logging which peer masters are awaited at start-up.
 //! - [`workers`]: live workers as the leader sees them.
+//! - [`ufs`]: under storage on the leader: fresh listings, write-through, moves.
 //! - [`server`]: start, serve, stop.
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod server;
 pub mod state;
 pub mod state_machine;
 pub mod types;
+pub mod ufs;
 pub mod web;
 pub mod workers;
 

@@ -2,7 +2,7 @@
 //! attributes and block lists, and the registered workers. It is the master's replicated
 //! state: every change is a [`Command`] applied in log order, so all masters hold the same
 //! namespace. Submodules: `links` (hard links, orphans), `xattrs` (extended attributes),
-//! `mounts` (Fluid's mount table).
+//! `mounts` (Fluid's mount table), `ufs` (listings of under storage, cached blocks).
 //!
 //! Pure and deterministic: times come inside the commands (the leader's clock), and the
 //! namespace records which inodes and workers changed so the state machine can persist
@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod links;
 mod mounts;
+mod ufs;
 mod xattrs;
 pub use mounts::MountRecord;
+pub use ufs::{UfsItem, UfsMeta};
 pub use xattrs::{check_xattr_name, XattrMode, MAX_XATTR_NAME, MAX_XATTR_TOTAL, MAX_XATTR_VALUE};
 
 /// An inode number. The root directory is [`ROOT_ID`].
@@ -114,6 +116,10 @@ pub struct Inode {
     /// Extended attributes (`user.` and `security.` names) and their values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub xattrs: BTreeMap<String, Vec<u8>>,
+    /// Under an under-storage mount: the version of the entry the storage listed
+    /// (`None`: an entry made here and not written to the storage yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ufs: Option<Box<UfsMeta>>,
 }
 
 impl Inode {
@@ -246,6 +252,32 @@ pub enum Command {
     SetMounts {
         mounts: Vec<MountRecord>,
         now: i64,
+    },
+    /// A page of an under-storage directory's listing (see `namespace/ufs.rs`).
+    UfsSync {
+        dir: String,
+        items: Vec<UfsItem>,
+        /// The listing's number: the last page removes entries another listing saw.
+        gen: u64,
+        last: bool,
+        block_size: u64,
+        now: i64,
+    },
+    /// Blocks of under-storage files a worker fetched and holds.
+    CacheBlocks {
+        worker: u32,
+        blocks: Vec<u64>,
+    },
+    /// A file was written through to under storage as this version.
+    UfsPersisted {
+        file_id: InodeId,
+        etag: String,
+        mtime: i64,
+        size: u64,
+    },
+    /// The directories under `path` list the storage again on next use.
+    UfsStale {
+        path: String,
     },
 }
 
@@ -429,6 +461,7 @@ fn root_inode() -> Inode {
         rdev: 0,
         links: Vec::new(),
         xattrs: BTreeMap::new(),
+        ufs: None,
     }
 }
 
@@ -690,6 +723,10 @@ impl Namespace {
             } => self.set_xattr(path, name, value, *mode, *now),
             Command::RemoveXattr { path, name, now } => self.remove_xattr(path, name, *now),
             Command::SetMounts { mounts, now } => self.set_mounts(mounts, *now),
+            Command::UfsSync { .. }
+            | Command::CacheBlocks { .. }
+            | Command::UfsPersisted { .. }
+            | Command::UfsStale { .. } => self.apply_ufs(command),
         }
     }
 
@@ -868,6 +905,7 @@ impl Namespace {
             rdev: 0,
             links: Vec::new(),
             xattrs: BTreeMap::new(),
+            ufs: None,
         }
     }
 
@@ -1354,6 +1392,15 @@ impl Namespace {
                 }
             }
         }
+    }
+}
+
+/// `dir/name` for a normalised directory path.
+pub fn join_path(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
     }
 }
 

@@ -92,6 +92,8 @@ pub fn build_report(state: &MasterState) -> pb::ClusterReport {
             report.bytes_written += r.bytes_written;
             report.reads_hit += r.reads_hit;
             report.reads_miss += r.reads_miss;
+            report.bytes_hit += r.bytes_hit;
+            report.bytes_fetched += r.bytes_fetched;
         }
         if live {
             report.live_workers += 1;

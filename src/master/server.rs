@@ -207,6 +207,13 @@ impl Master {
         .await
         .map_err(|e| MasterError::Raft(e.to_string()))?;
 
+        let ufs_interval =
+            super::ufs::parse_interval(&config.master.ufs_sync_interval).map_err(|e| {
+                MasterError::Config(format!(
+                    "master.ufs_sync_interval: {e}; write a duration such as 30s, 0 (list \
+                     every time) or -1 (list once)"
+                ))
+            })?;
         let registry = prometheus::Registry::new();
         let address = members
             .get(&node_id)
@@ -225,6 +232,11 @@ impl Master {
             batcher: Batcher::start(raft.clone()),
             // Half the shortest election timeout (400 ms): no other leader exists yet.
             lease: super::lease::ReadLease::start(&raft, node_id, Duration::from_millis(200)),
+            ufs: super::ufs::UfsLayer::new(
+                ufs_interval,
+                config.client.block_size.0,
+                crate::client::Client::new(config).ok(),
+            ),
         });
 
         let (trigger, shutdown) = shutdown::channel();

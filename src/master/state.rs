@@ -37,6 +37,8 @@ pub struct MasterState {
     pub batcher: Batcher,
     /// Lets the leader serve reads without a Raft round.
     pub lease: Arc<super::lease::ReadLease>,
+    /// Under storage: listings, write-through, moves.
+    pub ufs: super::ufs::UfsLayer,
 }
 
 impl std::fmt::Debug for MasterState {

@@ -24,6 +24,10 @@ pub struct WorkerReport {
     pub reads_hit: u64,
     /// Reads of blocks the worker did not have.
     pub reads_miss: u64,
+    /// Bytes served from blocks the worker held.
+    pub bytes_hit: u64,
+    /// Bytes served that the worker fetched from under storage for the read.
+    pub bytes_fetched: u64,
 }
 
 impl WorkerReport {
@@ -194,6 +198,8 @@ mod tests {
             bytes_written: 0,
             reads_hit: 0,
             reads_miss: 0,
+            bytes_hit: 0,
+            bytes_fetched: 0,
         }
     }
 

@@ -17,6 +17,7 @@ pub fn to_status(err: FsError) -> Status {
         FsError::TooManyLinks(_) | FsError::TooBig(_) => Code::ResourceExhausted,
         FsError::NoAttribute(_) => Code::NotFound,
         FsError::NotSupported(_) => Code::Unimplemented,
+        FsError::ReadOnly(_) | FsError::CrossDevice(_) => Code::FailedPrecondition,
         FsError::OutOfRange(_) => Code::OutOfRange,
         FsError::NotADirectory(_) | FsError::IsADirectory(_) | FsError::NotEmpty(_) => {
             Code::FailedPrecondition

@@ -5,6 +5,7 @@
 
 use super::block_store::BlockStore;
 use super::service::IoCounters;
+use super::ufs_fetch::UfsFetcher;
 use crate::client::master::MasterClient;
 use crate::rpc::pb::master as pb;
 use crate::shutdown::Shutdown;
@@ -48,16 +49,19 @@ fn delete_blocks(store: &BlockStore, ids: &[u64]) {
 }
 
 /// Runs until shutdown. `worker_id` holds the id once registered (0 before).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     master: Arc<MasterClient>,
     store: Arc<BlockStore>,
     counters: Arc<IoCounters>,
+    fetcher: Arc<UfsFetcher>,
     identity: Identity,
     interval: Duration,
     worker_id: Arc<AtomicU32>,
     mut shutdown: Shutdown,
 ) {
     let mut unsent_evicted: Vec<u64> = Vec::new();
+    let mut unsent_cached: Vec<u64> = Vec::new();
     let mut failing = false;
     loop {
         let id = worker_id.load(Ordering::Relaxed);
@@ -82,6 +86,7 @@ pub async fn run(
                 })
         } else {
             unsent_evicted.extend(store.take_evicted());
+            unsent_cached.extend(fetcher.take_cached());
             let tiers = tiers(&store);
             let req = pb::HeartbeatRequest {
                 worker_id: id,
@@ -92,6 +97,9 @@ pub async fn run(
                 bytes_written: counters.bytes_written.load(Ordering::Relaxed),
                 reads_hit: counters.reads_hit.load(Ordering::Relaxed),
                 reads_miss: counters.reads_miss.load(Ordering::Relaxed),
+                cached: unsent_cached.clone(),
+                bytes_hit: counters.bytes_hit.load(Ordering::Relaxed),
+                bytes_fetched: counters.bytes_fetched.load(Ordering::Relaxed),
             };
             master
                 .call(|mut c| {
@@ -101,6 +109,7 @@ pub async fn run(
                 .await
                 .map(|resp| {
                     unsent_evicted.clear();
+                    unsent_cached.clear();
                     delete_blocks(&store, &resp.delete_blocks);
                     if resp.register_again {
                         info!("the master does not know this worker; registering again");

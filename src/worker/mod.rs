@@ -11,5 +11,6 @@ pub mod block_store;
 pub mod heartbeat;
 pub mod server;
 pub mod service;
+pub mod ufs_fetch;
 
 pub use server::{run, Worker, WorkerError, WorkerListeners};

@@ -4,6 +4,7 @@
 use super::block_store::{BlockStore, StoreConfig};
 use super::heartbeat::{self, Identity};
 use super::service::{IoCounters, WorkerApi};
+use super::ufs_fetch::UfsFetcher;
 use crate::client::master::{MasterClient, MasterClientConfig};
 use crate::config::{ClusterConfig, DataDir};
 use crate::metrics::{self, RpcMetrics};
@@ -149,10 +150,15 @@ impl Worker {
         let (trigger, shutdown) = shutdown::channel();
         let worker_id = Arc::new(AtomicU32::new(0));
         let mut tasks = Vec::new();
-        let api =
-            WorkerServiceServer::new(WorkerApi::new(store.clone(), counters.clone(), rpc_metrics))
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE);
+        let fetcher = Arc::new(UfsFetcher::new(store.clone(), master.clone()));
+        let api = WorkerServiceServer::new(WorkerApi::new(
+            store.clone(),
+            counters.clone(),
+            rpc_metrics,
+            fetcher.clone(),
+        ))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
         let router = crate::rpc::server_builder().add_service(api);
         let mut grpc_shutdown = shutdown.clone();
         let rpc = listeners.rpc;
@@ -193,6 +199,7 @@ impl Worker {
                 master,
                 store.clone(),
                 counters,
+                fetcher,
                 identity.clone(),
                 interval,
                 worker_id.clone(),

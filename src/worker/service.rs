@@ -1,12 +1,17 @@
 //! The worker's block API: streamed block writes into the block store and ranged block
-//! reads streamed back in 1 MiB chunks, read ahead of the client by a small queue.
+//! reads streamed back in 1 MiB chunks, read ahead of the client by a small queue. A
+//! read that names an under-storage source fetches a missing block first
+//! ([`super::ufs_fetch`]); `LoadBlock` only fetches (DataLoad, read-ahead).
 
 use super::block_store::{BlockStore, StoreError};
+use super::ufs_fetch::UfsFetcher;
 use crate::client::CHUNK_SIZE;
 use crate::fs_error::FsError;
 use crate::metrics::RpcMetrics;
 use crate::rpc::pb::worker::worker_service_server::WorkerService;
-use crate::rpc::pb::worker::{DataChunk, ReadBlockRequest, WriteBlockRequest, WriteBlockResponse};
+use crate::rpc::pb::worker::{
+    DataChunk, LoadBlockResponse, ReadBlockRequest, WriteBlockRequest, WriteBlockResponse,
+};
 use crate::rpc::status::to_status;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,6 +31,10 @@ pub struct IoCounters {
     pub reads_hit: AtomicU64,
     /// Reads of blocks not held here.
     pub reads_miss: AtomicU64,
+    /// Bytes served from blocks held when the read came.
+    pub bytes_hit: AtomicU64,
+    /// Bytes served that were fetched from under storage for the read.
+    pub bytes_fetched: AtomicU64,
 }
 
 /// The gRPC service.
@@ -34,16 +43,41 @@ pub struct WorkerApi {
     store: Arc<BlockStore>,
     counters: Arc<IoCounters>,
     metrics: RpcMetrics,
+    fetcher: Arc<UfsFetcher>,
 }
 
 impl WorkerApi {
-    /// Serves `store`.
-    pub fn new(store: Arc<BlockStore>, counters: Arc<IoCounters>, metrics: RpcMetrics) -> Self {
+    /// Serves `store`; `fetcher` fills it from under storage.
+    pub fn new(
+        store: Arc<BlockStore>,
+        counters: Arc<IoCounters>,
+        metrics: RpcMetrics,
+        fetcher: Arc<UfsFetcher>,
+    ) -> Self {
         WorkerApi {
             store,
             counters,
             metrics,
+            fetcher,
         }
+    }
+
+    /// Fetches the block from under storage when the request names a source and the
+    /// store lacks it; whether it was fetched for this read.
+    async fn fetch_if_missing(&self, r: &ReadBlockRequest) -> Result<bool, FsError> {
+        match &r.ufs {
+            Some(source) => Ok(self.fetcher.ensure(r.block_id, source).await? > 0),
+            None => Ok(false),
+        }
+    }
+
+    fn count_served(&self, bytes: u64, fetched: bool) {
+        let counter = if fetched {
+            &self.counters.bytes_fetched
+        } else {
+            &self.counters.bytes_hit
+        };
+        counter.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 
@@ -79,6 +113,7 @@ impl WorkerApi {
                 r.length
             )));
         }
+        let fetched = self.fetch_if_missing(&r).await?;
         let Some(block_len) = self.store.block_len(r.block_id) else {
             self.counters.reads_miss.fetch_add(1, Ordering::Relaxed);
             return Err(fs_error(StoreError::NotFound(r.block_id)));
@@ -100,6 +135,7 @@ impl WorkerApi {
         self.counters
             .bytes_read
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.count_served(data.len() as u64, fetched);
         Ok(DataChunk { data: data.into() })
     }
 }
@@ -177,6 +213,13 @@ impl WorkerService for WorkerApi {
     ) -> Result<Response<Self::ReadBlockStream>, Status> {
         let start = Instant::now();
         let r = req.into_inner();
+        let fetched = match self.fetch_if_missing(&r).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.metrics.observe("read_block", false, start.elapsed());
+                return Err(to_status(e));
+            }
+        };
         let Some(block_len) = self.store.block_len(r.block_id) else {
             self.counters.reads_miss.fetch_add(1, Ordering::Relaxed);
             self.metrics.observe("read_block", false, start.elapsed());
@@ -188,6 +231,12 @@ impl WorkerService for WorkerApi {
         let store = self.store.clone();
         let counters = self.counters.clone();
         let metrics = self.metrics.clone();
+        let served = if fetched {
+            &counters.bytes_fetched
+        } else {
+            &counters.bytes_hit
+        };
+        served.fetch_add(end.saturating_sub(r.offset), Ordering::Relaxed);
         tokio::spawn(async move {
             let mut offset = r.offset;
             let mut ok = true;
@@ -225,5 +274,28 @@ impl WorkerService for WorkerApi {
             metrics.observe("read_block", ok, start.elapsed());
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn load_block(
+        &self,
+        req: Request<ReadBlockRequest>,
+    ) -> Result<Response<LoadBlockResponse>, Status> {
+        let start = Instant::now();
+        let r = req.into_inner();
+        let result = async {
+            let fetched = match &r.ufs {
+                Some(source) => self.fetcher.ensure(r.block_id, source).await?,
+                None => 0,
+            };
+            let len = self
+                .store
+                .block_len(r.block_id)
+                .ok_or_else(|| fs_error(StoreError::NotFound(r.block_id)))?;
+            Ok(LoadBlockResponse { fetched, len })
+        }
+        .await;
+        self.metrics
+            .observe("load_block", result.is_ok(), start.elapsed());
+        result.map(Response::new).map_err(to_status)
     }
 }

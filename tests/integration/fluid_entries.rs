@@ -186,6 +186,7 @@ async fn dataload_reads_every_file_and_fails_on_a_missing_path() {
             source: "curvine:///data".into(),
             target: "/data".into(),
             read_only: false,
+            ufs: String::new(),
         }])
         .await
         .unwrap();

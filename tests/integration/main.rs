@@ -13,4 +13,5 @@ mod harness;
 mod posix;
 mod render_props;
 mod s3_server;
+mod ufs_cluster;
 mod ufs_store;

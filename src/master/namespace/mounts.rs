@@ -1,10 +1,14 @@
 //! The mount table: which dataset paths Fluid expects (`mounts[].path` of the runtime
-//! config) and what backs each one. Only `curvine://` sources exist so far: the source is
-//! a directory of this cluster's namespace. A mount whose dataset path equals its source
-//! is that directory; otherwise the dataset path is a relative symbolic link to the
-//! source, so `/curvine` shows `/data` through any mount of the file system.
+//! config) and what backs each one.
 //!
-//! Unmounting never deletes data: it drops the entry and the link it made.
+//! - `curvine://` sources are directories of this cluster's namespace. A mount whose
+//!   dataset path equals its source is that directory; otherwise the dataset path is a
+//!   relative symbolic link to the source, so `/curvine` shows `/data` through any mount
+//!   of the file system. Unmounting never deletes data: it drops the entry and the link.
+//! - Under-storage sources (`s3://`, `local://`) are cached at the dataset path itself
+//!   (`target` = `path`); the storage is the truth. Unmounting drops the cached view
+//!   (its blocks are freed on the workers), never the storage's data. A changed spec
+//!   with the same source (options, credentials, read-only) keeps the cache.
 
 use super::{components, normalize, InodeKind, Namespace, Outcome};
 use crate::fs_error::FsError;
@@ -21,9 +25,22 @@ pub struct MountRecord {
     pub target: String,
     /// The dataset marks the mount read-only (enforced by Fluid's read-only bind).
     pub read_only: bool,
+    /// An under-storage mount's spec as JSON (`ufs::UfsSpec`); empty for `curvine://`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ufs: String,
 }
 
 impl MountRecord {
+    /// Backed by under storage (S3, a local directory), not by this cluster.
+    pub fn is_ufs(&self) -> bool {
+        !self.ufs.is_empty()
+    }
+
+    /// The same dataset path over the same source: only options changed.
+    fn same_source(&self, other: &MountRecord) -> bool {
+        self.path == other.path && self.source == other.source && self.is_ufs() == other.is_ufs()
+    }
+
     /// The link text when the dataset path is not the source itself.
     pub fn link_text(&self) -> Option<String> {
         (self.path != self.target).then(|| relative_link(&self.path, &self.target))
@@ -78,6 +95,14 @@ impl Namespace {
             .collect();
         for old in &stale {
             self.mounts.remove(&old.path);
+            self.dirty.mounts = true;
+            if old.is_ufs() {
+                if !wanted.iter().any(|w| w.same_source(old)) && self.lookup(&old.path).is_ok() {
+                    // The cached view goes; the storage keeps its data.
+                    self.delete(&old.path, true, false, now)?;
+                }
+                continue;
+            }
             if let Some(text) = old.link_text() {
                 if self.is_link_to(&old.path, &text) {
                     self.delete(&old.path, false, false, now)?;
@@ -87,6 +112,10 @@ impl Namespace {
         }
         for m in &wanted {
             if self.mounts.get(&m.path) == Some(m) {
+                continue;
+            }
+            if m.is_ufs() {
+                self.add_ufs_mount(m, now)?;
                 continue;
             }
             self.mkdir(&m.target, 0o755, 0, 0, true, now)?;
@@ -127,6 +156,10 @@ impl Namespace {
         }
         for m in &out {
             self.check_dirs(&m.target)?;
+            if m.is_ufs() {
+                self.check_ufs_mount(m, &out)?;
+                continue;
+            }
             if m.path == m.target {
                 continue;
             }
@@ -153,6 +186,73 @@ impl Namespace {
             self.check_link_spot(m)?;
         }
         Ok(out)
+    }
+
+    /// An under-storage mount: not the root, not nested with another mount, and its
+    /// path missing, an empty directory, or already this mount's view.
+    fn check_ufs_mount(&self, m: &MountRecord, all: &[MountRecord]) -> Result<(), FsError> {
+        if m.path != m.target {
+            return Err(FsError::InvalidArgument(format!(
+                "mount {} of {}: an under-storage mount is cached at its own path",
+                m.path, m.source
+            )));
+        }
+        if m.path == "/" {
+            return Err(FsError::InvalidArgument(format!(
+                "mount {}: under storage cannot be mounted at the root; give the mount a \
+                 name or a path such as /{}",
+                m.source,
+                m.source
+                    .rsplit('/')
+                    .find(|s| !s.is_empty())
+                    .unwrap_or("data")
+            )));
+        }
+        if let Some(other) = all.iter().find(|o| {
+            o.path != m.path
+                && (contains(&m.path, &o.path)
+                    || contains(&o.path, &m.path)
+                    || contains(&m.path, &o.target)
+                    || contains(&o.target, &m.path))
+        }) {
+            return Err(FsError::InvalidArgument(format!(
+                "mount {} of {} and mount {} nest in one another; give them paths that do \
+                 not contain each other",
+                m.path, m.source, other.path
+            )));
+        }
+        // A view this table already keeps there (its cache goes when the source changes).
+        let already = self.mounts.get(&m.path).is_some_and(MountRecord::is_ufs);
+        if let Ok(inode) = self.lookup(&m.path) {
+            let empty_dir = inode.kind == InodeKind::Dir && self.child_count(inode.id) == 0;
+            if !already && !empty_dir {
+                return Err(FsError::AlreadyExists(format!(
+                    "{} already holds data of this cluster, so it cannot show {}; move that \
+                     data away or give the mount another path",
+                    m.path, m.source
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes (or keeps) the directory an under-storage mount is cached in.
+    fn add_ufs_mount(&mut self, m: &MountRecord, now: i64) -> Result<(), FsError> {
+        let mode = if m.read_only { 0o755 } else { 0o777 };
+        if self.lookup(&m.path).is_err() {
+            self.mkdir(&m.path, mode, 0, 0, true, now)?;
+        }
+        let id = self.lookup(&m.path)?.id;
+        if let Some(dir) = self.inodes.get_mut(&id) {
+            dir.mode = mode;
+            if dir.ufs.is_none() {
+                dir.ufs = Some(Box::default());
+            }
+            self.dirty.inodes.insert(id);
+        }
+        self.mounts.insert(m.path.clone(), m.clone());
+        self.dirty.mounts = true;
+        Ok(())
     }
 
     /// Every existing component of `path` is a directory (missing ones can be made).
@@ -212,6 +312,7 @@ mod tests {
             source: format!("curvine://{target}"),
             target: target.into(),
             read_only: false,
+            ufs: String::new(),
         }
     }
 
@@ -305,6 +406,62 @@ mod tests {
         ok(&mut ns, mkdir("/empty", false));
         set(&mut ns, &[mount("/empty", "/data")]).unwrap();
         assert_eq!(ns.lookup("/empty").unwrap().kind, InodeKind::Symlink);
+    }
+
+    fn s3(path: &str, source: &str, read_only: bool) -> MountRecord {
+        MountRecord {
+            path: path.into(),
+            source: source.into(),
+            target: path.into(),
+            read_only,
+            ufs: format!(r#"{{"source":"{source}","ro":{read_only}}}"#),
+        }
+    }
+
+    #[test]
+    fn under_storage_mounts_keep_their_cache_across_option_changes() {
+        let mut ns = Namespace::default();
+        set(&mut ns, &[s3("/imagenet", "s3://b/imagenet", true)]).unwrap();
+        let dir = ns.lookup("/imagenet").unwrap();
+        assert_eq!((dir.kind, dir.mode), (InodeKind::Dir, 0o755));
+        ok(
+            &mut ns,
+            Command::UfsSync {
+                dir: "/imagenet".into(),
+                items: vec![crate::master::namespace::UfsItem {
+                    name: "a".into(),
+                    dir: false,
+                    size: 3,
+                    mtime: 1,
+                    etag: "e".into(),
+                }],
+                gen: 1,
+                last: true,
+                block_size: 64,
+                now: 9,
+            },
+        );
+        // Options change (writable now): the cached listing stays, the mode follows.
+        set(&mut ns, &[s3("/imagenet", "s3://b/imagenet", false)]).unwrap();
+        assert!(ns.lookup("/imagenet/a").is_ok());
+        assert_eq!(ns.lookup("/imagenet").unwrap().mode, 0o777);
+        // Another source: the cached view starts again.
+        set(&mut ns, &[s3("/imagenet", "s3://b/other", false)]).unwrap();
+        assert!(ns.lookup("/imagenet/a").is_err());
+        // Unmounted: the cached view goes.
+        set(&mut ns, &[]).unwrap();
+        assert!(ns.lookup("/imagenet").is_err());
+        // Refused: the root, nesting, a path holding cluster data.
+        ok(&mut ns, mkdir("/busy", false));
+        ok(&mut ns, create("/busy/f"));
+        for bad in [
+            vec![s3("/", "s3://b/p", true)],
+            vec![s3("/a", "s3://b/p", true), s3("/a/b", "s3://b/q", true)],
+            vec![s3("/a", "s3://b/p", true), mount("/c", "/a/x")],
+            vec![s3("/busy", "s3://b/p", true)],
+        ] {
+            assert!(set(&mut ns, &bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]
