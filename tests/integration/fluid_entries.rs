@@ -107,7 +107,8 @@ async fn mount_ufs_reconciles_and_report_summary_reports() {
     let link = client.stat("/curvine").await.unwrap();
     assert_eq!(link.symlink_target, "data");
 
-    // An under storage we do not have: one error line, nothing on stdout, table unchanged.
+    // An under storage whose secret files are not mounted here: one error line, nothing
+    // on stdout, table unchanged.
     let s3 = std::fs::read_to_string(crate::harness::fixtures_dir().join("cache/c05-s3-ufs.json"))
         .unwrap();
     std::fs::write(&json, s3).unwrap();
@@ -123,7 +124,7 @@ async fn mount_ufs_reconciles_and_report_summary_reports() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("\"s3\" is not supported yet") && err.contains("mounts[0]"),
+        err.contains("secret file") && err.contains("mounts[0]"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");

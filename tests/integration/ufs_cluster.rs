@@ -199,6 +199,44 @@ async fn an_s3_dataset_binds_reads_refreshes_loads_and_reports() {
         let got = reader.read_at(offset as u64, len).await.unwrap();
         assert!(got == big[offset..offset + len], "range {offset}+{len}");
     }
+    // Concurrent readers of one uncached block: one fetch (bytes served by fetching
+    // grow by the file's length once, not once per reader).
+    let fetched = || async {
+        tokio::time::sleep(Duration::from_millis(400)).await; // a heartbeat or more
+        client.report().await.unwrap().bytes_fetched
+    };
+    let before = fetched().await;
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.read_file("/imagenet/train/x.bin").await.unwrap() })
+        })
+        .collect();
+    for r in readers {
+        assert!(r.await.unwrap() == nested);
+    }
+    assert_eq!(
+        fetched().await - before,
+        0,
+        "x.bin was cached by the earlier read"
+    );
+    put_file(&s3, "mlds", "imagenet/train/same.bin", &nested);
+    client.list_with("/imagenet/train", true).await.unwrap();
+    let before = fetched().await;
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let c = client.clone();
+            tokio::spawn(async move { c.read_file("/imagenet/train/same.bin").await.unwrap() })
+        })
+        .collect();
+    for r in readers {
+        assert!(r.await.unwrap() == nested);
+    }
+    assert_eq!(
+        fetched().await - before,
+        nested.len() as u64,
+        "four readers of one block fetched it more than once"
+    );
     let whole = client.read_file("/imagenet/train/big.bin").await.unwrap();
     assert!(whole == big, "the 256 MiB object read back differs");
 

@@ -15,7 +15,7 @@ use crate::fs_error::FsError;
 use serde::{Deserialize, Serialize};
 
 /// One mount: a dataset path and the namespace directory behind it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MountRecord {
     /// The dataset path, normalised (`/curvine`).
     pub path: String,
@@ -28,6 +28,22 @@ pub struct MountRecord {
     /// An under-storage mount's spec as JSON (`ufs::UfsSpec`); empty for `curvine://`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ufs: String,
+}
+
+impl std::fmt::Debug for MountRecord {
+    /// The spec with inline secret values masked: records end up in logs and errors.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let spec = serde_json::from_str::<crate::ufs::UfsSpec>(&self.ufs)
+            .map(|s| format!("{:?}", s.masked()))
+            .unwrap_or_else(|_| format!("<{} bytes>", self.ufs.len()));
+        f.debug_struct("MountRecord")
+            .field("path", &self.path)
+            .field("source", &self.source)
+            .field("target", &self.target)
+            .field("read_only", &self.read_only)
+            .field("ufs", &spec)
+            .finish()
+    }
 }
 
 impl MountRecord {
@@ -462,6 +478,31 @@ mod tests {
         ] {
             assert!(set(&mut ns, &bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn a_record_never_shows_an_inline_secret() {
+        let (spec, _) = crate::ufs::UfsSpec::from_fluid(
+            "s3://bucket/p",
+            &[
+                ("access".to_string(), "AKIAEXAMPLE".to_string()),
+                ("secret".to_string(), "very-secret-value".to_string()),
+            ]
+            .into(),
+            &Default::default(),
+        )
+        .unwrap();
+        let mut m = s3("/p", "s3://bucket/p", true);
+        m.ufs = serde_json::to_string(&spec).unwrap();
+        let shown = format!(
+            "{m:?} {:?}",
+            Command::SetMounts {
+                mounts: vec![m.clone()],
+                now: 1
+            }
+        );
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert!(shown.contains("s3://bucket/p"));
     }
 
     #[test]
