@@ -35,15 +35,17 @@
 //! - [`app`]: the command -> action match and the order of each action's steps.
 //! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up.
 //! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
-//!   `links`, `xattrs` and `mounts` beside it);
+//!   `links`, `xattrs`, `mounts` and `ufs` beside it);
 //!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;
 //!   `state` is what the services share (writes, linearizable reads); `batcher` shares
-//!   log entries; `api` holds the gRPC handlers; `convert` the wire conversions; `report`
+//!   log entries; `api` holds the gRPC handlers; `ufs` keeps under-storage mounts fresh
+//!   and writes through to them; `convert` the wire conversions; `report`
 //!   the cluster view and peer probes; `web` the HTTP view and gauges; `server` starts
 //!   and stops it all.
 //! - [`worker`]: the block cache. `block_store` does the file I/O of tiered block files;
 //!   `block_policy` decides placement, watermarks and eviction order (pure); `service`
-//!   serves blocks; `heartbeat` registers and reports; `server` starts and stops it.
+//!   serves blocks; `ufs_fetch` fetches under-storage blocks on a miss; `heartbeat`
+//!   registers and reports; `server` starts and stops it.
 //! - [`client`]: the client library (leader-following master client, file reader and writer).
 //! - [`fuse`]: the FUSE client. `ops` holds the file system's semantics as plain
 //!   functions returning `Result<_, Errno>`; `fs` only adapts fuser's callbacks to them;

@@ -3,6 +3,7 @@
 //! - [`block_store`]: block files on `worker.data_dir`, capacity, LRU eviction.
 //! - `block_policy`: the store's placement, watermark and eviction decisions (pure).
 //! - [`service`]: the block API (streamed writes, ranged streamed reads).
+//! - [`ufs_fetch`]: blocks of under-storage files fetched on a miss (one fetch per block).
 //! - [`heartbeat`]: registration and heartbeats to the leading master.
 //! - [`server`]: start, serve, stop.
 
