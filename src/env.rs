@@ -66,6 +66,9 @@ pub const CURVINE_MASTER_WEB_PORT: &str = "CURVINE_MASTER_WEB_PORT";
 pub const CURVINE_FUSE_FLAG_PREFIX: &str = "CURVINE_";
 /// Directory for temporary files (the FUSE client's staging copies), default `/tmp`.
 pub const TMPDIR: &str = "TMPDIR";
+/// The file holding the cluster token (a mounted Secret key); overrides
+/// `[security] token_file`.
+pub const CURVINE_TOKEN_FILE: &str = "CURVINE_TOKEN_FILE";
 /// Log format: `text` (default) or `json`.
 pub const CURVINE_LOG_FORMAT: &str = "CURVINE_LOG_FORMAT";
 /// Log filter in `tracing_subscriber::EnvFilter` syntax (default `info`).

@@ -64,6 +64,10 @@ pub enum FsError {
         /// The leader's address (`host:port`), if known.
         leader: Option<String>,
     },
+    /// The cluster requires its token and this process sent none or a wrong one (not
+    /// retried: the same token fails again).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     /// Local or remote I/O failed.
     #[error("I/O error: {0}")]
     Io(String),
@@ -91,6 +95,7 @@ impl FsError {
             FsError::NoSpace(_) => "no_space",
             FsError::Unavailable(_) => "unavailable",
             FsError::NotLeader { .. } => "not_leader",
+            FsError::Unauthenticated(_) => "unauthenticated",
             FsError::Io(_) => "io",
         }
     }
@@ -115,6 +120,7 @@ impl FsError {
             | FsError::InvalidArgument(s)
             | FsError::NoSpace(s)
             | FsError::Unavailable(s)
+            | FsError::Unauthenticated(s)
             | FsError::Io(s) => s.clone(),
             FsError::NotLeader { leader } => leader.clone().unwrap_or_default(),
         }
@@ -143,6 +149,7 @@ impl FsError {
             "not_leader" => FsError::NotLeader {
                 leader: Some(detail).filter(|d| !d.is_empty()),
             },
+            "unauthenticated" => FsError::Unauthenticated(detail),
             "io" => FsError::Io(detail),
             _ => return None,
         })

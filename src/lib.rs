@@ -33,7 +33,8 @@
 //!   inputs; `model` is the typed config the roles read; `discovery` finds a DataLoad
 //!   pod's masters; `write` writes atomically.
 //! - [`app`]: the command -> action match and the order of each action's steps.
-//! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up.
+//! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up;
+//!   `auth` the cluster token (read once, attached by clients, required by servers).
 //! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
 //!   `links`, `xattrs`, `mounts` and `ufs` beside it);
 //!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;

@@ -5,6 +5,7 @@
 //! deadline (`client.conn_timeout_ms`), not a whole RPC timeout, before the next is tried.
 
 use crate::fs_error::FsError;
+use crate::rpc::auth::{AuthChannel, Token};
 use crate::rpc::pb::master::master_service_client::MasterServiceClient;
 use crate::rpc::pb::master::Empty;
 use crate::rpc::status::from_status;
@@ -13,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 use tonic::{Response, Status};
 use tracing::debug;
 
@@ -28,6 +28,8 @@ pub struct MasterClientConfig {
     pub connect_timeout: Duration,
     /// How long a call keeps retrying.
     pub retry_for: Duration,
+    /// The cluster token every request carries (none: the cluster is open).
+    pub token: Option<Token>,
 }
 
 /// A client of the master API that finds the leader by itself.
@@ -35,7 +37,7 @@ pub struct MasterClientConfig {
 pub struct MasterClient {
     config: MasterClientConfig,
     leader: Mutex<Option<String>>,
-    channels: Mutex<HashMap<String, MasterServiceClient<Channel>>>,
+    channels: Mutex<HashMap<String, MasterServiceClient<AuthChannel>>>,
     /// Masters that answered on their current channel.
     answered: Mutex<HashSet<String>>,
 }
@@ -56,7 +58,7 @@ impl MasterClient {
         })
     }
 
-    fn client(&self, addr: &str) -> Result<MasterServiceClient<Channel>, FsError> {
+    fn client(&self, addr: &str) -> Result<MasterServiceClient<AuthChannel>, FsError> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
@@ -66,9 +68,10 @@ impl MasterClient {
             self.config.connect_timeout,
             Some(self.config.rpc_timeout),
         )?;
-        let client = MasterServiceClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
+        let client =
+            MasterServiceClient::new(crate::rpc::auth::attach(channel, &self.config.token))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE);
         channels.insert(addr.to_string(), client.clone());
         Ok(client)
     }
@@ -76,7 +79,7 @@ impl MasterClient {
     /// A client of `addr` that answered: a master not heard from on its current channel
     /// is first asked for its status within the connect deadline; one that does not
     /// answer is unavailable (its channel is dropped, so the next try connects anew).
-    async fn answering(&self, addr: &str) -> Result<MasterServiceClient<Channel>, FsError> {
+    async fn answering(&self, addr: &str) -> Result<MasterServiceClient<AuthChannel>, FsError> {
         let client = self.client(addr)?;
         if self.has_answered(addr) {
             return Ok(client);
@@ -140,7 +143,7 @@ impl MasterClient {
     /// backoff, until the deadline. Other errors return at once.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, FsError>
     where
-        F: Fn(MasterServiceClient<Channel>) -> Fut,
+        F: Fn(MasterServiceClient<AuthChannel>) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
         let deadline = Instant::now() + self.config.retry_for;

@@ -14,6 +14,7 @@ pub use writer::FileWriter;
 
 use crate::config::ClusterConfig;
 use crate::fs_error::FsError;
+use crate::rpc::auth::{AuthChannel, Token};
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::worker_service_client::WorkerServiceClient;
 use crate::rpc::{host_port, MAX_MESSAGE};
@@ -21,7 +22,6 @@ use master::{MasterClient, MasterClientConfig};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tonic::transport::Channel;
 
 /// Bytes per data message between clients and workers.
 pub const CHUNK_SIZE: usize = 1 << 20;
@@ -35,9 +35,10 @@ pub struct Client {
 #[derive(Debug)]
 struct Inner {
     master: MasterClient,
-    workers: Mutex<HashMap<String, WorkerServiceClient<Channel>>>,
+    workers: Mutex<HashMap<String, WorkerServiceClient<AuthChannel>>>,
     block_size: u64,
     connect_timeout: Duration,
+    token: Option<Token>,
 }
 
 /// A directory entry or file status.
@@ -66,8 +67,15 @@ impl Owner {
 }
 
 impl Client {
-    /// A client of the cluster in `config` (`client.master_addrs`, timeouts, block size).
+    /// A client of the cluster in `config` (`client.master_addrs`, timeouts, block size,
+    /// the token from `security.token_file`).
     pub fn new(config: &ClusterConfig) -> Result<Client, FsError> {
+        let token = Token::from_config(config).map_err(FsError::InvalidArgument)?;
+        Client::with_token(config, token)
+    }
+
+    /// A client of the cluster in `config` sending `token` (read by the caller).
+    pub fn with_token(config: &ClusterConfig, token: Option<Token>) -> Result<Client, FsError> {
         let addrs = config.master_endpoints();
         let c = &config.client;
         let master = MasterClient::new(MasterClientConfig {
@@ -75,6 +83,7 @@ impl Client {
             rpc_timeout: Duration::from_millis(c.rpc_timeout_ms.max(100)),
             connect_timeout: Duration::from_millis(c.conn_timeout_ms.max(50)),
             retry_for: Duration::from_millis(c.rpc_retry_max_duration_ms),
+            token: token.clone(),
         })?;
         let block_size = c.block_size.0.max(CHUNK_SIZE as u64);
         Ok(Client {
@@ -83,6 +92,7 @@ impl Client {
                 workers: Mutex::new(HashMap::new()),
                 block_size,
                 connect_timeout: Duration::from_millis(c.conn_timeout_ms.max(50)),
+                token,
             }),
         })
     }
@@ -90,6 +100,11 @@ impl Client {
     /// The master connection.
     pub fn master(&self) -> &MasterClient {
         &self.inner.master
+    }
+
+    /// Whether requests carry a cluster token.
+    pub fn has_token(&self) -> bool {
+        self.inner.token.is_some()
     }
 
     /// Block size of new files.
@@ -100,14 +115,14 @@ impl Client {
     pub(crate) fn worker(
         &self,
         addr: &pb::WorkerAddress,
-    ) -> Result<WorkerServiceClient<Channel>, FsError> {
+    ) -> Result<WorkerServiceClient<AuthChannel>, FsError> {
         let key = host_port(&addr.hostname, addr.rpc_port as u16);
         let mut workers = self.inner.workers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = workers.get(&key) {
             return Ok(c.clone());
         }
         let channel = crate::rpc::channel(&key, self.inner.connect_timeout, None)?;
-        let client = WorkerServiceClient::new(channel)
+        let client = WorkerServiceClient::new(crate::rpc::auth::attach(channel, &self.inner.token))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
         workers.insert(key, client.clone());

@@ -7,12 +7,12 @@
 
 use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
+use crate::rpc::auth::AuthChannel;
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::worker_service_client::WorkerServiceClient;
 use crate::rpc::pb::worker::{DataChunk, ReadBlockRequest};
 use crate::rpc::status::from_status;
 use bytes::Bytes;
-use tonic::transport::Channel;
 use tonic::Streaming;
 
 /// An open file being read.
@@ -111,7 +111,7 @@ impl FileReader {
         block: &pb::LocatedBlock,
         offset_in_block: u64,
         len: u64,
-    ) -> Result<(WorkerServiceClient<Channel>, ReadBlockRequest), FsError> {
+    ) -> Result<(WorkerServiceClient<AuthChannel>, ReadBlockRequest), FsError> {
         let worker = block
             .worker
             .as_ref()

@@ -34,6 +34,8 @@ pub struct ClusterConfig {
     pub fuse: FuseConfig,
     /// `[log]`: the client-side log settings.
     pub log: LogConfig,
+    /// `[security]`: the cluster token.
+    pub security: SecurityConfig,
 }
 
 impl Default for ClusterConfig {
@@ -49,8 +51,18 @@ impl Default for ClusterConfig {
             client: ClientConfig::default(),
             fuse: FuseConfig::default(),
             log: LogConfig::default(),
+            security: SecurityConfig::default(),
         }
     }
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SecurityConfig {
+    /// File holding the cluster token every RPC carries (a mounted Secret); empty: no
+    /// token, the cluster is open. `CURVINE_TOKEN_FILE` overrides it.
+    pub token_file: String,
 }
 
 /// `[master]`.

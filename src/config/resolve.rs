@@ -61,6 +61,9 @@ pub fn resolve(cli: &Cli, env: &EnvSnapshot) -> Result<Resolved, Error> {
     let mut resolved = load(&origin, env)?;
     resolved.detected = detected;
     resolved.config.fuse.staging_dir = env.temp_dir();
+    if let Some(file) = env.get(env::CURVINE_TOKEN_FILE) {
+        resolved.config.security.token_file = file.to_string();
+    }
     Ok(resolved)
 }
 
@@ -407,6 +410,16 @@ mod tests {
         .unwrap();
         assert!(r.write_to.is_none());
         assert_eq!(r.config.fuse.staging_dir, PathBuf::from("/var/tmp"));
+        assert_eq!(r.config.security.token_file, "");
+        let with_token = resolve(
+            &cli(&["standalone", "--data-dir", dir.path().to_str().unwrap()]),
+            &env(&[("CURVINE_TOKEN_FILE", "/etc/curvine/token/token")]),
+        )
+        .unwrap();
+        assert_eq!(
+            with_token.config.security.token_file,
+            "/etc/curvine/token/token"
+        );
         assert!(r
             .config
             .master

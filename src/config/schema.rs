@@ -305,8 +305,12 @@ const FUSE: &[(&str, Kind)] = &[
     ("path_lock_stripes", Int),
 ];
 
+const SECURITY: &[(&str, Kind)] = &[("token_file", Str)];
+
 /// The top-level sections of the config file.
-pub const SECTIONS: &[&str] = &["master", "journal", "worker", "client", "fuse", "log"];
+pub const SECTIONS: &[&str] = &[
+    "master", "journal", "worker", "client", "fuse", "log", "security",
+];
 
 /// The type of `key` in the table at `path` (`[]` is the top level, `["master"]`,
 /// `["master", "log"]`), or `None` when the key is not part of the schema.
@@ -318,6 +322,7 @@ pub fn kind_of(path: &[&str], key: &str) -> Option<Kind> {
         ["worker"] => WORKER,
         ["client"] => CLIENT,
         ["fuse"] => FUSE,
+        ["security"] => SECURITY,
         ["log"] | [_, "log"] | ["master", "audit_log"] => LOG,
         _ => return None,
     };
@@ -465,6 +470,7 @@ mod tests {
         assert_eq!(kind_of(&["master", "log"], "level"), Some(Str));
         assert_eq!(kind_of(&["worker"], "audit_logging_enabled"), None);
         assert_eq!(kind_of(&["nope"], "x"), None);
+        assert_eq!(kind_of(&["security"], "token_file"), Some(Str));
     }
 
     #[test]

@@ -376,6 +376,7 @@ impl Mounted {
 /// The client role: mounts and serves until SIGTERM, SIGINT or SIGQUIT, then unmounts.
 pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
     let client = Client::new(config)?;
+    crate::rpc::auth::note_open("client", client.has_token());
     let health = health::ClientHealth::new(
         PathBuf::from(&config.fuse.mnt_path),
         config.fuse.fs_path.clone(),

@@ -4,6 +4,7 @@
 //! `RaftMessage`; a remote Raft error comes back inside the response, not as a status.
 
 use super::types::{NodeId, RPCError, Raft, RaftError, TypeConfig};
+use crate::rpc::auth::{AuthChannel, Token};
 use crate::rpc::pb::raft::{
     raft_service_client::RaftServiceClient, raft_service_server::RaftService, RaftMessage,
 };
@@ -17,7 +18,6 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 /// Opens connections to peers.
@@ -27,18 +27,22 @@ pub struct Network {
     /// Where this master reaches each peer: its own `journal.journal_addrs` (the same on
     /// every master in a normal deployment); the membership's address otherwise.
     peers: std::collections::BTreeMap<NodeId, String>,
+    /// The cluster token every Raft request carries.
+    token: Option<Token>,
 }
 
 impl Network {
     /// A network whose connections give up connecting after `connect_timeout`, reaching
-    /// peers at `peers` (by id).
+    /// peers at `peers` (by id), with `token` on every request.
     pub fn new(
         connect_timeout: Duration,
         peers: std::collections::BTreeMap<NodeId, String>,
+        token: Option<Token>,
     ) -> Self {
         Network {
             connect_timeout,
             peers,
+            token,
         }
     }
 }
@@ -51,7 +55,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         let client = crate::rpc::channel(&addr, self.connect_timeout, None)
             .ok()
             .map(|ch| {
-                RaftServiceClient::new(ch)
+                RaftServiceClient::new(crate::rpc::auth::attach(ch, &self.token))
                     .max_decoding_message_size(crate::rpc::MAX_MESSAGE)
                     .max_encoding_message_size(crate::rpc::MAX_MESSAGE)
             });
@@ -68,7 +72,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub struct PeerConnection {
     target: NodeId,
     addr: String,
-    client: Option<RaftServiceClient<Channel>>,
+    client: Option<RaftServiceClient<AuthChannel>>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 //! and `/metrics`.
 
 use super::state::MasterState;
+use crate::rpc::auth::Token;
 use crate::rpc::pb::master as pb;
 use openraft::ServerState;
 use std::time::Duration;
@@ -118,11 +119,16 @@ pub fn own_view(state: &MasterState) -> pb::MasterInfo {
     }
 }
 
-/// Asks the master at `addr` for its own view; `None` when it does not answer in `timeout`.
-pub async fn node_status(addr: &str, timeout: Duration) -> Option<pb::MasterInfo> {
+/// Asks the master at `addr` for its own view (sending `token`); `None` when it does not
+/// answer in `timeout`.
+pub async fn node_status(
+    addr: &str,
+    timeout: Duration,
+    token: &Option<Token>,
+) -> Option<pb::MasterInfo> {
     use crate::rpc::pb::master::master_service_client::MasterServiceClient;
     let channel = crate::rpc::channel(addr, timeout, Some(timeout)).ok()?;
-    MasterServiceClient::new(channel)
+    MasterServiceClient::new(crate::rpc::auth::attach(channel, token))
         .node_status(pb::Empty {})
         .await
         .ok()
@@ -138,7 +144,10 @@ pub async fn peer_views(state: &MasterState, masters: &mut [pb::MasterInfo]) {
             if id == state.node_id {
                 return (id, Some(own_view(state)));
             }
-            (id, node_status(&addr, Duration::from_millis(500)).await)
+            (
+                id,
+                node_status(&addr, Duration::from_millis(500), &state.token).await,
+            )
         }
     });
     let answers: std::collections::HashMap<u64, Option<pb::MasterInfo>> =

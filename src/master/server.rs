@@ -15,6 +15,7 @@ use super::workers::lost_after;
 use super::workers::WorkerRegistry;
 use crate::config::ClusterConfig;
 use crate::metrics::RpcMetrics;
+use crate::rpc::auth::{Guard, Token};
 use crate::rpc::pb::master::master_service_server::MasterServiceServer;
 use crate::rpc::pb::raft::raft_service_server::RaftServiceServer;
 use crate::rpc::{host_port, MAX_MESSAGE};
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 /// Why a master could not start or stop cleanly.
@@ -157,6 +159,8 @@ impl Master {
         listeners: MasterListeners,
     ) -> Result<Master, MasterError> {
         let (node_id, members) = identity(config)?;
+        let token = Token::from_config(config).map_err(MasterError::Config)?;
+        crate::rpc::auth::note_open("master", token.is_some());
         let meta_dir = config.master.meta_dir.clone();
         let journal_dir = config.journal.journal_dir.clone();
         if config.format_master {
@@ -200,6 +204,7 @@ impl Master {
                     .iter()
                     .map(|(id, node)| (*id, node.addr.clone()))
                     .collect(),
+                token.clone(),
             ),
             log_store.clone(),
             state_machine.clone(),
@@ -235,18 +240,25 @@ impl Master {
             ufs: super::ufs::UfsLayer::new(
                 ufs_interval,
                 config.client.block_size.0,
-                crate::client::Client::new(config).ok(),
+                crate::client::Client::with_token(config, token.clone()).ok(),
             ),
+            token: token.clone(),
         });
 
         let (trigger, shutdown) = shutdown::channel();
         let mut tasks = Vec::new();
-        let api = MasterServiceServer::new(MasterApi::new(state.clone()))
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
-        let peer = RaftServiceServer::new(RaftServer::new(raft.clone()))
-            .max_decoding_message_size(MAX_MESSAGE)
-            .max_encoding_message_size(MAX_MESSAGE);
+        let api = InterceptedService::new(
+            MasterServiceServer::new(MasterApi::new(state.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            Guard::new("master", token.clone()),
+        );
+        let peer = InterceptedService::new(
+            RaftServiceServer::new(RaftServer::new(raft.clone()))
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE),
+            Guard::new("raft", token.clone()),
+        );
         let rpc_addr = local(&listeners.rpc);
         let journal_addr = local(&listeners.journal);
         let web_addr = local(&listeners.web);
@@ -294,7 +306,7 @@ impl Master {
                 .await
                 .map_err(|e| MasterError::Raft(e.to_string()))?;
             if !initialized {
-                match existing_cluster(node_id, &members).await {
+                match existing_cluster(node_id, &members, &token).await {
                     Some((peer, term)) => info!(
                         peer,
                         term,
@@ -408,12 +420,13 @@ fn spawn_lost_worker_watch(state: Arc<MasterState>, mut shutdown: Shutdown) -> J
 async fn existing_cluster(
     node_id: NodeId,
     members: &BTreeMap<NodeId, BasicNode>,
+    token: &Option<Token>,
 ) -> Option<(NodeId, u64)> {
     let asks = members
         .iter()
         .filter(|(id, _)| **id != node_id)
         .map(|(id, node)| async move {
-            let seen = node_status(&node.addr, Duration::from_secs(1)).await?;
+            let seen = node_status(&node.addr, Duration::from_secs(1), token).await?;
             (seen.term > 0).then_some((*id, seen.term))
         });
     futures::future::join_all(asks)

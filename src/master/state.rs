@@ -39,6 +39,8 @@ pub struct MasterState {
     pub lease: Arc<super::lease::ReadLease>,
     /// Under storage: listings, write-through, moves.
     pub ufs: super::ufs::UfsLayer,
+    /// The cluster token this master sends to its peers (none: the cluster is open).
+    pub token: Option<crate::rpc::auth::Token>,
 }
 
 impl std::fmt::Debug for MasterState {

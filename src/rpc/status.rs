@@ -25,6 +25,7 @@ pub fn to_status(err: FsError) -> Status {
         FsError::InvalidPath(_) | FsError::InvalidArgument(_) => Code::InvalidArgument,
         FsError::NoSpace(_) => Code::ResourceExhausted,
         FsError::Unavailable(_) | FsError::NotLeader { .. } => Code::Unavailable,
+        FsError::Unauthenticated(_) => Code::Unauthenticated,
         FsError::Io(_) => Code::Internal,
     };
     let mut status = Status::new(code, err.detail());
@@ -51,6 +52,7 @@ pub fn from_status(status: &Status) -> FsError {
         Code::AlreadyExists => FsError::AlreadyExists(status.message().to_string()),
         Code::InvalidArgument => FsError::InvalidArgument(status.message().to_string()),
         Code::ResourceExhausted => FsError::NoSpace(status.message().to_string()),
+        Code::Unauthenticated => FsError::Unauthenticated(status.message().to_string()),
         Code::Unavailable
         | Code::DeadlineExceeded
         | Code::Cancelled
@@ -94,5 +96,8 @@ mod tests {
             from_status(&Status::deadline_exceeded("slow")),
             FsError::Unavailable(_)
         ));
+        let denied = from_status(&Status::unauthenticated("set the token"));
+        assert_eq!(denied, FsError::Unauthenticated("set the token".into()));
+        assert!(!denied.is_retryable());
     }
 }

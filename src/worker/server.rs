@@ -8,6 +8,7 @@ use super::ufs_fetch::UfsFetcher;
 use crate::client::master::{MasterClient, MasterClientConfig};
 use crate::config::{ClusterConfig, DataDir};
 use crate::metrics::{self, RpcMetrics};
+use crate::rpc::auth::{Guard, Token};
 use crate::rpc::pb::worker::worker_service_server::WorkerServiceServer;
 use crate::rpc::{host_port, MAX_MESSAGE};
 use crate::shutdown::{self, ShutdownTrigger};
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 /// Why a worker could not start.
@@ -130,6 +132,8 @@ impl Worker {
             web_port,
         };
 
+        let token = Token::from_config(config).map_err(WorkerError::Config)?;
+        crate::rpc::auth::note_open("worker", token.is_some());
         let masters = config.master_endpoints();
         let interval = config
             .master
@@ -143,6 +147,7 @@ impl Worker {
                     .min(Duration::from_secs(10)),
                 connect_timeout: Duration::from_millis(config.client.conn_timeout_ms.max(50)),
                 retry_for: interval.max(Duration::from_secs(1)),
+                token: token.clone(),
             })
             .map_err(|e| WorkerError::Config(e.to_string()))?,
         );
@@ -151,14 +156,17 @@ impl Worker {
         let worker_id = Arc::new(AtomicU32::new(0));
         let mut tasks = Vec::new();
         let fetcher = Arc::new(UfsFetcher::new(store.clone(), master.clone()));
-        let api = WorkerServiceServer::new(WorkerApi::new(
-            store.clone(),
-            counters.clone(),
-            rpc_metrics,
-            fetcher.clone(),
-        ))
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+        let api = InterceptedService::new(
+            WorkerServiceServer::new(WorkerApi::new(
+                store.clone(),
+                counters.clone(),
+                rpc_metrics,
+                fetcher.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE),
+            Guard::new("worker", token),
+        );
         let router = crate::rpc::server_builder().add_service(api);
         let mut grpc_shutdown = shutdown.clone();
         let rpc = listeners.rpc;

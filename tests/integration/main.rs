@@ -1,6 +1,7 @@
 //! Integration tests, built into one test binary. Each module goes through the public
 //! API or runs the built `curvine-fluid` binary.
 
+mod auth;
 mod binary;
 mod cli_cluster;
 mod cluster;

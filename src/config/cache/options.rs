@@ -144,7 +144,9 @@ fn route(component: Component, key: &str) -> Result<Route, String> {
             };
             (vec![section.to_string()], &parts[..])
         }
-        [first, rest @ ..] if ["master", "journal", "worker", "client", "fuse"].contains(first) => {
+        [first, rest @ ..]
+            if ["master", "journal", "worker", "client", "fuse", "security"].contains(first) =>
+        {
             (vec![first.to_string()], rest)
         }
         _ => (vec![own.to_string()], &parts[..]),
@@ -222,6 +224,11 @@ mod tests {
             (Master, "worker.rpc_port", key(&["worker"], "rpc_port")),
             (Worker, "rpc_port", key(&["worker"], "rpc_port")),
             (Master, "rpc_port", key(&["master"], "rpc_port")),
+            (
+                Worker,
+                "security.token_file",
+                key(&["security"], "token_file"),
+            ),
         ];
         for (component, option, want) in cases {
             assert_eq!(route(component, option), Ok(want), "{component} {option}");
