@@ -33,6 +33,16 @@ impl InputError {
     }
 }
 
+/// A parser's message on one line: its lines (toml_edit writes two) joined with `: `.
+pub fn single_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// Why the binary stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -75,7 +75,10 @@ pub fn load_base(path: &Path) -> Result<DocumentMut, InputError> {
     };
     text.parse::<DocumentMut>().map_err(|e| {
         InputError::new(
-            format!("the base config is not valid TOML: {}", e.message()),
+            format!(
+                "the base config is not valid TOML: {}",
+                crate::error::single_line(e.message())
+            ),
             format!("file {}", path.display()),
             "fix the file, or remove it to render from scratch",
         )
@@ -217,6 +220,16 @@ mod tests {
         assert_eq!(c.client.master_addrs[0].hostname, "127.0.0.1");
         assert_eq!(c.master.meta_dir, "/d/meta");
         assert!(r.text().contains("# mine"));
+    }
+
+    #[test]
+    fn an_invalid_base_file_is_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("base.toml");
+        std::fs::write(&path, "[a]\n[a]\n").unwrap();
+        let e = load_base(&path).unwrap_err();
+        assert!(e.what.contains("duplicate key"), "{e}");
+        assert!(!e.to_string().contains('\n'), "{e}");
     }
 
     #[test]

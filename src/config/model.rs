@@ -458,7 +458,7 @@ impl ClusterConfig {
     /// Parses TOML text (from `origin`, named in errors) and validates it.
     pub fn from_toml(text: &str, origin: &str) -> Result<ClusterConfig, InputError> {
         let config: ClusterConfig = toml_edit::de::from_str(text).map_err(|e| {
-            let message = e.message().to_string();
+            let message = crate::error::single_line(e.message());
             let line = e
                 .span()
                 .map(|s| {
@@ -649,6 +649,17 @@ attr_timeout_ms = 1000 # comment
         assert!(e.what.contains("invalid"), "{e}");
         let e = ClusterConfig::from_toml("[master]\nrpc_port = 0\n", "file c.toml").unwrap_err();
         assert!(e.location.contains("master.rpc_port"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_are_one_line() {
+        // toml_edit's messages have two lines ("invalid string\nexpected ..."); an input
+        // error is one (found by the fuzz pass, tests/corpus/toml/h-bad-string.toml).
+        for text in ["[client]\nmaster_addrs =$[[\n", "[w]\n[w]\n"] {
+            let e = ClusterConfig::from_toml(text, "file c.toml").unwrap_err();
+            assert!(!e.to_string().contains('\n'), "{e}");
+            assert!(e.what.starts_with("invalid config: "), "{e}");
+        }
     }
 
     #[test]

@@ -364,7 +364,9 @@ fn parse_mount_point(mount_point: &str) -> Result<UfsKind, String> {
 fn clean_components(path: &str) -> Result<String, String> {
     let mut parts = Vec::new();
     for part in path.split('/').filter(|p| !p.is_empty()) {
-        if part == "." || part == ".." || part.contains('\0') {
+        // Control characters (NUL, a newline) name no object anyone meant, and would
+        // break the one-line messages that print the mount.
+        if part == "." || part == ".." || part.chars().any(char::is_control) {
             return Err(format!(
                 "the path {path:?} has a {part:?} component: write the path without it"
             ));
@@ -396,6 +398,19 @@ fn check_bucket(bucket: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_in_mount_paths_are_refused_on_one_line() {
+        // Found by the fuzz pass: "local:///s3:/\n0" was accepted, and every later
+        // message naming the mount broke over two lines.
+        let none = BTreeMap::new();
+        for mp in ["local:///s3:/\n0", "s3://bucket/a\u{0}b", "file:///x/\ty"] {
+            let e = UfsSpec::from_fluid(mp, &none, &none).unwrap_err();
+            assert!(e.contains("component"), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        assert!(UfsSpec::from_fluid("local:///a b/é", &none, &none).is_ok());
+    }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

@@ -299,3 +299,99 @@ impl WorkerService for WorkerApi {
         result.map(Response::new).map_err(to_status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::master::{MasterClient, MasterClientConfig};
+    use crate::config::{DataDir, Medium};
+    use crate::worker::block_store::StoreConfig;
+    use futures::StreamExt;
+    use std::time::Duration;
+
+    fn api(root: &std::path::Path) -> WorkerApi {
+        let store = Arc::new(
+            BlockStore::open(StoreConfig {
+                dirs: vec![DataDir {
+                    medium: Medium::Disk,
+                    capacity: Some(1 << 20),
+                    path: root.to_string_lossy().into_owned(),
+                }],
+                reserved: 0,
+                high_watermark: 1.0,
+                low_watermark: 1.0,
+                format: false,
+            })
+            .unwrap(),
+        );
+        let mut writer = store.create(7, 10).unwrap();
+        writer.write(b"0123456789").unwrap();
+        writer.commit().unwrap();
+        // Never called: no request here names under storage.
+        let master = Arc::new(
+            MasterClient::new(MasterClientConfig {
+                addrs: vec!["127.0.0.1:1".into()],
+                rpc_timeout: Duration::from_millis(100),
+                connect_timeout: Duration::from_millis(100),
+                retry_for: Duration::from_millis(100),
+                token: None,
+            })
+            .unwrap(),
+        );
+        let fetcher = Arc::new(UfsFetcher::new(store.clone(), master));
+        let registry = prometheus::Registry::new();
+        WorkerApi::new(
+            store,
+            Arc::default(),
+            RpcMetrics::new(&registry, "test"),
+            fetcher,
+        )
+    }
+
+    fn req(block_id: u64, offset: u64, length: u64) -> ReadBlockRequest {
+        ReadBlockRequest {
+            block_id,
+            offset,
+            length,
+            ufs: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn range_reads_refuse_long_lengths_and_clip_at_the_block_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path());
+        for length in [CHUNK_SIZE as u64 + 1, u64::MAX] {
+            let e = api.range(req(7, 0, length)).await.unwrap_err();
+            assert!(matches!(e, FsError::InvalidArgument(_)), "{e}");
+        }
+        let data = api.range(req(7, 4, CHUNK_SIZE as u64)).await.unwrap().data;
+        assert_eq!(&data[..], b"456789");
+        for offset in [10, 11, u64::MAX] {
+            let data = api.range(req(7, offset, 5)).await.unwrap().data;
+            assert!(data.is_empty(), "offset {offset}");
+        }
+        let e = api.range(req(u64::MAX, 0, 1)).await.unwrap_err();
+        assert!(matches!(e, FsError::Unavailable(_)), "{e}");
+    }
+
+    #[tokio::test]
+    async fn streamed_reads_stop_at_the_block_end_whatever_the_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api(dir.path());
+        for (offset, length, want) in [
+            (4, u64::MAX, &b"456789"[..]),
+            (u64::MAX, u64::MAX, &b""[..]),
+            (9, 1, &b"9"[..]),
+        ] {
+            let stream = api
+                .read_block(Request::new(req(7, offset, length)))
+                .await
+                .unwrap()
+                .into_inner();
+            let chunks: Vec<DataChunk> = stream.map(|c| c.unwrap()).collect().await;
+            let got: Vec<u8> = chunks.iter().flat_map(|c| c.data.iter().copied()).collect();
+            assert_eq!(got, want, "offset {offset} length {length}");
+        }
+    }
+}

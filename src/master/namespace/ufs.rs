@@ -49,6 +49,11 @@ pub struct UfsItem {
     pub etag: String,
 }
 
+/// Most blocks a file listed by under storage may have: 4 Mi blocks (4 TiB at the
+/// smallest block size of 1 MiB, 256 TiB at 64 MiB); a listed size asking for more is
+/// not a real object and is left out rather than allocated.
+pub const MAX_UFS_FILE_BLOCKS: u64 = 4 << 20;
+
 impl Namespace {
     /// The mount whose directory holds `path` when it is an under-storage mount, and
     /// `path` relative to it ("" for the mount itself).
@@ -138,10 +143,15 @@ impl Namespace {
         }
         let dir_id = dir.id;
         for item in items {
+            // Names no path can reach, and objects claiming more blocks than a file may
+            // have (a listing saying u64::MAX bytes), stay out of the namespace.
             if item.name.is_empty()
                 || item.name.contains('/')
+                || item.name.contains('\0')
+                || item.name.len() > super::MAX_NAME_LEN
                 || item.name == "."
                 || item.name == ".."
+                || (!item.dir && item.size.div_ceil(block_size) > MAX_UFS_FILE_BLOCKS)
             {
                 continue;
             }
