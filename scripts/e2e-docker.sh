@@ -17,6 +17,9 @@
 #      with `curvine-fluid umount` from the node, and the client starts again.
 #   5. The Helm chart's cluster (scripts/e2e-chart.sh): the containers the chart renders
 #      for 3 masters, 2 workers and the FUSE DaemonSet, and its helm test pod's script.
+#   6. Under storage (scripts/e2e-ufs.sh): an S3 server's bucket prefix mounted read-only
+#      as a dataset, read cold through the client, loaded by a DataLoad, followed when
+#      objects come and go; a wrong secret key refused by mount-ufs.
 #
 # Usage: scripts/e2e-docker.sh          env: IMAGE (default curvine-fluid:latest),
 #        E2E_BUILD=0 to use an existing image instead of `make docker-build-fluid`,
@@ -31,8 +34,9 @@ NS=default
 RT=curvine-demo
 BIN=/usr/local/bin/curvine-fluid
 TARGET=/runtime-mnt/cache/$NS/$RT/cache-fuse
+ROOT=$WORK/runtime-mnt
 E2E_NAME=e2e
-# log, fail, cleanup (on exit)
+# log, fail, cleanup (on exit), the CacheRuntime pods
 . scripts/e2e-lib.sh
 
 need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
@@ -47,91 +51,15 @@ docker image inspect "$IMAGE" >/dev/null 2>&1 || fail "image $IMAGE missing: mak
 docker network create --label "$RUN_ID" "$RUN_ID" >/dev/null
 
 # The mount root, shared both ways like Fluid's Bidirectional hostPath.
-ROOT=$WORK/runtime-mnt
-mkdir -p "$ROOT"
-mount --bind "$ROOT" "$ROOT"
-mount --make-rshared "$ROOT"
+shared_mount_root
 
-fqdn() { echo "$RT-$1-$2.svc-$RT-$1.$NS.svc.cluster.local"; }
-
-# runtime.json as Fluid's generator writes it (compact, key order of CacheRuntimeConfig).
-runtime_json() { # masters workers
-  printf '{"mounts":[{"mountPoint":"curvine:///data","name":"curvine","path":"/curvine"}],"accessModes":["ReadWriteMany"],"targetPath":"%s","master":{"enabled":true,"name":"%s-master","options":{"journal_port":"8996","rpc_port":"8995","web_port":"9000"},"replicas":%d,"service":{"name":"svc-%s-master"}},"worker":{"enabled":true,"name":"%s-worker","options":{"dir_reserved":"0","rpc_port":"8997","web_port":"9001"},"replicas":%d,"service":{"name":"svc-%s-worker"},"tieredStoreLevels":[{"mountPaths":["/etc/fluid/mount/tiered-store/level-0-index-0-emptydir"],"mediumType":"HDD","quotas":["2Gi"],"high":"0.9","low":"0.7"}]},"client":{"enabled":true,"name":"%s-client","service":{"name":""}}}' \
-    "$TARGET" "$RT" "$1" "$RT" "$RT" "$2" "$RT" "$RT"
-}
-
-# Starts one CacheRuntime pod: component, pod name, config dir, extra docker args.
-pod() {
-  local component=$1 name=$2 conf=$3; shift 3
-  local svc="svc-$RT-$component"
-  [ "$component" = client ] && svc=""
-  docker run -d --label "$RUN_ID" --name "$RUN_ID-$name" --hostname "$name" \
-    --network "$RUN_ID" \
-    -v "$conf:/etc/fluid/config:ro" \
-    -e FLUID_DATASET_NAME=$RT -e FLUID_DATASET_NAMESPACE=$NS \
-    -e FLUID_RUNTIME_CONFIG_PATH=/etc/fluid/config/runtime.json \
-    -e FLUID_RUNTIME_MOUNT_PATH=$TARGET \
-    -e FLUID_RUNTIME_COMPONENT_TYPE="$component" \
-    -e FLUID_RUNTIME_COMPONENT_SVC_NAME="$svc" \
-    "$@" "$IMAGE" >/dev/null
-}
-
-# A client pod: FUSE device and capability, and the host directory bound at exactly the
-# targetPath with rshared propagation, as Fluid's hostPath (DirectoryOrCreate,
-# Bidirectional) is: the client mounts on top of that bind.
-client_pod() { # name conf
-  mkdir -p "$WORK$TARGET"
-  pod client "$1" "$2" --device /dev/fuse --cap-add SYS_ADMIN \
-    -v "$WORK$TARGET:$TARGET:rshared"
-}
-
-wait_ready() { # container port what
-  for _ in $(seq 1 120); do
-    [ "$(http_code "$1" "$2" /healthz)" = 200 ] && return 0
-    [ "$(docker inspect -f '{{.State.Running}}' "$RUN_ID-$1" 2>/dev/null)" = true ] ||
-      fail "$1 exited before it was ready"
-    sleep 0.5
-  done
-  fail "$1 ($3) not ready within 60 s"
-}
-
-# The app pod: the CSI bind of targetPath at /data, running a script.
-app_pod() { # script
-  docker run --rm --label "$RUN_ID" -v "$ROOT/cache/$NS/$RT/cache-fuse:/data:rslave" \
-    --entrypoint bash "$IMAGE" -euo pipefail -c "$1"
-}
-
-# Whether a container's log has a line matching the pattern (read whole: no SIGPIPE).
-logs_have() { # container pattern
-  docker logs "$RUN_ID-$1" > "$WORK/logs.txt" 2>&1 || true
-  grep -q -- "$2" "$WORK/logs.txt"
-}
-
-is_mounted() { awk -v p="$1" '$5 == p && / - fuse/' /proc/self/mountinfo | grep -q .; }
-
+# runtime.json of scenarios 1 to 4: the cluster's own /data at the dataset path /curvine.
 start_cache_runtime() { # masters workers
-  local masters=$1 workers=$2 conf=$WORK/config-$1m$2w i
+  local conf=$WORK/config-$1m$2w
   mkdir -p "$conf"
-  runtime_json "$masters" "$workers" > "$conf/runtime.json"
-  for i in $(seq 0 $((masters - 1))); do
-    # The pod's FQDN, and the headless service's name, which resolves to every master.
-    pod master "$RT-master-$i" "$conf" --network-alias "$(fqdn master "$i")" \
-      --network-alias "svc-$RT-master.$NS.svc.cluster.local"
-  done
-  for i in $(seq 0 $((workers - 1))); do
-    pod worker "$RT-worker-$i" "$conf" --network-alias "$(fqdn worker "$i")"
-  done
-  client_pod "$RT-client-x1" "$conf"
-  for i in $(seq 0 $((masters - 1))); do wait_ready "$RT-master-$i" 9000 master; done
-  for i in $(seq 0 $((workers - 1))); do wait_ready "$RT-worker-$i" 9001 worker; done
-  wait_ready "$RT-client-x1" 9002 "client mount"
-  is_mounted "$ROOT/cache/$NS/$RT/cache-fuse" || fail "the client's mount is not seen on the host"
-}
-
-stop_cache_runtime() {
-  local ids; ids=$(docker ps -aq --filter "label=$RUN_ID")
-  [ -n "$ids" ] && docker rm -f $ids >/dev/null
-  umount -l "$ROOT/cache/$NS/$RT/cache-fuse" 2>/dev/null || true
+  runtime_json "$1" "$2" '[{"mountPoint":"curvine:///data","name":"curvine","path":"/curvine"}]' \
+    '["ReadWriteMany"]' > "$conf/runtime.json"
+  start_pods "$conf" "$1" "$2"
 }
 
 # ---------------------------------------------------------------- scenario 1
@@ -283,5 +211,9 @@ stop_cache_runtime
 # ---------------------------------------------------------------- scenario 5
 log "scenario 5: the Helm chart's cluster (scripts/e2e-chart.sh)"
 IMAGE=$IMAGE E2E_BUILD=0 scripts/e2e-chart.sh || fail "the Helm chart scenario failed"
+
+# ---------------------------------------------------------------- scenario 6
+log "scenario 6: under storage, an S3 bucket's prefix (scripts/e2e-ufs.sh)"
+IMAGE=$IMAGE E2E_BUILD=0 scripts/e2e-ufs.sh || fail "the under-storage scenario failed"
 
 log "all scenarios passed"
