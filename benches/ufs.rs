@@ -100,10 +100,14 @@ async fn put(ufs: &Ufs, key: &str, bytes: u64) -> Result<(), Failure> {
     const CHUNK: u64 = 8 << 20;
     let start = Instant::now();
     let mut writer = ufs.writer(key).await.map_err(|e| e.to_string())?;
+    // Each key its own bytes: no two objects share content (or an ETag).
+    let key_seed = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let mut written = 0;
     while written < bytes {
         let len = CHUNK.min(bytes - written);
-        let chunk = pseudo_random(len as usize, written / CHUNK + 1);
+        let chunk = pseudo_random(len as usize, key_seed ^ (written / CHUNK + 1));
         writer.write(chunk).await.map_err(|e| e.to_string())?;
         written += len;
     }

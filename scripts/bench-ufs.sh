@@ -15,7 +15,7 @@
 #   (e) the first listing of the 10,000 keys through the mount (`ls | wc -l`), and a second.
 # The page cache is dropped before each measure (reads come from the disks, not memory).
 # Everything it starts (s3s-fs, the standalone cluster) is stopped by PID on exit, its
-# mount unmounted, and the data removed (the logs and the table stay in the work dir).
+# mount unmounted, and the data and keys removed (the logs and the table stay in the work dir).
 #
 # Usage: scripts/bench-ufs.sh     (as root: FUSE and drop_caches)
 # Env knobs:
@@ -69,7 +69,7 @@ cleanup() {
     umount -l "$MNT" 2>/dev/null || true
   fi
   [ -n "$S3_PID" ] && stop_pid "$S3_PID" s3s-fs
-  if [ -n "$WORK" ] && [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/s3" "$WORK/data"; fi
+  if [ -n "$WORK" ] && [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK/s3" "$WORK/data" "$WORK/secrets"; fi
   return 0
 }
 trap cleanup EXIT

@@ -215,7 +215,14 @@ log "DataLoad of /imagenet in ${took_ms} ms; report-summary: $out"
 app_pod 'cd /data/imagenet && sha256sum --quiet -c /expect/sha256.txt' \
   -v "$WORK/expect:/expect:ro" > "$WORK/app2.log" 2>&1 ||
   fail "files read after the DataLoad differ from the bucket: $(tail -5 "$WORK/app2.log")"
-log "every file read back after the DataLoad matches the bucket"
+# Those reads found their blocks cached: the hit ratio moves off 0 once reported.
+for i in $(seq 1 40); do
+  out=$(summary)
+  [ "$(echo "$out" | jq -r .cacheHitRatio)" != "0.0%" ] && break
+  [ "$i" = 40 ] && fail "reads served from the cache are not counted as hits within 20 s: $out"
+  sleep 0.5
+done
+log "every file read back after the DataLoad matches the bucket; cacheHitRatio $(echo "$out" | jq -r .cacheHitRatio)"
 
 # ---------------------------------------------------------------- the bucket changes
 # Within the sync interval plus a margin (kernel entry caches, the poll itself).
