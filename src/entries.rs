@@ -9,7 +9,7 @@ use crate::config::ClusterConfig;
 use crate::error::{Error, InputError};
 use crate::report::human_bytes;
 use crate::rpc::pb::master as pb;
-use crate::ufs::{Ufs, UfsError, UfsSpec};
+use crate::ufs::{Ufs, UfsSpec};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -163,25 +163,16 @@ pub async fn probe_mounts(
                 .max(Duration::from_secs(1)),
         )
         .await
-        .map_err(|e| InputError::new(e.to_string(), at.clone(), probe_fix(&e)))?;
+        .map_err(|e| {
+            InputError::new(
+                e.to_string(),
+                at.clone(),
+                "fix the Dataset's mount; Fluid runs mount-ufs again",
+            )
+        })?;
         info!(mount = %m.path, source = %m.source, "under storage answers");
     }
     Ok(())
-}
-
-/// What to do about a failed probe.
-fn probe_fix(e: &UfsError) -> &'static str {
-    match e {
-        UfsError::PermissionDenied(_) => {
-            "check the access and secret keys of the mount's encryptOptions (the Secret's content)"
-        }
-        UfsError::NoBucket(_) => "create the bucket, or fix the bucket name in mountPoint",
-        UfsError::Unreachable(_) => {
-            "check the mount's endpoint_url (scheme, host, port) and that the storage runs"
-        }
-        UfsError::NotFound(_) => "create the directory, or fix the path in mountPoint",
-        _ => "check the mount's options against the storage",
-    }
 }
 
 /// The path Fluid expects a mount at: `path` when absolute, else `/<name>` (§1.2).

@@ -42,6 +42,16 @@ pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus 
         InodeKind::CharDevice => pb::FileKind::CharDevice,
         InodeKind::BlockDevice => pb::FileKind::BlockDevice,
     };
+    let read_only = || -> bool {
+        let own;
+        let at = if path.is_empty() {
+            own = ns.path_of(inode.id).unwrap_or_default();
+            own.as_str()
+        } else {
+            path
+        };
+        ns.ufs_mount_of(at).is_some_and(|(m, _)| m.read_only)
+    };
     let children = if inode.kind == InodeKind::Dir {
         ns.child_count(inode.id)
     } else {
@@ -72,6 +82,7 @@ pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus 
         parent: inode.parent,
         rdev: inode.rdev,
         xattrs: inode.xattrs.len() as u32,
+        read_only: read_only(),
     }
 }
 

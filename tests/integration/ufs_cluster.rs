@@ -569,8 +569,15 @@ fn an_s3_dataset_through_fuse_with_eviction_and_refetch() {
         .map(|t| t.used)
         .sum();
     assert!(used <= 20_000_000, "nothing was evicted: {used} bytes held");
-    let write = m.sh(&format!("echo x > {}/ds/new.txt", mnt.display()));
-    assert!(!write.status.success());
-    assert!(String::from_utf8_lossy(&write.stderr).contains("Read-only"));
+    // Read-only: a new file, and an existing one opened for appending, are EROFS at open.
+    for script in ["echo x > ds/new.txt", "echo x >> ds/part-0.bin"] {
+        let write = m.sh(script);
+        assert!(!write.status.success(), "{script} succeeded");
+        assert!(
+            String::from_utf8_lossy(&write.stderr).contains("Read-only"),
+            "{script}: {}",
+            String::from_utf8_lossy(&write.stderr)
+        );
+    }
     drop(m);
 }

@@ -66,6 +66,10 @@ impl Ops {
         }
         .map_err(to_errno)?;
         let status = located.status.clone().unwrap_or_default();
+        if writing && status.read_only {
+            // A read-only under-storage mount: refused at open, as POSIX has it.
+            return Err(Errno::EROFS);
+        }
         self.revalidate(ino, status.size);
         let reader = self.reader_for(mode, located)?;
         let fh = self
