@@ -46,7 +46,8 @@ docker-build-fluid: release
 	@docker image inspect -f '$(IMAGE): {{.Size}} bytes' $(IMAGE)
 
 # The image as Fluid runs it, in Docker: CacheRuntime (1 and 3 masters), ThinRuntime,
-# a client restarted on its stale mount, and the Helm chart's cluster running its helm
-# test (scripts/e2e-docker.sh, scripts/e2e-chart.sh). Needs root.
+# a client restarted on its stale mount, the Helm chart's cluster running its helm test,
+# and an S3 Dataset (scripts/e2e-docker.sh, scripts/e2e-chart.sh, scripts/e2e-ufs.sh).
+# Needs root.
 e2e: deps
 	scripts/e2e-docker.sh

@@ -515,6 +515,7 @@ fn an_s3_dataset_through_fuse_with_eviction_and_refetch() {
     for (name, data) in &files {
         put_file(&s3, "mlds", &format!("ds/{name}"), data);
     }
+    put_file(&s3, "mlds", "ds/big/big.bin", &pattern(256 * MIB + 3, 20));
     // A worker with room for about two of the files: reading all evicts the first.
     let cluster = rt.block_on(TestCluster::start_with(
         1,
@@ -545,8 +546,13 @@ fn an_s3_dataset_through_fuse_with_eviction_and_refetch() {
     let listing = m.ok("ls ds | sort | tr '\\n' ' '");
     assert_eq!(
         listing.trim(),
-        "part-0.bin part-1.bin part-2.bin part-3.bin"
+        "big part-0.bin part-1.bin part-2.bin part-3.bin"
     );
+    // A 256 MiB object through the mount, block by block through the small worker.
+    m.ok(&format!(
+        "cmp ds/big/big.bin {}/mlds/ds/big/big.bin",
+        s3.root().display()
+    ));
     let source = s3.root().join("mlds/ds");
     for round in 0..2 {
         for (name, _) in &files {
