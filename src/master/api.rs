@@ -6,7 +6,7 @@
 use super::convert::{block_ranges, file_status, join, mount_record, mount_table, special_kind};
 use super::namespace::{self, Command, InodeKind, Outcome, SetAttrs, XattrMode};
 use super::report::{build_report, own_view, peer_views};
-use super::state::MasterState;
+use super::state::{now_ms, MasterState};
 use super::ufs::Fresh;
 use super::workers::WorkerReport;
 use crate::fs_error::FsError;
@@ -14,15 +14,8 @@ use crate::rpc::pb::master as pb;
 use crate::rpc::pb::master::master_service_server::MasterService;
 use crate::rpc::status::to_status;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 use tonic::{Request, Response, Status};
-
-/// Wall-clock milliseconds, stamped on commands by the leader (followers apply the same).
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 /// The normalised path of a request, which may be empty when it names its inode by id.
 fn target_path(path: &str, id: u64) -> Result<String, FsError> {
@@ -126,7 +119,7 @@ impl MasterApi {
     /// Lists under storage first when `path` is under an under-storage mount and its
     /// view is older than the mount's freshness interval (leader only).
     async fn fresh(&self, path: &str, what: Fresh) -> Result<(), FsError> {
-        if path.is_empty() || !self.state.is_leader() {
+        if path.is_empty() {
             return Ok(());
         }
         self.state.ufs.fresh(&self.state, path, what).await
@@ -143,23 +136,30 @@ impl MasterApi {
         if inode.kind == InodeKind::Dir {
             return Err(FsError::IsADirectory(path));
         }
-        let blocks: Vec<(u64, u64, u64, Option<u32>)> = inode
-            .blocks
-            .iter()
-            .map(|b| (b.id, b.offset, b.len, b.worker))
-            .collect();
-        let name = if id == 0 {
-            Some(path.clone())
-        } else {
-            ns.path_of(inode.id)
-        };
-        Ok(pb::FileBlocks {
-            status: Some(file_status(&path, inode, &ns)),
-            blocks: self.located(&ns, inode, name.as_deref(), &blocks),
-        })
+        Ok(self.file_blocks(&ns, inode, &path, &inode.blocks))
     }
 
-    /// Where to read each block `(id, offset, len, worker)` of `inode` (at `path`): its
+    /// `blocks` of `inode` located, with its status as seen at `path` ("": the inode
+    /// was named by id; its first name then locates under-storage blocks).
+    fn file_blocks(
+        &self,
+        ns: &namespace::Namespace,
+        inode: &namespace::Inode,
+        path: &str,
+        blocks: &[namespace::Block],
+    ) -> pb::FileBlocks {
+        let name = if path.is_empty() {
+            ns.path_of(inode.id)
+        } else {
+            Some(path.to_string())
+        };
+        pb::FileBlocks {
+            status: Some(file_status(path, inode, ns)),
+            blocks: self.located(ns, inode, name.as_deref(), blocks),
+        }
+    }
+
+    /// Where to read each of `blocks` of `inode` (at `path`): its
     /// worker when live; a block of an under-storage file on no live worker goes to the
     /// worker that fetches it (the same for every client: one fetch per block).
     fn located(
@@ -167,7 +167,7 @@ impl MasterApi {
         ns: &namespace::Namespace,
         inode: &namespace::Inode,
         path: Option<&str>,
-        blocks: &[(u64, u64, u64, Option<u32>)],
+        blocks: &[namespace::Block],
     ) -> Vec<pb::LocatedBlock> {
         let source = match (&inode.ufs, path.and_then(|p| ns.ufs_mount_of(p))) {
             (Some(meta), Some((m, rel))) => Some((m.path.clone(), rel, meta.etag.clone())),
@@ -192,7 +192,8 @@ impl MasterApi {
         };
         blocks
             .iter()
-            .map(|&(block, offset, len, holder)| {
+            .map(|b| {
+                let (block, offset, len, holder) = (b.id, b.offset, b.len, b.worker);
                 let ufs =
                     source
                         .as_ref()
@@ -314,14 +315,7 @@ impl MasterApi {
             .await?;
         match moved {
             Some((id, false, Some(entry))) => {
-                self.state
-                    .command(Command::UfsPersisted {
-                        file_id: id,
-                        etag: entry.etag,
-                        mtime: entry.mtime_ms,
-                        size: entry.size,
-                    })
-                    .await?;
+                self.stamp_persisted(id, entry).await?;
             }
             Some((_, true, _)) => {
                 self.state.command(Command::UfsStale { path: dst }).await?;
@@ -392,17 +386,21 @@ impl MasterApi {
         let mut holders: std::collections::HashMap<u64, Option<u32>> =
             inode.blocks.iter().map(|b| (b.id, b.worker)).collect();
         holders.extend(inode.pending.iter().map(|(b, w)| (*b, Some(*w))));
-        let blocks: Vec<(u64, u64, u64, Option<u32>)> = ranges
+        let blocks: Vec<namespace::Block> = ranges
             .iter()
-            .map(|r| (r.id, r.offset, r.len, holders.get(&r.id).copied().flatten()))
+            .map(|r| namespace::Block {
+                id: r.id,
+                offset: r.offset,
+                len: r.len,
+                worker: holders.get(&r.id).copied().flatten(),
+            })
             .collect();
-        let path = ns.path_of(file_id);
-        let mut status = file_status(path.as_deref().unwrap_or(""), inode, &ns);
-        status.size = length;
-        Ok(pb::FileBlocks {
-            blocks: self.located(&ns, inode, path.as_deref(), &blocks),
-            status: Some(status),
-        })
+        let path = ns.path_of(file_id).unwrap_or_default();
+        let mut located = self.file_blocks(&ns, inode, &path, &blocks);
+        if let Some(status) = located.status.as_mut() {
+            status.size = length;
+        }
+        Ok(located)
     }
 
     /// Writes a complete file of the namespace to its storage and stamps the version.
@@ -418,18 +416,20 @@ impl MasterApi {
             let inode = ns
                 .inode(file_id)
                 .ok_or_else(|| FsError::NotFound(format!("inode {file_id}")))?;
-            let blocks: Vec<(u64, u64, u64, Option<u32>)> = inode
-                .blocks
-                .iter()
-                .map(|b| (b.id, b.offset, b.len, b.worker))
-                .collect();
-            let path = ns.path_of(file_id);
-            pb::FileBlocks {
-                status: Some(file_status(path.as_deref().unwrap_or(""), inode, &ns)),
-                blocks: self.located(&ns, inode, path.as_deref(), &blocks),
-            }
+            let path = ns.path_of(file_id).unwrap_or_default();
+            self.file_blocks(&ns, inode, &path, &inode.blocks)
         };
         let entry = self.state.ufs.persist(m, ufs, rel, located).await?;
+        self.stamp_persisted(file_id, entry).await?;
+        Ok(())
+    }
+
+    /// Records the version of a file the storage now holds.
+    async fn stamp_persisted(
+        &self,
+        file_id: u64,
+        entry: crate::ufs::UfsEntry,
+    ) -> Result<Outcome, FsError> {
         self.state
             .command(Command::UfsPersisted {
                 file_id,
@@ -437,8 +437,7 @@ impl MasterApi {
                 mtime: entry.mtime_ms,
                 size: entry.size,
             })
-            .await?;
-        Ok(())
+            .await
     }
 
     fn report_of(&self, req: &pb::HeartbeatRequest) -> WorkerReport {
@@ -824,31 +823,15 @@ impl MasterService for MasterApi {
         let r = req.into_inner();
         self.timed("complete_file", async {
             let blocks = block_ranges(&r.blocks)?;
-            let storage = self.storage_of_file(r.file_id)?;
-            if let Some((m, ufs, rel)) = &storage {
-                // Written through before the writer hears success.
-                let located = self.completed_blocks(r.file_id, r.length, &blocks)?;
-                let entry = self.state.ufs.persist(m, ufs, rel, located).await?;
-                self.state
-                    .command(Command::Complete {
-                        file_id: r.file_id,
-                        length: r.length,
-                        blocks,
-                        now: now_ms(),
-                    })
-                    .await?;
-                let out = self
-                    .state
-                    .command(Command::UfsPersisted {
-                        file_id: r.file_id,
-                        etag: entry.etag,
-                        mtime: entry.mtime_ms,
-                        size: r.length,
-                    })
-                    .await?;
-                return self.node_status(&r.path, out);
-            }
-            let out = self
+            // Under storage: written through before the writer hears success.
+            let persisted = match self.storage_of_file(r.file_id)? {
+                Some((m, ufs, rel)) => {
+                    let located = self.completed_blocks(r.file_id, r.length, &blocks)?;
+                    Some(self.state.ufs.persist(&m, &ufs, &rel, located).await?)
+                }
+                None => None,
+            };
+            let mut out = self
                 .state
                 .command(Command::Complete {
                     file_id: r.file_id,
@@ -857,6 +840,9 @@ impl MasterService for MasterApi {
                     now: now_ms(),
                 })
                 .await?;
+            if let Some(entry) = persisted {
+                out = self.stamp_persisted(r.file_id, entry).await?;
+            }
             self.node_status(&r.path, out)
         })
         .await

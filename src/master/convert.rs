@@ -43,6 +43,9 @@ pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus 
         InodeKind::BlockDevice => pb::FileKind::BlockDevice,
     };
     let read_only = || -> bool {
+        if !ns.mounts().any(|m| m.is_ufs() && m.read_only) {
+            return false;
+        }
         let own;
         let at = if path.is_empty() {
             own = ns.path_of(inode.id).unwrap_or_default();

@@ -212,8 +212,8 @@ impl Master {
         .await
         .map_err(|e| MasterError::Raft(e.to_string()))?;
 
-        let ufs_interval =
-            super::ufs::parse_interval(&config.master.ufs_sync_interval).map_err(|e| {
+        let ufs_interval = crate::ufs::parse_sync_interval(&config.master.ufs_sync_interval)
+            .map_err(|e| {
                 MasterError::Config(format!(
                     "master.ufs_sync_interval: {e}; write a duration such as 30s, 0 (list \
                      every time) or -1 (list once)"

@@ -13,6 +13,13 @@ use crate::metrics::RpcMetrics;
 use openraft::error::CheckIsLeaderError;
 use std::sync::Arc;
 
+/// Wall-clock milliseconds, stamped on commands by the leader (followers apply the same).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Everything the master's services share.
 pub struct MasterState {
     /// This node's Raft id.

@@ -6,7 +6,7 @@
 //! credentials; the leader and the workers do.
 
 use super::namespace::{Command, InodeKind, MountRecord, UfsItem};
-use super::state::MasterState;
+use super::state::{now_ms, MasterState};
 use crate::client::{Client, FileReader};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master as pb;
@@ -14,7 +14,6 @@ use crate::ufs::{Ufs, UfsEntry, UfsError, UfsSpec};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 /// Bytes read from the workers per write to the storage when writing a file through.
@@ -57,22 +56,6 @@ impl std::fmt::Debug for UfsLayer {
             .field("default_interval_ms", &self.default_interval_ms)
             .field("block_size", &self.block_size)
             .finish_non_exhaustive()
-    }
-}
-
-/// Wall-clock milliseconds.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// A freshness interval in ms: a duration (`30s`), `0` (every time) or `-1` (once).
-pub fn parse_interval(text: &str) -> Result<i64, String> {
-    match text.trim() {
-        "-1" => Ok(-1),
-        "0" => Ok(0),
-        t => crate::config::units::parse_duration(t).map(|d| d.as_millis() as i64),
     }
 }
 
@@ -165,9 +148,19 @@ impl UfsLayer {
 
     /// Makes the namespace's view of `path` fresh enough to answer a request.
     pub async fn fresh(&self, st: &MasterState, path: &str, what: Fresh) -> Result<(), FsError> {
-        let Some((mount, handle, rel)) = self.mount_of(st, path)? else {
+        let found = st
+            .ns
+            .read()
+            .ufs_mount_of(path)
+            .map(|(m, rel)| (m.clone(), rel));
+        let Some((mount, rel)) = found else {
             return Ok(());
         };
+        if !st.is_leader() {
+            // A follower answers NotLeader next; only the leader lists.
+            return Ok(());
+        }
+        let handle = self.handle(&mount)?;
         let started = now_ms();
         let names: Vec<&str> = rel.split('/').filter(|n| !n.is_empty()).collect();
         let (depth, force) = match what {

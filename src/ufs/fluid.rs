@@ -294,7 +294,7 @@ fn apply(spec: &mut UfsSpec, mut collected: Collected, mount: &str) -> Result<()
 
 /// `sync_interval` in ms: `-1` (load once), `0` (check every time) or a duration such as
 /// `500ms`, `30s`, `5m`, `1h` (a bare number is seconds).
-fn parse_sync_interval(text: &str) -> Result<i64, String> {
+pub fn parse_sync_interval(text: &str) -> Result<i64, String> {
     let text = text.trim();
     if text == "-1" {
         return Ok(-1);

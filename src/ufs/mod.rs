@@ -22,7 +22,7 @@ mod write;
 
 pub use entry::UfsEntry;
 pub use error::UfsError;
-pub use fluid::DEFAULT_REGION;
+pub use fluid::{parse_sync_interval, DEFAULT_REGION};
 pub use list::{UfsLister, PAGE};
 pub use spec::{SecretSource, UfsKind, UfsSpec, MASK};
 pub use store::Ufs;

@@ -7,7 +7,12 @@ use std::path::Path;
 use std::process::Output;
 
 /// Runs the binary with `--conf` and a pod-like environment.
-fn run(conf: &Path, runtime_json: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
+pub(crate) fn run(
+    conf: &Path,
+    runtime_json: &Path,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Output {
     let mut all = vec!["--conf", conf.to_str().expect("utf-8")];
     all.extend_from_slice(args);
     let mut env: Vec<(String, String)> = vec![
@@ -23,7 +28,7 @@ fn run(conf: &Path, runtime_json: &Path, args: &[&str], extra: &[(&str, &str)]) 
 }
 
 /// Exactly one JSON document on stdout, as Fluid requires (it trims whitespace).
-fn one_json(out: &Output) -> serde_json::Value {
+pub(crate) fn one_json(out: &Output) -> serde_json::Value {
     assert!(
         out.status.success(),
         "failed: {}",
@@ -34,7 +39,7 @@ fn one_json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {text:?}"))
 }
 
-fn mounted(doc: &serde_json::Value) -> Vec<String> {
+pub(crate) fn mounted(doc: &serde_json::Value) -> Vec<String> {
     let mut paths: Vec<String> = doc["mounted"]
         .as_array()
         .expect("mounted is an array")

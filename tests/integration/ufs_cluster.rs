@@ -5,6 +5,7 @@
 //! report; writes through to the storage; eviction then refetch; bad credentials.
 
 use crate::cluster::{pattern, TestCluster};
+use crate::fluid_entries::{mounted, one_json, run};
 use crate::fuse_mount::Mounted;
 use crate::harness::{run_binary, wait_for};
 use crate::s3_server::S3Server;
@@ -17,22 +18,6 @@ const ACCESS: &str = "AKIAUFSTEST0001";
 const SECRET: &str = "ufs-test-secret-key-0001";
 const MIB: usize = 1 << 20;
 
-/// Runs a binary command with `--conf` as a master pod would.
-fn run(conf: &Path, runtime_json: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let mut all = vec!["--conf", conf.to_str().expect("utf-8")];
-    all.extend_from_slice(args);
-    let mut env: Vec<(String, String)> = vec![
-        (
-            "FLUID_RUNTIME_CONFIG_PATH".into(),
-            runtime_json.display().to_string(),
-        ),
-        ("FLUID_RUNTIME_COMPONENT_TYPE".into(), "master".into()),
-        ("HOSTNAME".into(), "ufs-demo-master-0".into()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    run_binary(&all, &env)
-}
-
 async fn run_async(conf: &Path, json: &Path, args: &[&str]) -> Output {
     let (conf, json) = (conf.to_path_buf(), json.to_path_buf());
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -42,16 +27,6 @@ async fn run_async(conf: &Path, json: &Path, args: &[&str]) -> Output {
     })
     .await
     .expect("join")
-}
-
-fn stdout_json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
 }
 
 /// Secret files as Fluid mounts them (`/etc/fluid/secrets/<secret>/<key>`).
@@ -92,17 +67,6 @@ fn runtime_json(dir: &Path, name: &str, mounts: &[String]) -> PathBuf {
     )
     .unwrap();
     file
-}
-
-fn mounted(doc: &serde_json::Value) -> Vec<String> {
-    let mut v: Vec<String> = doc["mounted"]
-        .as_array()
-        .expect("mounted")
-        .iter()
-        .map(|p| p.as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Puts an object by writing the server's file (s3s-fs serves its root's files).
@@ -156,12 +120,12 @@ async fn an_s3_dataset_binds_reads_refreshes_loads_and_reports() {
         )],
     );
     let out = run_async(&conf, &json, &["mount-ufs"]).await;
-    assert_eq!(mounted(&stdout_json(&out)), vec!["/imagenet"]);
+    assert_eq!(mounted(&one_json(&out)), vec!["/imagenet"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(SECRET), "the secret was logged: {stderr}");
     // Idempotent.
     let again = run_async(&conf, &json, &["mount-ufs"]).await;
-    assert_eq!(mounted(&stdout_json(&again)), vec!["/imagenet"]);
+    assert_eq!(mounted(&one_json(&again)), vec!["/imagenet"]);
 
     let client = cluster.client();
     assert_eq!(
@@ -205,16 +169,23 @@ async fn an_s3_dataset_binds_reads_refreshes_loads_and_reports() {
         tokio::time::sleep(Duration::from_millis(400)).await; // a heartbeat or more
         client.report().await.unwrap().bytes_fetched
     };
+    // Four concurrent readers of `path` (a copy of `nested`).
+    let four_readers = |path: &'static str| {
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let c = client.clone();
+                tokio::spawn(async move { c.read_file(path).await.unwrap() })
+            })
+            .collect();
+        let nested = &nested;
+        async move {
+            for r in readers {
+                assert!(r.await.unwrap() == *nested);
+            }
+        }
+    };
     let before = fetched().await;
-    let readers: Vec<_> = (0..4)
-        .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.read_file("/imagenet/train/x.bin").await.unwrap() })
-        })
-        .collect();
-    for r in readers {
-        assert!(r.await.unwrap() == nested);
-    }
+    four_readers("/imagenet/train/x.bin").await;
     assert_eq!(
         fetched().await - before,
         0,
@@ -223,15 +194,7 @@ async fn an_s3_dataset_binds_reads_refreshes_loads_and_reports() {
     put_file(&s3, "mlds", "imagenet/train/same.bin", &nested);
     client.list_with("/imagenet/train", true).await.unwrap();
     let before = fetched().await;
-    let readers: Vec<_> = (0..4)
-        .map(|_| {
-            let c = client.clone();
-            tokio::spawn(async move { c.read_file("/imagenet/train/same.bin").await.unwrap() })
-        })
-        .collect();
-    for r in readers {
-        assert!(r.await.unwrap() == nested);
-    }
+    four_readers("/imagenet/train/same.bin").await;
     assert_eq!(
         fetched().await - before,
         nested.len() as u64,
@@ -282,12 +245,12 @@ async fn an_s3_dataset_binds_reads_refreshes_loads_and_reports() {
     assert!(log.contains("DataLoad finished"), "{log}");
     wait_for("everything cached", Duration::from_secs(20), || async {
         let out = run_async(&conf, &json, &["report-summary"]).await;
-        percent(&stdout_json(&out), "cachedPercentage") == 100.0
+        percent(&one_json(&out), "cachedPercentage") == 100.0
     })
     .await;
     // Reads now come from the cache: the hit ratio moves up from where the cold reads left it.
     let before = percent(
-        &stdout_json(&run_async(&conf, &json, &["report-summary"]).await),
+        &one_json(&run_async(&conf, &json, &["report-summary"]).await),
         "cacheHitRatio",
     );
     assert!(before < 100.0, "cold reads were not counted as misses");
@@ -295,7 +258,7 @@ async fn an_s3_dataset_binds_reads_refreshes_loads_and_reports() {
         assert!(client.read_file("/imagenet/train/big.bin").await.unwrap() == big);
     }
     wait_for("the hit ratio to rise", Duration::from_secs(10), || async {
-        let doc = stdout_json(&run_async(&conf, &json, &["report-summary"]).await);
+        let doc = one_json(&run_async(&conf, &json, &["report-summary"]).await);
         percent(&doc, "cacheHitRatio") > before
     })
     .await;
@@ -362,7 +325,7 @@ async fn ten_thousand_keys_list_and_a_local_directory_writes_through() {
     );
     let out = run_async(&conf, &json, &["mount-ufs"]).await;
     // Fluid expects local:// mounts not to be reported.
-    assert_eq!(mounted(&stdout_json(&out)), vec!["/many"]);
+    assert_eq!(mounted(&one_json(&out)), vec!["/many"]);
 
     let client = cluster.client();
     let started = Instant::now();
@@ -422,7 +385,7 @@ async fn s3_writes_go_through_before_close_and_a_failed_upload_leaves_nothing() 
         &[s3_mount(&s3, &keys, "s3://out/results", "/results", false)],
     );
     let out = run_async(&conf, &json, &["mount-ufs"]).await;
-    assert_eq!(mounted(&stdout_json(&out)), vec!["/results"]);
+    assert_eq!(mounted(&one_json(&out)), vec!["/results"]);
 
     let client = cluster.client();
     let object = |key: &str| std::fs::read(s3.root().join("out/results").join(key)).ok();
@@ -538,7 +501,7 @@ fn an_s3_dataset_through_fuse_with_eviction_and_refetch() {
         &[s3_mount(&s3, &keys, "s3://mlds/ds", "/ds", true)],
     );
     let out = run(&conf, &json, &["mount-ufs"], &[]);
-    assert_eq!(mounted(&stdout_json(&out)), vec!["/ds"]);
+    assert_eq!(mounted(&one_json(&out)), vec!["/ds"]);
 
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();

@@ -6,6 +6,7 @@
 //! an empty marker does not show in its listings, and a HEAD of a prefix is a server
 //! error there. The tests that need markers on S3 give them content beside them.
 
+use crate::cluster::pattern;
 use crate::s3_server::{free_port, S3Server};
 use bytes::Bytes;
 use curvine_fluid::ufs::{SecretSource, Ufs, UfsEntry, UfsError, UfsSpec, PAGE};
@@ -21,20 +22,6 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-/// `len` bytes that differ at every offset (a xorshift stream seeded by `seed`).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// A local mount of a new temporary directory.
