@@ -215,8 +215,8 @@ impl Master {
         let ufs_interval = crate::ufs::parse_sync_interval(&config.master.ufs_sync_interval)
             .map_err(|e| {
                 MasterError::Config(format!(
-                    "master.ufs_sync_interval: {e}; write a duration such as 30s, 0 (list \
-                     every time) or -1 (list once)"
+                    "master.ufs_sync_interval is {:?}: {e}",
+                    config.master.ufs_sync_interval
                 ))
             })?;
         let registry = prometheus::Registry::new();
