@@ -20,7 +20,7 @@ pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
         Some(Command::Detect { .. }) => {
             print_result(&detect_report(&config::resolve::detect(&cli, &env)?))
         }
-        Some(Command::Render { .. }) => render(resolve()?),
+        Some(Command::Render { show_secrets, .. }) => render(resolve()?, *show_secrets),
         Some(Command::Umount { path }) => umount(&umount_target(path.as_deref(), &env)?),
         Some(Command::Standalone { mnt, .. }) => standalone(resolve()?, mnt.as_deref()),
         Some(Command::MountUfs) => mount_ufs(&env, resolve),
@@ -36,10 +36,27 @@ pub fn run(cli: Cli, env: EnvSnapshot) -> Result<(), Error> {
     }
 }
 
-/// `curvine-fluid render`: the config a role would write, on stdout.
-fn render(resolved: Resolved) -> Result<(), Error> {
+/// `curvine-fluid render`: the config a role would write, on stdout, with values read
+/// from secret files masked unless `show_secrets` asks for them.
+fn render(resolved: Resolved, show_secrets: bool) -> Result<(), Error> {
     log_notes(&resolved);
-    print_result(&resolved.text)
+    let secrets = resolved
+        .rendered
+        .as_ref()
+        .map(|r| r.secrets.as_slice())
+        .unwrap_or(&[]);
+    if show_secrets {
+        return print_result(&resolved.text);
+    }
+    let (text, masked) = config::mask_secrets(&resolved.text, secrets);
+    if masked > 0 {
+        info!(
+            masked,
+            "values read from secret files are shown as {}; --show-secrets prints them",
+            config::REDACTED
+        );
+    }
+    print_result(&text)
 }
 
 /// A role (master, worker, client, ThinRuntime FUSE): writes the rendered config, logs
@@ -307,10 +324,7 @@ fn log_notes(resolved: &Resolved) {
         return;
     };
     for note in &rendered.notes {
-        let mut message = note.message.clone();
-        for secret in rendered.secrets.iter().filter(|s| !s.is_empty()) {
-            message = message.replace(secret.as_str(), "<redacted>");
-        }
+        let (message, _) = config::mask_secrets(&note.message, &rendered.secrets);
         match note.level {
             NoteLevel::Info => info!("{message}"),
             NoteLevel::Warn => warn!("{message}"),

@@ -47,6 +47,9 @@ pub enum Command {
     Render {
         /// The component to render for (default: detected).
         target: Option<Target>,
+        /// Print values read from secret files instead of masking them.
+        #[arg(long)]
+        show_secrets: bool,
     },
     /// Print the detected mode and component, and which input decided.
     Detect {
@@ -216,7 +219,7 @@ impl Cli {
             Some(Command::Worker { .. }) => Target::Worker.hint(),
             Some(Command::Client { .. }) => Target::Client.hint(),
             Some(Command::FluidThinRuntime) => Target::FluidThinRuntime.hint(),
-            Some(Command::Render { target }) | Some(Command::Detect { target }) => {
+            Some(Command::Render { target, .. }) | Some(Command::Detect { target }) => {
                 target.map(Target::hint).unwrap_or_default()
             }
             Some(Command::Standalone { .. })

@@ -9,6 +9,7 @@ use crate::rpc::auth::{AuthChannel, Token};
 use crate::rpc::pb::master::master_service_client::MasterServiceClient;
 use crate::rpc::pb::master::Empty;
 use crate::rpc::status::from_status;
+use crate::rpc::tls::ClientTls;
 use crate::rpc::MAX_MESSAGE;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -30,6 +31,8 @@ pub struct MasterClientConfig {
     pub retry_for: Duration,
     /// The cluster token every request carries (none: the cluster is open).
     pub token: Option<Token>,
+    /// TLS to the masters (none: plain RPCs).
+    pub tls: Option<ClientTls>,
 }
 
 /// A client of the master API that finds the leader by itself.
@@ -67,6 +70,7 @@ impl MasterClient {
             addr,
             self.config.connect_timeout,
             Some(self.config.rpc_timeout),
+            self.config.tls.as_ref(),
         )?;
         let client =
             MasterServiceClient::new(crate::rpc::auth::attach(channel, &self.config.token))

@@ -17,6 +17,7 @@ use crate::fs_error::FsError;
 use crate::rpc::auth::{AuthChannel, Token};
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::worker_service_client::WorkerServiceClient;
+use crate::rpc::tls::{ClientTls, TlsSettings};
 use crate::rpc::{host_port, MAX_MESSAGE};
 use master::{MasterClient, MasterClientConfig};
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ struct Inner {
     block_size: u64,
     connect_timeout: Duration,
     token: Option<Token>,
+    tls: Option<ClientTls>,
 }
 
 /// A directory entry or file status.
@@ -68,7 +70,7 @@ impl Owner {
 
 impl Client {
     /// A client of the cluster in `config` (`client.master_addrs`, timeouts, block size,
-    /// the token from `security.token_file`).
+    /// the token from `security.token_file`, TLS from `security.tls_ca_file`).
     pub fn new(config: &ClusterConfig) -> Result<Client, FsError> {
         let token = Token::from_config(config).map_err(FsError::InvalidArgument)?;
         Client::with_token(config, token)
@@ -76,6 +78,9 @@ impl Client {
 
     /// A client of the cluster in `config` sending `token` (read by the caller).
     pub fn with_token(config: &ClusterConfig, token: Option<Token>) -> Result<Client, FsError> {
+        let tls = TlsSettings::from_config(config)
+            .map_err(FsError::InvalidArgument)?
+            .client;
         let addrs = config.master_endpoints();
         let c = &config.client;
         let master = MasterClient::new(MasterClientConfig {
@@ -84,6 +89,7 @@ impl Client {
             connect_timeout: Duration::from_millis(c.conn_timeout_ms.max(50)),
             retry_for: Duration::from_millis(c.rpc_retry_max_duration_ms),
             token: token.clone(),
+            tls: tls.clone(),
         })?;
         let block_size = c.block_size.0.max(CHUNK_SIZE as u64);
         Ok(Client {
@@ -93,6 +99,7 @@ impl Client {
                 block_size,
                 connect_timeout: Duration::from_millis(c.conn_timeout_ms.max(50)),
                 token,
+                tls,
             }),
         })
     }
@@ -121,7 +128,12 @@ impl Client {
         if let Some(c) = workers.get(&key) {
             return Ok(c.clone());
         }
-        let channel = crate::rpc::channel(&key, self.inner.connect_timeout, None)?;
+        let channel = crate::rpc::channel(
+            &key,
+            self.inner.connect_timeout,
+            None,
+            self.inner.tls.as_ref(),
+        )?;
         let client = WorkerServiceClient::new(crate::rpc::auth::attach(channel, &self.inner.token))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);

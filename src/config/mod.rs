@@ -197,13 +197,34 @@ pub fn summary_lines(doc: &DocumentMut, secrets: &[String]) -> Vec<String> {
     lines
         .into_iter()
         .map(|line| {
-            let mut line = line.split_whitespace().collect::<Vec<_>>().join(" ");
-            for secret in secrets.iter().filter(|s| !s.is_empty()) {
-                line = line.replace(secret.as_str(), "<redacted>");
-            }
-            line
+            mask_secrets(
+                &line.split_whitespace().collect::<Vec<_>>().join(" "),
+                secrets,
+            )
+            .0
         })
         .collect()
+}
+
+/// What stands in for a secret value wherever text leaves the process.
+pub const REDACTED: &str = "<redacted>";
+
+/// `text` with every occurrence of a secret value replaced by [`REDACTED`], and how many
+/// occurrences were replaced. Longer secrets are masked first, so a secret that contains
+/// another is masked whole.
+pub fn mask_secrets(text: &str, secrets: &[String]) -> (String, usize) {
+    let mut ordered: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = text.to_string();
+    let mut count = 0;
+    for secret in ordered {
+        let n = out.matches(secret.as_str()).count();
+        if n > 0 {
+            count += n;
+            out = out.replace(secret.as_str(), REDACTED);
+        }
+    }
+    (out, count)
 }
 
 #[cfg(test)]
@@ -220,6 +241,19 @@ mod tests {
         assert_eq!(c.client.master_addrs[0].hostname, "127.0.0.1");
         assert_eq!(c.master.meta_dir, "/d/meta");
         assert!(r.text().contains("# mine"));
+    }
+
+    #[test]
+    fn secrets_are_masked_whole_and_counted() {
+        let secrets = vec![
+            "host".to_string(),
+            "host-0.example".to_string(),
+            String::new(),
+        ];
+        let (text, n) = mask_secrets("a = \"host-0.example:1,host\"", &secrets);
+        assert_eq!(text, "a = \"<redacted>:1,<redacted>\"");
+        assert_eq!(n, 2);
+        assert_eq!(mask_secrets("plain", &secrets), ("plain".to_string(), 0));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct ClusterConfig {
     pub fuse: FuseConfig,
     /// `[log]`: the client-side log settings.
     pub log: LogConfig,
-    /// `[security]`: the cluster token.
+    /// `[security]`: the cluster token and TLS files.
     pub security: SecurityConfig,
 }
 
@@ -63,6 +63,14 @@ pub struct SecurityConfig {
     /// File holding the cluster token every RPC carries (a mounted Secret); empty: no
     /// token, the cluster is open. `CURVINE_TOKEN_FILE` overrides it.
     pub token_file: String,
+    /// This server's certificate chain (PEM), presented to clients over TLS.
+    pub tls_cert_file: String,
+    /// The private key of `tls_cert_file` (PEM).
+    pub tls_key_file: String,
+    /// The CA (PEM) clients trust when dialling masters and workers; set: RPCs use TLS.
+    pub tls_ca_file: String,
+    /// The name checked against servers' certificates; empty: the host dialled.
+    pub tls_server_name: String,
 }
 
 /// `[master]`.

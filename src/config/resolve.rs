@@ -64,7 +64,22 @@ pub fn resolve(cli: &Cli, env: &EnvSnapshot) -> Result<Resolved, Error> {
     if let Some(file) = env.get(env::CURVINE_TOKEN_FILE) {
         resolved.config.security.token_file = file.to_string();
     }
+    if let Some(dir) = env.get(env::CURVINE_TLS_DIR) {
+        tls_dir(&mut resolved.config.security, Path::new(dir));
+    }
     Ok(resolved)
+}
+
+/// Points the TLS keys at a mounted TLS Secret: `ca.crt` always (a missing one is then
+/// reported by name), `tls.crt` and `tls.key` when the Secret has them (a client's
+/// Secret may hold the CA only).
+fn tls_dir(security: &mut crate::config::model::SecurityConfig, dir: &Path) {
+    let file = |name: &str| dir.join(name).display().to_string();
+    security.tls_ca_file = file("ca.crt");
+    if dir.join("tls.crt").exists() || dir.join("tls.key").exists() {
+        security.tls_cert_file = file("tls.crt");
+        security.tls_key_file = file("tls.key");
+    }
 }
 
 /// Where the config of `cli`'s command comes from (the table in this module's header).
@@ -398,6 +413,27 @@ mod tests {
             Origin::Render(d) => assert_eq!(d.mode, Mode::Thin),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_tls_dir_points_the_tls_keys_at_the_secret_files() {
+        let data = tempfile::tempdir().unwrap();
+        let secret = tempfile::tempdir().unwrap();
+        let args = cli(&["standalone", "--data-dir", data.path().to_str().unwrap()]);
+        let dir = secret.path().to_str().unwrap();
+        // A client's Secret: the CA only.
+        let r = resolve(&args, &env(&[("CURVINE_TLS_DIR", dir)])).unwrap();
+        let s = &r.config.security;
+        assert_eq!(s.tls_ca_file, format!("{dir}/ca.crt"));
+        assert_eq!(
+            (s.tls_cert_file.as_str(), s.tls_key_file.as_str()),
+            ("", "")
+        );
+        // A server's Secret: certificate and key too.
+        std::fs::write(secret.path().join("tls.crt"), "x").unwrap();
+        let r = resolve(&args, &env(&[("CURVINE_TLS_DIR", dir)])).unwrap();
+        assert_eq!(r.config.security.tls_cert_file, format!("{dir}/tls.crt"));
+        assert_eq!(r.config.security.tls_key_file, format!("{dir}/tls.key"));
     }
 
     #[test]

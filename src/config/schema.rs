@@ -305,7 +305,13 @@ const FUSE: &[(&str, Kind)] = &[
     ("path_lock_stripes", Int),
 ];
 
-const SECURITY: &[(&str, Kind)] = &[("token_file", Str)];
+const SECURITY: &[(&str, Kind)] = &[
+    ("token_file", Str),
+    ("tls_cert_file", Str),
+    ("tls_key_file", Str),
+    ("tls_ca_file", Str),
+    ("tls_server_name", Str),
+];
 
 /// The top-level sections of the config file.
 pub const SECTIONS: &[&str] = &[

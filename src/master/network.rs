@@ -8,6 +8,7 @@ use crate::rpc::auth::{AuthChannel, Token};
 use crate::rpc::pb::raft::{
     raft_service_client::RaftServiceClient, raft_service_server::RaftService, RaftMessage,
 };
+use crate::rpc::tls::ClientTls;
 use openraft::error::{InstallSnapshotError, NetworkError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -29,20 +30,24 @@ pub struct Network {
     peers: std::collections::BTreeMap<NodeId, String>,
     /// The cluster token every Raft request carries.
     token: Option<Token>,
+    /// TLS to peers, when the cluster uses it.
+    tls: Option<ClientTls>,
 }
 
 impl Network {
     /// A network whose connections give up connecting after `connect_timeout`, reaching
-    /// peers at `peers` (by id), with `token` on every request.
+    /// peers at `peers` (by id), with `token` on every request, over TLS when `tls` is set.
     pub fn new(
         connect_timeout: Duration,
         peers: std::collections::BTreeMap<NodeId, String>,
         token: Option<Token>,
+        tls: Option<ClientTls>,
     ) -> Self {
         Network {
             connect_timeout,
             peers,
             token,
+            tls,
         }
     }
 }
@@ -52,7 +57,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
         let addr = self.peers.get(&target).unwrap_or(&node.addr).clone();
-        let client = crate::rpc::channel(&addr, self.connect_timeout, None)
+        let client = crate::rpc::channel(&addr, self.connect_timeout, None, self.tls.as_ref())
             .ok()
             .map(|ch| {
                 RaftServiceClient::new(crate::rpc::auth::attach(ch, &self.token))

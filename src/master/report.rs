@@ -119,15 +119,16 @@ pub fn own_view(state: &MasterState) -> pb::MasterInfo {
     }
 }
 
-/// Asks the master at `addr` for its own view (sending `token`); `None` when it does not
-/// answer in `timeout`.
+/// Asks the master at `addr` for its own view (sending `token`, over `tls` when set);
+/// `None` when it does not answer in `timeout`.
 pub async fn node_status(
     addr: &str,
     timeout: Duration,
     token: &Option<Token>,
+    tls: Option<&crate::rpc::tls::ClientTls>,
 ) -> Option<pb::MasterInfo> {
     use crate::rpc::pb::master::master_service_client::MasterServiceClient;
-    let channel = crate::rpc::channel(addr, timeout, Some(timeout)).ok()?;
+    let channel = crate::rpc::channel(addr, timeout, Some(timeout), tls).ok()?;
     MasterServiceClient::new(crate::rpc::auth::attach(channel, token))
         .node_status(pb::Empty {})
         .await
@@ -146,7 +147,13 @@ pub async fn peer_views(state: &MasterState, masters: &mut [pb::MasterInfo]) {
             }
             (
                 id,
-                node_status(&addr, Duration::from_millis(500), &state.token).await,
+                node_status(
+                    &addr,
+                    Duration::from_millis(500),
+                    &state.token,
+                    state.tls.as_ref(),
+                )
+                .await,
             )
         }
     });

@@ -18,6 +18,7 @@ use crate::metrics::RpcMetrics;
 use crate::rpc::auth::{Guard, Token};
 use crate::rpc::pb::master::master_service_server::MasterServiceServer;
 use crate::rpc::pb::raft::raft_service_server::RaftServiceServer;
+use crate::rpc::tls::TlsSettings;
 use crate::rpc::{host_port, MAX_MESSAGE};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::web::{self, WebApp};
@@ -161,6 +162,8 @@ impl Master {
         let (node_id, members) = identity(config)?;
         let token = Token::from_config(config).map_err(MasterError::Config)?;
         crate::rpc::auth::note_open("master", token.is_some());
+        let tls = TlsSettings::from_config(config).map_err(MasterError::Config)?;
+        crate::rpc::tls::note("master", &tls);
         let meta_dir = config.master.meta_dir.clone();
         let journal_dir = config.journal.journal_dir.clone();
         if config.format_master {
@@ -205,6 +208,7 @@ impl Master {
                     .map(|(id, node)| (*id, node.addr.clone()))
                     .collect(),
                 token.clone(),
+                tls.client.clone(),
             ),
             log_store.clone(),
             state_machine.clone(),
@@ -243,6 +247,7 @@ impl Master {
                 crate::client::Client::with_token(config, token.clone()).ok(),
             ),
             token: token.clone(),
+            tls: tls.client.clone(),
         });
 
         let (trigger, shutdown) = shutdown::channel();
@@ -265,7 +270,9 @@ impl Master {
         tasks.push((
             "rpc",
             spawn_grpc(
-                crate::rpc::server_builder().add_service(api.clone()),
+                crate::rpc::server_builder(tls.server.as_ref())
+                    .map_err(|e| MasterError::Config(format!("TLS: {e}")))?
+                    .add_service(api.clone()),
                 listeners.rpc,
                 shutdown.clone(),
             ),
@@ -273,7 +280,8 @@ impl Master {
         tasks.push((
             "journal",
             spawn_grpc(
-                crate::rpc::server_builder()
+                crate::rpc::server_builder(tls.server.as_ref())
+                    .map_err(|e| MasterError::Config(format!("TLS: {e}")))?
                     .add_service(peer)
                     .add_service(api),
                 listeners.journal,
@@ -306,7 +314,7 @@ impl Master {
                 .await
                 .map_err(|e| MasterError::Raft(e.to_string()))?;
             if !initialized {
-                match existing_cluster(node_id, &members, &token).await {
+                match existing_cluster(node_id, &members, &token, tls.client.as_ref()).await {
                     Some((peer, term)) => info!(
                         peer,
                         term,
@@ -421,12 +429,13 @@ async fn existing_cluster(
     node_id: NodeId,
     members: &BTreeMap<NodeId, BasicNode>,
     token: &Option<Token>,
+    tls: Option<&crate::rpc::tls::ClientTls>,
 ) -> Option<(NodeId, u64)> {
     let asks = members
         .iter()
         .filter(|(id, _)| **id != node_id)
         .map(|(id, node)| async move {
-            let seen = node_status(&node.addr, Duration::from_secs(1), token).await?;
+            let seen = node_status(&node.addr, Duration::from_secs(1), token, tls).await?;
             (seen.term > 0).then_some((*id, seen.term))
         });
     futures::future::join_all(asks)

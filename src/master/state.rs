@@ -48,6 +48,8 @@ pub struct MasterState {
     pub ufs: super::ufs::UfsLayer,
     /// The cluster token this master sends to its peers (none: the cluster is open).
     pub token: Option<crate::rpc::auth::Token>,
+    /// TLS to peers (none: plain RPCs).
+    pub tls: Option<crate::rpc::tls::ClientTls>,
 }
 
 impl std::fmt::Debug for MasterState {

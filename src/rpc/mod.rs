@@ -1,6 +1,6 @@
 //! Our own gRPC protocol between our own components: the generated message and service
-//! types (`pb`), error mapping to and from `tonic::Status`, channel set-up, and the cluster
-//! token every request carries when one is configured (`auth`).
+//! types (`pb`), error mapping to and from `tonic::Status`, channel set-up, the cluster
+//! token every request carries when one is configured (`auth`), and optional TLS (`tls`).
 //!
 //! Ports: clients and workers talk to masters on `master.rpc_port`, masters to each other
 //! on `journal.rpc_port` (which also serves the client API, so a leader hint that names a
@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod status;
+pub mod tls;
 
 /// Generated protobuf types and gRPC stubs.
 #[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
@@ -33,21 +34,31 @@ use tonic::transport::{Channel, Endpoint};
 /// snapshot chunks can be larger).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
-/// A lazily connecting channel to `host:port` with our timeouts and window sizes.
+/// A lazily connecting channel to `host:port` with our timeouts and window sizes, over
+/// TLS when `tls` is given.
 pub fn channel(
     addr: &str,
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
+    tls: Option<&tls::ClientTls>,
 ) -> Result<Channel, crate::fs_error::FsError> {
-    let uri = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{}", bracket_ipv6(addr))
+    let bad = |e: &dyn std::fmt::Display| {
+        crate::fs_error::FsError::InvalidArgument(format!("bad address {addr}: {e}"))
     };
-    let mut endpoint = Endpoint::from_shared(uri)
-        .map_err(|e| crate::fs_error::FsError::InvalidArgument(format!("bad address {addr}: {e}")))?
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let uri = match addr.split_once("://") {
+        Some((_, rest)) => format!("{scheme}://{rest}"),
+        None => format!("{scheme}://{}", bracket_ipv6(addr)),
+    };
+    let mut endpoint = Endpoint::from_shared(uri).map_err(|e| bad(&e))?;
+    if let Some(tls) = tls {
+        let host = endpoint.uri().host().unwrap_or_default().to_string();
+        endpoint = endpoint
+            .tls_config(tls.config_for(&host))
+            .map_err(|e| bad(&e))?;
+    }
+    let mut endpoint = endpoint
         .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
         .http2_adaptive_window(false)
@@ -57,7 +68,22 @@ pub fn channel(
     if let Some(t) = request_timeout {
         endpoint = endpoint.timeout(t);
     }
-    Ok(endpoint.connect_lazy())
+    // With a connector of our own, tonic bounds the whole connection set-up (TCP and the
+    // TLS handshake) by the connect deadline: a peer that accepts TCP but never finishes a
+    // handshake costs that deadline, not forever.
+    Ok(endpoint.connect_with_connector_lazy(tower::service_fn(tcp_connect)))
+}
+
+/// Opens the TCP connection of a channel, Nagle's algorithm off.
+async fn tcp_connect(
+    uri: tonic::transport::Uri,
+) -> std::io::Result<hyper_util::rt::TokioIo<tokio::net::TcpStream>> {
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port)).await?;
+    stream.set_nodelay(true)?;
+    Ok(hyper_util::rt::TokioIo::new(stream))
 }
 
 /// `host:port` with an IPv6 host put in brackets (`fd00::1:8995` stays as given when the
@@ -93,10 +119,17 @@ pub fn incoming(
 }
 
 /// A gRPC server builder with our flow-control windows and frame size (1 MiB data
-/// messages travel in a few large frames instead of 64 small ones).
-pub fn server_builder() -> tonic::transport::Server {
-    tonic::transport::Server::builder()
+/// messages travel in a few large frames instead of 64 small ones), accepting only TLS
+/// when `tls` is given.
+pub fn server_builder(
+    tls: Option<&tls::ServerTls>,
+) -> Result<tonic::transport::Server, tonic::transport::Error> {
+    let builder = tonic::transport::Server::builder()
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(32 << 20))
-        .max_frame_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20));
+    match tls {
+        Some(tls) => builder.tls_config(tls.config()),
+        None => Ok(builder),
+    }
 }

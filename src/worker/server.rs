@@ -10,6 +10,7 @@ use crate::config::{ClusterConfig, DataDir};
 use crate::metrics::{self, RpcMetrics};
 use crate::rpc::auth::{Guard, Token};
 use crate::rpc::pb::worker::worker_service_server::WorkerServiceServer;
+use crate::rpc::tls::TlsSettings;
 use crate::rpc::{host_port, MAX_MESSAGE};
 use crate::shutdown::{self, ShutdownTrigger};
 use crate::web::{self, WebApp};
@@ -134,6 +135,8 @@ impl Worker {
 
         let token = Token::from_config(config).map_err(WorkerError::Config)?;
         crate::rpc::auth::note_open("worker", token.is_some());
+        let tls = TlsSettings::from_config(config).map_err(WorkerError::Config)?;
+        crate::rpc::tls::note("worker", &tls);
         let masters = config.master_endpoints();
         let interval = config
             .master
@@ -148,6 +151,7 @@ impl Worker {
                 connect_timeout: Duration::from_millis(config.client.conn_timeout_ms.max(50)),
                 retry_for: interval.max(Duration::from_secs(1)),
                 token: token.clone(),
+                tls: tls.client.clone(),
             })
             .map_err(|e| WorkerError::Config(e.to_string()))?,
         );
@@ -167,7 +171,9 @@ impl Worker {
             .max_encoding_message_size(MAX_MESSAGE),
             Guard::new("worker", token),
         );
-        let router = crate::rpc::server_builder().add_service(api);
+        let router = crate::rpc::server_builder(tls.server.as_ref())
+            .map_err(|e| WorkerError::Config(format!("TLS: {e}")))?
+            .add_service(api);
         let mut grpc_shutdown = shutdown.clone();
         let rpc = listeners.rpc;
         tasks.push((

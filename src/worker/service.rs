@@ -335,6 +335,7 @@ mod tests {
                 connect_timeout: Duration::from_millis(100),
                 retry_for: Duration::from_millis(100),
                 token: None,
+                tls: None,
             })
             .unwrap(),
         );

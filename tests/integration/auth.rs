@@ -89,7 +89,8 @@ async fn only_clients_with_the_token_are_served() {
         length: 1024,
         ufs: None,
     };
-    let channel = curvine_fluid::rpc::channel(&addr, Duration::from_secs(2), None).expect("ch");
+    let channel =
+        curvine_fluid::rpc::channel(&addr, Duration::from_secs(2), None, None).expect("ch");
     let denied = WorkerServiceClient::new(channel.clone())
         .read_range(req.clone())
         .await

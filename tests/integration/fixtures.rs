@@ -381,12 +381,21 @@ fn t04_secret_endpoints_are_read_from_the_file_and_never_logged() {
     .expect("write");
     let pod = Pod::new("thin", "t04-encrypt-option-file", "")
         .set("CURVINE_SECRETS_DIR", &secrets.path().display().to_string());
-    let doc = pod.render();
-    let hosts: Vec<_> = addrs_at(&doc, "client.master_addrs")
-        .into_iter()
-        .map(|(_, h, _)| h)
-        .collect();
-    assert_eq!(hosts, vec!["sec-master-0.example", "sec-master-1.example"]);
+    let hosts = |doc: &toml_edit::DocumentMut| -> Vec<String> {
+        addrs_at(doc, "client.master_addrs")
+            .into_iter()
+            .map(|(_, h, _)| h)
+            .collect()
+    };
+    // `render` masks what came from the secret file; `--show-secrets` prints it.
+    assert_eq!(hosts(&pod.render()), vec!["<redacted>", "<redacted>"]);
+    let shown = pod.run(&["render", "--show-secrets"]);
+    assert!(shown.status.success());
+    let doc: toml_edit::DocumentMut = String::from_utf8_lossy(&shown.stdout).parse().unwrap();
+    assert_eq!(
+        hosts(&doc),
+        vec!["sec-master-0.example", "sec-master-1.example"]
+    );
 
     // Running the role writes the file and logs the config with the secret masked.
     let (_, stdout) = pod.run_client(&[]);
@@ -395,7 +404,9 @@ fn t04_secret_endpoints_are_read_from_the_file_and_never_logged() {
         !stdout.contains("sec-master-0.example"),
         "secret value logged: {stdout}"
     );
-    assert!(pod.config_file().is_file());
+    // The written file holds the real values, owner-only.
+    let written = std::fs::read_to_string(pod.config_file()).expect("config written");
+    assert!(written.contains("sec-master-0.example"));
 
     // Without the secret mounted, the error names the file, not a literal endpoint.
     let pod =

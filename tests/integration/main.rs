@@ -14,5 +14,6 @@ mod harness;
 mod posix;
 mod render_props;
 mod s3_server;
+mod tls;
 mod ufs_cluster;
 mod ufs_store;
