@@ -305,7 +305,7 @@ const FUSE: &[(&str, Kind)] = &[
     ("path_lock_stripes", Int),
 ];
 
-const SECURITY: &[(&str, Kind)] = &[("token_file", Str)];
+const SECURITY: &[(&str, Kind)] = &[("token_file", Str), ("block_token_lifetime", Duration)];
 
 /// The top-level sections of the config file.
 pub const SECTIONS: &[&str] = &[
@@ -471,6 +471,10 @@ mod tests {
         assert_eq!(kind_of(&["worker"], "audit_logging_enabled"), None);
         assert_eq!(kind_of(&["nope"], "x"), None);
         assert_eq!(kind_of(&["security"], "token_file"), Some(Str));
+        assert_eq!(
+            kind_of(&["security"], "block_token_lifetime"),
+            Some(Duration)
+        );
     }
 
     #[test]

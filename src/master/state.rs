@@ -48,6 +48,8 @@ pub struct MasterState {
     pub ufs: super::ufs::UfsLayer,
     /// The cluster token this master sends to its peers (none: the cluster is open).
     pub token: Option<crate::rpc::auth::Token>,
+    /// Issues the block tokens that go with block allocations and locations.
+    pub block_tokens: crate::rpc::block_token::Issuer,
 }
 
 impl std::fmt::Debug for MasterState {
