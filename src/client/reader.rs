@@ -171,7 +171,12 @@ impl FileReader {
                 block.block_token = f.block_token;
             }
         }
-        debug!(path = %self.status.path, block = id, why = %refused, "located again for fresh block tokens");
+        debug!(
+            path = %self.status.path,
+            block = id,
+            why = %refused,
+            "located again for fresh block tokens"
+        );
         Ok(())
     }
 

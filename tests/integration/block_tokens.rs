@@ -2,9 +2,10 @@
 //! for a valid token from the master naming that block and mode. Clients read and write
 //! as before; raw worker calls carrying the cluster token but no block token, another
 //! block's token, a read token for a write, a forged or an expired token read no data and
-//! write nothing; a reader open longer than the token lifetime locates the file again and
-//! reads on, and a writer whose block token expired mid-block finishes it. Without a
-//! cluster token nothing is checked.
+//! write nothing; a reader open longer than the token lifetime (through the client
+//! library and through a FUSE mount) locates the file again and reads on, and a writer
+//! whose block token expired mid-block finishes it; under-storage reads, write-through and
+//! DataLoad carry tokens. Without a cluster token nothing is checked.
 
 use crate::cluster::{pattern, TestCluster};
 use crate::harness::wait_for;
@@ -383,4 +384,39 @@ async fn under_storage_reads_write_through_and_loads_carry_tokens() {
     assert!(load.status.success(), "load failed: {log}");
     assert!(log.contains("DataLoad finished"), "{log}");
     cluster.shutdown().await;
+}
+
+#[test]
+fn a_file_open_through_fuse_outlives_its_block_tokens() {
+    use crate::fuse_mount::Mounted;
+    use std::io::Read;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (_dir, file) = token_file();
+    let cluster = rt.block_on(cluster(Some(&file), "1s"));
+    let client = cluster.client();
+    let data = pattern(3 * MIB + 77, 16);
+    rt.block_on(client.write_file("/held.bin", &data))
+        .expect("write");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("c.toml");
+    let toml = format!(
+        "{}[security]\ntoken_file = \"{}\"\n",
+        cluster.client_toml(),
+        file.display()
+    );
+    std::fs::write(&conf, toml).expect("write conf");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let m = Mounted::client(&conf, &mnt, "");
+
+    let mut held = std::fs::File::open(m.path("held.bin")).expect("open through FUSE");
+    let mut got = vec![0u8; 1000];
+    held.read_exact(&mut got).expect("first read");
+    rt.block_on(wait_expired(&client, "/held.bin"));
+    held.read_to_end(&mut got)
+        .expect("read after the tokens expired");
+    assert!(got == data, "the file read through FUSE differs");
+    drop(held);
+    drop(m);
+    rt.block_on(cluster.shutdown());
 }
