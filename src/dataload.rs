@@ -226,28 +226,23 @@ async fn load_tree(
 /// read through the workers. Returns its size.
 async fn load_file(client: &Client, path: &str) -> Result<u64, FsError> {
     let start = Instant::now();
-    let located = client.locate(path).await?;
+    let mut located = client.locate(path).await?;
     let from_storage = located.blocks.iter().any(|b| b.ufs.is_some());
     let (read, fetched) = if from_storage {
         let mut fetched = 0;
         let mut read = 0;
-        for block in &located.blocks {
-            let worker = block
-                .worker
-                .as_ref()
-                .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
-            let req = crate::rpc::pb::worker::ReadBlockRequest {
-                block_id: block.id,
-                offset: 0,
-                length: block.len,
-                ufs: block.ufs.clone(),
+        for i in 0..located.blocks.len() {
+            let answer = match load_block(client, &located.blocks[i]).await {
+                // A large file outlived its block tokens: fresh ones, once per block.
+                Err(FsError::BlockToken(_)) => {
+                    located = client.locate(path).await?;
+                    let block = located.blocks.get(i).ok_or_else(|| {
+                        FsError::Unavailable(format!("{path} changed while loading"))
+                    })?;
+                    load_block(client, block).await?
+                }
+                other => other?,
             };
-            let answer = client
-                .worker(worker)?
-                .load_block(req)
-                .await
-                .map_err(|s| from_status(&s))?
-                .into_inner();
             fetched += answer.fetched;
             read += answer.len;
         }
@@ -268,6 +263,30 @@ async fn load_file(client: &Client, path: &str) -> Result<u64, FsError> {
         "loaded"
     );
     Ok(read)
+}
+
+/// Has the worker of `block` fetch it from under storage (when not cached there).
+async fn load_block(
+    client: &Client,
+    block: &pb::LocatedBlock,
+) -> Result<crate::rpc::pb::worker::LoadBlockResponse, FsError> {
+    let worker = block
+        .worker
+        .as_ref()
+        .ok_or_else(|| FsError::Unavailable(block.unavailable.clone()))?;
+    let req = crate::rpc::pb::worker::ReadBlockRequest {
+        block_id: block.id,
+        offset: 0,
+        length: block.len,
+        ufs: block.ufs.clone(),
+        block_token: block.block_token.clone(),
+    };
+    client
+        .worker(worker)?
+        .load_block(req)
+        .await
+        .map(|r| r.into_inner())
+        .map_err(|s| from_status(&s))
 }
 
 /// Reads a whole file through the workers; returns the bytes read.

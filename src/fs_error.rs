@@ -68,6 +68,11 @@ pub enum FsError {
     /// retried: the same token fails again).
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
+    /// A worker refused the block token of a request (missing, expired, forged, or for
+    /// another block or mode). Not retried as is: a reader locates the file again for a
+    /// fresh token, once.
+    #[error("block token refused: {0}")]
+    BlockToken(String),
     /// Local or remote I/O failed.
     #[error("I/O error: {0}")]
     Io(String),
@@ -96,6 +101,7 @@ impl FsError {
             FsError::Unavailable(_) => "unavailable",
             FsError::NotLeader { .. } => "not_leader",
             FsError::Unauthenticated(_) => "unauthenticated",
+            FsError::BlockToken(_) => "block_token",
             FsError::Io(_) => "io",
         }
     }
@@ -121,6 +127,7 @@ impl FsError {
             | FsError::NoSpace(s)
             | FsError::Unavailable(s)
             | FsError::Unauthenticated(s)
+            | FsError::BlockToken(s)
             | FsError::Io(s) => s.clone(),
             FsError::NotLeader { leader } => leader.clone().unwrap_or_default(),
         }
@@ -150,6 +157,7 @@ impl FsError {
                 leader: Some(detail).filter(|d| !d.is_empty()),
             },
             "unauthenticated" => FsError::Unauthenticated(detail),
+            "block_token" => FsError::BlockToken(detail),
             "io" => FsError::Io(detail),
             _ => return None,
         })
@@ -189,6 +197,8 @@ mod tests {
                 leader: Some("h:1".into()),
             },
             FsError::NotLeader { leader: None },
+            FsError::Unauthenticated("x".into()),
+            FsError::BlockToken("x".into()),
             FsError::Io("x".into()),
         ];
         for e in all {

@@ -34,7 +34,8 @@
 //!   pod's masters; `write` writes atomically.
 //! - [`app`]: the command -> action match and the order of each action's steps.
 //! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up;
-//!   `auth` the cluster token (read once, attached by clients, required by servers).
+//!   `auth` the cluster token (read once, attached by clients, required by servers);
+//!   `block_token` the per-block capabilities masters issue and workers require.
 //! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
 //!   `links`, `xattrs`, `mounts` and `ufs` beside it);
 //!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;

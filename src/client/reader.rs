@@ -4,6 +4,11 @@
 //! lost worker or was evicted is an error, never zeros. Blocks of under-storage files
 //! name their source, so the worker fetches them on a miss; a sequential reader has the
 //! next one fetched ahead.
+//!
+//! Each block carries the short-lived read token the master gave with its location, and
+//! a worker checks it when a stream or range request starts. A file open longer than
+//! the token lifetime (FUSE keeps files open for hours) meets a refusal: the reader then
+//! locates the file again for fresh tokens and retries once.
 
 use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
@@ -13,7 +18,9 @@ use crate::rpc::pb::worker::worker_service_client::WorkerServiceClient;
 use crate::rpc::pb::worker::{DataChunk, ReadBlockRequest};
 use crate::rpc::status::from_status;
 use bytes::Bytes;
+use std::collections::HashMap;
 use tonic::Streaming;
+use tracing::debug;
 
 /// An open file being read.
 #[derive(Debug)]
@@ -121,6 +128,7 @@ impl FileReader {
             offset: offset_in_block,
             length: len,
             ufs: block.ufs.clone(),
+            block_token: block.block_token.clone(),
         };
         Ok((client.worker(worker)?, req))
     }
@@ -144,6 +152,63 @@ impl FileReader {
         Ok(data)
     }
 
+    /// Fresh read tokens (and locations) for this file's blocks from the master, after a
+    /// worker refused the token of block `index` with `refused`. The blocks keep their
+    /// offsets and lengths; when the file no longer has that block, `refused` stands.
+    async fn relocate(&mut self, index: usize, refused: FsError) -> Result<(), FsError> {
+        let id = self.blocks[index].id;
+        let located = self.client.locate_id(self.status.id).await?;
+        let mut fresh: HashMap<u64, pb::LocatedBlock> =
+            located.blocks.into_iter().map(|b| (b.id, b)).collect();
+        if !fresh.contains_key(&id) {
+            return Err(refused);
+        }
+        for block in &mut self.blocks {
+            if let Some(f) = fresh.remove(&block.id) {
+                block.worker = f.worker;
+                block.unavailable = f.unavailable;
+                block.ufs = f.ufs;
+                block.block_token = f.block_token;
+            }
+        }
+        debug!(
+            path = %self.status.path,
+            block = id,
+            why = %refused,
+            "located again for fresh block tokens"
+        );
+        Ok(())
+    }
+
+    /// A stream of block `index` from `within` for `len` bytes; a refused token is
+    /// renewed once.
+    async fn stream_of(
+        &mut self,
+        index: usize,
+        within: u64,
+        len: u64,
+    ) -> Result<Streaming<DataChunk>, FsError> {
+        match Self::open_stream(&self.client, &self.blocks[index], within, len).await {
+            Err(refused @ FsError::BlockToken(_)) => {
+                self.relocate(index, refused).await?;
+                Self::open_stream(&self.client, &self.blocks[index], within, len).await
+            }
+            other => other,
+        }
+    }
+
+    /// One range of block `index`, as [`FileReader::read_range`]; a refused token is
+    /// renewed once.
+    async fn range_of(&mut self, index: usize, within: u64, len: usize) -> Result<Bytes, FsError> {
+        match Self::read_range(&self.client, &self.blocks[index], within, len).await {
+            Err(refused @ FsError::BlockToken(_)) => {
+                self.relocate(index, refused).await?;
+                Self::read_range(&self.client, &self.blocks[index], within, len).await
+            }
+            other => other,
+        }
+    }
+
     /// Reads from the current position; returns 0 at the end of the file.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, FsError> {
         if self.pos >= self.status.size || buf.is_empty() {
@@ -163,7 +228,8 @@ impl FileReader {
             self.read_ahead(index + 1);
             let block = &self.blocks[index];
             let within = self.pos - block.offset;
-            let stream = Self::open_stream(&self.client, block, within, block.len - within).await?;
+            let rest = block.len - within;
+            let stream = self.stream_of(index, within, rest).await?;
             self.active = Some(Active {
                 block: index,
                 next: self.pos,
@@ -224,25 +290,21 @@ impl FileReader {
                 }
                 Ok(i) => {
                     let block = &self.blocks[i];
+                    let (id, within) = (block.id, pos - block.offset);
                     let stop = (block.offset + block.len).min(end);
                     let want = (stop - pos) as usize;
                     if want <= CHUNK_SIZE {
-                        let data =
-                            Self::read_range(&self.client, block, pos - block.offset, want).await?;
+                        let data = self.range_of(i, within, want).await?;
                         out.extend_from_slice(&data);
                         pos = stop;
                         continue;
                     }
-                    let mut stream =
-                        Self::open_stream(&self.client, block, pos - block.offset, stop - pos)
-                            .await?;
+                    let mut stream = self.stream_of(i, within, stop - pos).await?;
                     let start = out.len();
                     while out.len() - start < want {
                         match stream.message().await.map_err(|s| from_status(&s))? {
                             Some(chunk) => out.extend_from_slice(&chunk.data),
-                            None => {
-                                return Err(FsError::Io(format!("block {} ended early", block.id)))
-                            }
+                            None => return Err(FsError::Io(format!("block {id} ended early"))),
                         }
                     }
                     out.truncate(start + want);

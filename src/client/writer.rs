@@ -3,6 +3,10 @@
 //! closing the file records its blocks and length with the master. A file is visible to
 //! readers with its content once closed.
 //!
+//! Each block comes with a write token from the master; its stream opens at once with a
+//! first message carrying the block id and token, so the worker checks the token while
+//! it is fresh, however slowly the data follows (a later block gets its own token).
+//!
 //! A writer can also resume an existing file ([`FileWriter::resume`]): it keeps the file's
 //! blocks before an offset and writes new blocks from there (appends), and it can skip
 //! forward, leaving a hole that reads as zeros ([`FileWriter::skip_to`]).
@@ -42,7 +46,6 @@ struct Upload {
     id: u64,
     tx: mpsc::Sender<WriteBlockRequest>,
     sent: u64,
-    first: bool,
     call: JoinHandle<Result<u64, FsError>>,
 }
 
@@ -190,6 +193,17 @@ impl FileWriter {
         })?;
         let mut client = self.client.worker(&worker)?;
         let (tx, rx) = mpsc::channel::<WriteBlockRequest>(4);
+        // The stream's first message, queued before the call starts (the channel has
+        // room): the worker checks the token as soon as the stream opens.
+        let opening = WriteBlockRequest {
+            block_id: resp.block_id,
+            expected_len: self.client.block_size(),
+            data: bytes::Bytes::new(),
+            block_token: resp.block_token,
+        };
+        tx.send(opening)
+            .await
+            .map_err(|_| FsError::Io("block upload channel closed".into()))?;
         let where_ = format!("worker {}:{}", worker.hostname, worker.rpc_port);
         let call = tokio::spawn(async move {
             client
@@ -205,7 +219,6 @@ impl FileWriter {
             id: resp.block_id,
             tx,
             sent: 0,
-            first: true,
             call,
         });
         Ok(())
@@ -215,21 +228,16 @@ impl FileWriter {
         let Some(upload) = self.current.as_mut() else {
             return Ok(());
         };
-        if self.buf.is_empty() && !upload.first {
+        if self.buf.is_empty() {
             return Ok(());
         }
         let data = self.buf.split().freeze();
         let len = data.len() as u64;
         let msg = WriteBlockRequest {
             block_id: upload.id,
-            expected_len: if upload.first {
-                self.client.block_size()
-            } else {
-                0
-            },
             data,
+            ..WriteBlockRequest::default()
         };
-        upload.first = false;
         if upload.tx.send(msg).await.is_err() {
             // The stream ended early: the worker refused; its answer says why.
             let Some(upload) = self.current.take() else {

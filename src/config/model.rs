@@ -57,7 +57,7 @@ impl Default for ClusterConfig {
 }
 
 /// `[security]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SecurityConfig {
     /// File holding the cluster token every RPC carries (a mounted Secret); empty: no
@@ -71,6 +71,47 @@ pub struct SecurityConfig {
     pub tls_ca_file: String,
     /// The name checked against servers' certificates; empty: the host dialled.
     pub tls_server_name: String,
+    /// How long a block token the master issues stays valid (a duration, at least 1s);
+    /// read with [`SecurityConfig::block_token_lifetime`].
+    pub block_token_lifetime: String,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            token_file: String::new(),
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            tls_ca_file: String::new(),
+            tls_server_name: String::new(),
+            block_token_lifetime: "10min".to_string(),
+        }
+    }
+}
+
+/// What a bad `security.block_token_lifetime` is told to do.
+const LIFETIME_FIX: &str = "write a duration such as 10min or 30s (at least 1s)";
+
+impl SecurityConfig {
+    /// `block_token_lifetime` as a duration; an error line names the key and the fix.
+    pub fn block_token_lifetime(&self) -> Result<Duration, String> {
+        parse_lifetime(&self.block_token_lifetime).map_err(|why| {
+            format!(
+                "security.block_token_lifetime is {:?}: {why}; {LIFETIME_FIX}",
+                self.block_token_lifetime
+            )
+        })
+    }
+}
+
+/// A block token lifetime: a duration of at least one second (a shorter one would
+/// expire on the way from the master to the worker).
+fn parse_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = units::parse_duration(text).map_err(|_| "not a duration".to_string())?;
+    if lifetime < Duration::from_secs(1) {
+        return Err("shorter than 1s".to_string());
+    }
+    Ok(lifetime)
 }
 
 /// `[master]`.
@@ -542,6 +583,13 @@ impl ClusterConfig {
                 )
             })?;
         }
+        parse_lifetime(&self.security.block_token_lifetime).map_err(|why| {
+            err(
+                "security.block_token_lifetime",
+                format!("{:?} is {why}", self.security.block_token_lifetime),
+                LIFETIME_FIX,
+            )
+        })?;
         let (low, high) = (self.worker.low_watermark, self.worker.high_watermark);
         if !(0.0 < low && low <= high && high <= 1.0) {
             return Err(err(
@@ -657,6 +705,35 @@ attr_timeout_ms = 1000 # comment
         assert!(e.what.contains("invalid"), "{e}");
         let e = ClusterConfig::from_toml("[master]\nrpc_port = 0\n", "file c.toml").unwrap_err();
         assert!(e.location.contains("master.rpc_port"), "{e}");
+    }
+
+    #[test]
+    fn block_token_lifetime_is_a_duration_of_at_least_a_second() {
+        let c = ClusterConfig::default();
+        assert_eq!(
+            c.security.block_token_lifetime(),
+            Ok(Duration::from_secs(600))
+        );
+        let c =
+            ClusterConfig::from_toml("[security]\nblock_token_lifetime = \"2s\"\n", "f").unwrap();
+        assert_eq!(
+            c.security.block_token_lifetime(),
+            Ok(Duration::from_secs(2))
+        );
+        for bad in ["soon", "500ms", "0"] {
+            let text = format!("[security]\nblock_token_lifetime = \"{bad}\"\n");
+            let e = ClusterConfig::from_toml(&text, "file c.toml").unwrap_err();
+            assert!(
+                e.location.contains("security.block_token_lifetime"),
+                "{bad}: {e}"
+            );
+            assert!(e.fix.contains("10min"), "{bad}: {e}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+            let mut c = ClusterConfig::default();
+            c.security.block_token_lifetime = bad.into();
+            let e = c.security.block_token_lifetime().unwrap_err();
+            assert!(e.starts_with("security.block_token_lifetime"), "{e}");
+        }
     }
 
     #[test]

@@ -311,6 +311,7 @@ const SECURITY: &[(&str, Kind)] = &[
     ("tls_key_file", Str),
     ("tls_ca_file", Str),
     ("tls_server_name", Str),
+    ("block_token_lifetime", Duration),
 ];
 
 /// The top-level sections of the config file.
@@ -477,6 +478,10 @@ mod tests {
         assert_eq!(kind_of(&["worker"], "audit_logging_enabled"), None);
         assert_eq!(kind_of(&["nope"], "x"), None);
         assert_eq!(kind_of(&["security"], "token_file"), Some(Str));
+        assert_eq!(
+            kind_of(&["security"], "block_token_lifetime"),
+            Some(Duration)
+        );
     }
 
     #[test]

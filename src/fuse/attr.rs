@@ -86,7 +86,7 @@ pub fn errno(e: &FsError) -> Errno {
         FsError::InvalidPath(why) if why.contains("too long") => Errno::ENAMETOOLONG,
         FsError::InvalidPath(_) | FsError::InvalidArgument(_) => Errno::EINVAL,
         FsError::NoSpace(_) => Errno::ENOSPC,
-        FsError::Unauthenticated(_) => Errno::EACCES,
+        FsError::Unauthenticated(_) | FsError::BlockToken(_) => Errno::EACCES,
         FsError::Unavailable(_) | FsError::NotLeader { .. } | FsError::Io(_) => {
             log_io_error(e);
             Errno::EIO
@@ -130,6 +130,7 @@ mod tests {
             (FsError::NotEmpty("x".into()), libc::ENOTEMPTY),
             (FsError::NoSpace("x".into()), libc::ENOSPC),
             (FsError::Unauthenticated("x".into()), libc::EACCES),
+            (FsError::BlockToken("x".into()), libc::EACCES),
             (FsError::Unavailable("x".into()), libc::EIO),
             (FsError::NotLeader { leader: None }, libc::EIO),
             (FsError::InvalidArgument("x".into()), libc::EINVAL),

@@ -113,6 +113,7 @@ impl MasterApi {
                 hostname: record.hostname.clone(),
                 rpc_port: u32::from(record.rpc_port),
             }),
+            block_token: self.state.block_tokens.write(block_id),
         })
     }
 
@@ -161,7 +162,8 @@ impl MasterApi {
 
     /// Where to read each of `blocks` of `inode` (at `path`): its
     /// worker when live; a block of an under-storage file on no live worker goes to the
-    /// worker that fetches it (the same for every client: one fetch per block).
+    /// worker that fetches it (the same for every client: one fetch per block). Each
+    /// carries a read token for itself (and its under-storage source).
     fn located(
         &self,
         ns: &namespace::Namespace,
@@ -236,6 +238,7 @@ impl MasterApi {
                     id: block,
                     offset,
                     len,
+                    block_token: self.state.block_tokens.read(block, ufs.as_ref()),
                     worker,
                     unavailable,
                     ufs,

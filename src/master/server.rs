@@ -223,6 +223,10 @@ impl Master {
                     config.master.ufs_sync_interval
                 ))
             })?;
+        let block_token_lifetime = config
+            .security
+            .block_token_lifetime()
+            .map_err(MasterError::Config)?;
         let registry = prometheus::Registry::new();
         let address = members
             .get(&node_id)
@@ -245,6 +249,10 @@ impl Master {
                 ufs_interval,
                 config.client.block_size.0,
                 crate::client::Client::with_token(config, token.clone()).ok(),
+            ),
+            block_tokens: crate::rpc::block_token::Issuer::new(
+                token.as_ref(),
+                block_token_lifetime,
             ),
             token: token.clone(),
             tls: tls.client.clone(),

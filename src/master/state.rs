@@ -50,6 +50,8 @@ pub struct MasterState {
     pub token: Option<crate::rpc::auth::Token>,
     /// TLS to peers (none: plain RPCs).
     pub tls: Option<crate::rpc::tls::ClientTls>,
+    /// Issues the block tokens that go with block allocations and locations.
+    pub block_tokens: crate::rpc::block_token::Issuer,
 }
 
 impl std::fmt::Debug for MasterState {

@@ -97,6 +97,11 @@ impl Token {
         .map(Some)
     }
 
+    /// The secret itself, for deriving keys from it (never logged).
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.secret
+    }
+
     /// Whether `presented` (an `authorization` value) is `Bearer <this token>`.
     fn accepts(&self, presented: &[u8]) -> bool {
         match presented.strip_prefix(b"Bearer ") {
@@ -120,7 +125,8 @@ pub fn note_open(role: &str, has_token: bool) {
     if !has_token {
         info!(
             role,
-            "no cluster token: the cluster is open to every pod that can reach it (set [security] token_file)"
+            "no cluster token: the cluster is open to every pod that can reach it and block \
+             tokens are not checked (set [security] token_file)"
         );
     }
 }
@@ -143,28 +149,16 @@ pub fn attach(channel: Channel, token: &Option<Token>) -> AuthChannel {
     InterceptedService::new(channel, Attach(token.clone()))
 }
 
-/// Server side: refuses requests without the token.
-#[derive(Debug, Clone)]
-pub struct Guard {
-    token: Option<Token>,
-    service: &'static str,
-    warned: Arc<Mutex<HashMap<Option<IpAddr>, Instant>>>,
-}
+/// Which peers were warned about lately: a refusal is logged at most once per peer per
+/// 10 s, so a misconfigured or hostile peer cannot flood the log.
+#[derive(Debug, Clone, Default)]
+pub struct PeerWarnings(Arc<Mutex<HashMap<Option<IpAddr>, Instant>>>);
 
-impl Guard {
-    /// A guard of `service` (named in the log) requiring `token`; none passes all.
-    pub fn new(service: &'static str, token: Option<Token>) -> Guard {
-        Guard {
-            token,
-            service,
-            warned: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    /// Whether a refusal from `peer` is logged now (once per peer per 10 s).
-    fn should_warn(&self, peer: Option<IpAddr>) -> bool {
+impl PeerWarnings {
+    /// Whether a refusal from `peer` is logged now.
+    pub fn should_warn(&self, peer: Option<IpAddr>) -> bool {
         let now = Instant::now();
-        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        let mut warned = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if warned.len() > 1024 {
             warned.retain(|_, at| now.duration_since(*at) < WARN_EVERY);
         }
@@ -175,6 +169,30 @@ impl Guard {
                 true
             }
         }
+    }
+}
+
+/// Server side: refuses requests without the token.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    token: Option<Token>,
+    service: &'static str,
+    warned: PeerWarnings,
+}
+
+impl Guard {
+    /// A guard of `service` (named in the log) requiring `token`; none passes all.
+    pub fn new(service: &'static str, token: Option<Token>) -> Guard {
+        Guard {
+            token,
+            service,
+            warned: PeerWarnings::default(),
+        }
+    }
+
+    /// Whether a refusal from `peer` is logged now (once per peer per 10 s).
+    fn should_warn(&self, peer: Option<IpAddr>) -> bool {
+        self.warned.should_warn(peer)
     }
 }
 

@@ -1,12 +1,15 @@
 //! Our own gRPC protocol between our own components: the generated message and service
 //! types (`pb`), error mapping to and from `tonic::Status`, channel set-up, the cluster
-//! token every request carries when one is configured (`auth`), and optional TLS (`tls`).
+//! token every request carries when one is configured (`auth`), the block tokens derived
+//! from it that a worker requires for a block's bytes (`block_token`), and optional TLS
+//! (`tls`).
 //!
 //! Ports: clients and workers talk to masters on `master.rpc_port`, masters to each other
 //! on `journal.rpc_port` (which also serves the client API, so a leader hint that names a
 //! journal address can be followed), clients to workers on `worker.rpc_port`.
 
 pub mod auth;
+pub mod block_token;
 pub mod status;
 pub mod tls;
 

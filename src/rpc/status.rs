@@ -26,6 +26,7 @@ pub fn to_status(err: FsError) -> Status {
         FsError::NoSpace(_) => Code::ResourceExhausted,
         FsError::Unavailable(_) | FsError::NotLeader { .. } => Code::Unavailable,
         FsError::Unauthenticated(_) => Code::Unauthenticated,
+        FsError::BlockToken(_) => Code::PermissionDenied,
         FsError::Io(_) => Code::Internal,
     };
     let mut status = Status::new(code, err.detail());

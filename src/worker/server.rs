@@ -166,6 +166,7 @@ impl Worker {
                 counters.clone(),
                 rpc_metrics,
                 fetcher.clone(),
+                crate::rpc::block_token::Checker::new(token.as_ref()),
             ))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE),

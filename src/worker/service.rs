@@ -1,13 +1,16 @@
 //! The worker's block API: streamed block writes into the block store and ranged block
 //! reads streamed back in 1 MiB chunks, read ahead of the client by a small queue. A
 //! read that names an under-storage source fetches a missing block first
-//! ([`super::ufs_fetch`]); `LoadBlock` only fetches (DataLoad, read-ahead).
+//! ([`super::ufs_fetch`]); `LoadBlock` only fetches (DataLoad, read-ahead). Every call
+//! first checks the block token the master issued for the block (when the cluster has
+//! a token): a write token for writes, a read token for reads and loads.
 
 use super::block_store::{BlockStore, StoreError};
 use super::ufs_fetch::UfsFetcher;
 use crate::client::CHUNK_SIZE;
 use crate::fs_error::FsError;
 use crate::metrics::RpcMetrics;
+use crate::rpc::block_token::{Checker, Mode};
 use crate::rpc::pb::worker::worker_service_server::WorkerService;
 use crate::rpc::pb::worker::{
     DataChunk, LoadBlockResponse, ReadBlockRequest, WriteBlockRequest, WriteBlockResponse,
@@ -44,22 +47,36 @@ pub struct WorkerApi {
     counters: Arc<IoCounters>,
     metrics: RpcMetrics,
     fetcher: Arc<UfsFetcher>,
+    tokens: Checker,
 }
 
 impl WorkerApi {
-    /// Serves `store`; `fetcher` fills it from under storage.
+    /// Serves `store`; `fetcher` fills it from under storage; `tokens` checks the
+    /// block token of every request.
     pub fn new(
         store: Arc<BlockStore>,
         counters: Arc<IoCounters>,
         metrics: RpcMetrics,
         fetcher: Arc<UfsFetcher>,
+        tokens: Checker,
     ) -> Self {
         WorkerApi {
             store,
             counters,
             metrics,
             fetcher,
+            tokens,
         }
+    }
+
+    /// Whether the read token of `r` (from `peer`) lets it read its block.
+    fn check_read(
+        &self,
+        r: &ReadBlockRequest,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<(), FsError> {
+        self.tokens
+            .check(&r.block_token, r.block_id, Mode::Read, r.ufs.as_ref(), peer)
     }
 
     /// Fetches the block from under storage when the request names a source and the
@@ -147,6 +164,7 @@ impl WorkerService for WorkerApi {
         req: Request<Streaming<WriteBlockRequest>>,
     ) -> Result<Response<WriteBlockResponse>, Status> {
         let start = Instant::now();
+        let peer = req.remote_addr();
         let mut stream = req.into_inner();
         let result: Result<u64, FsError> = async {
             let first = stream
@@ -154,6 +172,8 @@ impl WorkerService for WorkerApi {
                 .await
                 .map_err(|s| FsError::Io(format!("block stream: {}", s.message())))?
                 .ok_or_else(|| FsError::InvalidArgument("empty block stream".into()))?;
+            self.tokens
+                .check(&first.block_token, first.block_id, Mode::Write, None, peer)?;
             let (id, expected) = (
                 first.block_id,
                 first.expected_len.max(first.data.len() as u64),
@@ -198,8 +218,12 @@ impl WorkerService for WorkerApi {
         req: Request<ReadBlockRequest>,
     ) -> Result<Response<DataChunk>, Status> {
         let start = Instant::now();
+        let peer = req.remote_addr();
         let r = req.into_inner();
-        let result = self.range(r).await;
+        let result = match self.check_read(&r, peer) {
+            Ok(()) => self.range(r).await,
+            Err(e) => Err(e),
+        };
         self.metrics
             .observe("read_range", result.is_ok(), start.elapsed());
         result.map(Response::new).map_err(to_status)
@@ -212,7 +236,12 @@ impl WorkerService for WorkerApi {
         req: Request<ReadBlockRequest>,
     ) -> Result<Response<Self::ReadBlockStream>, Status> {
         let start = Instant::now();
+        let peer = req.remote_addr();
         let r = req.into_inner();
+        if let Err(e) = self.check_read(&r, peer) {
+            self.metrics.observe("read_block", false, start.elapsed());
+            return Err(to_status(e));
+        }
         let fetched = match self.fetch_if_missing(&r).await {
             Ok(f) => f,
             Err(e) => {
@@ -281,8 +310,10 @@ impl WorkerService for WorkerApi {
         req: Request<ReadBlockRequest>,
     ) -> Result<Response<LoadBlockResponse>, Status> {
         let start = Instant::now();
+        let peer = req.remote_addr();
         let r = req.into_inner();
         let result = async {
+            self.check_read(&r, peer)?;
             let fetched = match &r.ufs {
                 Some(source) => self.fetcher.ensure(r.block_id, source).await?,
                 None => 0,
@@ -310,6 +341,10 @@ mod tests {
     use std::time::Duration;
 
     fn api(root: &std::path::Path) -> WorkerApi {
+        api_checking(root, Checker::new(None))
+    }
+
+    fn api_checking(root: &std::path::Path, tokens: Checker) -> WorkerApi {
         let store = Arc::new(
             BlockStore::open(StoreConfig {
                 dirs: vec![DataDir {
@@ -346,6 +381,7 @@ mod tests {
             Arc::default(),
             RpcMetrics::new(&registry, "test"),
             fetcher,
+            tokens,
         )
     }
 
@@ -355,7 +391,45 @@ mod tests {
             offset,
             length,
             ufs: None,
+            block_token: bytes::Bytes::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn reads_and_loads_need_a_read_token_for_the_block() {
+        use crate::rpc::auth::Token;
+        use crate::rpc::block_token::Issuer;
+        let dir = tempfile::tempdir().unwrap();
+        let token = Token::parse(b"cluster-secret").unwrap();
+        let api = api_checking(dir.path(), Checker::new(Some(&token)));
+        let issuer = Issuer::new(Some(&token), Duration::from_secs(60));
+        let with = |block_token: bytes::Bytes| ReadBlockRequest {
+            block_token,
+            ..req(7, 0, 4)
+        };
+        for refused in [
+            bytes::Bytes::new(),
+            issuer.read(8, None),
+            issuer.write(7),
+            bytes::Bytes::from_static(b"forged"),
+        ] {
+            let r = with(refused);
+            let e = api.read_range(Request::new(r.clone())).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{e:?}");
+            assert!(api.read_block(Request::new(r.clone())).await.is_err());
+            assert!(api.load_block(Request::new(r)).await.is_err());
+        }
+        let ok = with(issuer.read(7, None));
+        let data = api.read_range(Request::new(ok.clone())).await.unwrap();
+        assert_eq!(&data.into_inner().data[..], b"0123");
+        assert_eq!(
+            api.load_block(Request::new(ok))
+                .await
+                .unwrap()
+                .into_inner()
+                .len,
+            10
+        );
     }
 
     #[tokio::test]

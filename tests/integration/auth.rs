@@ -88,6 +88,7 @@ async fn only_clients_with_the_token_are_served() {
         offset: 0,
         length: 1024,
         ufs: None,
+        block_token: block.block_token.clone(),
     };
     let channel =
         curvine_fluid::rpc::channel(&addr, Duration::from_secs(2), None, None).expect("ch");

@@ -3,6 +3,7 @@
 
 mod auth;
 mod binary;
+mod block_tokens;
 mod cli_cluster;
 mod cluster;
 mod cluster_fs;

@@ -18,7 +18,7 @@ const ACCESS: &str = "AKIAUFSTEST0001";
 const SECRET: &str = "ufs-test-secret-key-0001";
 const MIB: usize = 1 << 20;
 
-async fn run_async(conf: &Path, json: &Path, args: &[&str]) -> Output {
+pub(crate) async fn run_async(conf: &Path, json: &Path, args: &[&str]) -> Output {
     let (conf, json) = (conf.to_path_buf(), json.to_path_buf());
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     tokio::task::spawn_blocking(move || {
@@ -56,7 +56,7 @@ fn s3_mount(
     )
 }
 
-fn runtime_json(dir: &Path, name: &str, mounts: &[String]) -> PathBuf {
+pub(crate) fn runtime_json(dir: &Path, name: &str, mounts: &[String]) -> PathBuf {
     let file = dir.join(name);
     std::fs::write(
         &file,
