@@ -4,9 +4,11 @@
 //! - [`master`]: the leader-following master connection.
 //! - [`writer`]: [`FileWriter`], writing a file block by block.
 //! - [`reader`]: [`FileReader`], sequential reads with prefetch and ranged reads.
+//! - [`short_circuit`]: block files of a worker on this node, read and written directly.
 
 pub mod master;
 pub mod reader;
+pub mod short_circuit;
 pub mod writer;
 
 pub use reader::FileReader;
@@ -41,6 +43,7 @@ struct Inner {
     connect_timeout: Duration,
     token: Option<Token>,
     tls: Option<ClientTls>,
+    short_circuit: short_circuit::ShortCircuit,
 }
 
 /// A directory entry or file status.
@@ -92,6 +95,10 @@ impl Client {
             tls: tls.clone(),
         })?;
         let block_size = c.block_size.0.max(CHUNK_SIZE as u64);
+        let socket_dir = &config.worker.domain_socket_path;
+        let short_circuit = short_circuit::ShortCircuit::new(
+            (c.short_circuit && !socket_dir.is_empty()).then(|| socket_dir.into()),
+        );
         Ok(Client {
             inner: Arc::new(Inner {
                 master,
@@ -100,8 +107,14 @@ impl Client {
                 connect_timeout: Duration::from_millis(c.conn_timeout_ms.max(50)),
                 token,
                 tls,
+                short_circuit,
             }),
         })
+    }
+
+    /// Short-circuit I/O with the workers on this node (and its counters).
+    pub fn short_circuit(&self) -> &short_circuit::ShortCircuit {
+        &self.inner.short_circuit
     }
 
     /// The master connection.

@@ -9,7 +9,14 @@
 //! a worker checks it when a stream or range request starts. A file open longer than
 //! the token lifetime (FUSE keeps files open for hours) meets a refusal: the reader then
 //! locates the file again for fresh tokens and retries once.
+//!
+//! A block whose worker shares this node is read from the block file itself
+//! ([`super::short_circuit`]): the reader keeps its descriptor while the file is open and
+//! reads it with `pread`, in place (the bytes usually come from the page cache, where a
+//! hop to a blocking thread would cost more than the read). A block of an under-storage
+//! file that the worker does not hold yet is loaded by the worker first.
 
+use super::short_circuit::read_block_at;
 use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
 use crate::rpc::auth::AuthChannel;
@@ -19,6 +26,8 @@ use crate::rpc::pb::worker::{DataChunk, ReadBlockRequest};
 use crate::rpc::status::from_status;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::fs::File;
+use std::sync::Arc;
 use tonic::Streaming;
 use tracing::debug;
 
@@ -30,6 +39,9 @@ pub struct FileReader {
     blocks: Vec<pb::LocatedBlock>,
     pos: u64,
     active: Option<Active>,
+    /// Per block id: its file when read through the short circuit, `None` when through
+    /// gRPC (asked once per block while the file is open).
+    local: HashMap<u64, Option<Arc<File>>>,
 }
 
 /// The stream of the block being read sequentially.
@@ -53,6 +65,7 @@ impl FileReader {
             blocks: located.blocks,
             pos: 0,
             active: None,
+            local: HashMap::new(),
         })
     }
 
@@ -209,6 +222,50 @@ impl FileReader {
         }
     }
 
+    /// The file of block `index` when its worker shares this node (opened on first use,
+    /// renewing a refused token once and having an under-storage block loaded first);
+    /// `None`: read it through gRPC.
+    async fn local_file(&mut self, index: usize) -> Option<Arc<File>> {
+        let id = self.blocks[index].id;
+        if let Some(known) = self.local.get(&id) {
+            return known.clone();
+        }
+        if !self.client.short_circuit().enabled() {
+            return None;
+        }
+        let mut opened = Self::open_block_file(&self.client, &self.blocks[index]).await;
+        if let Err(refused @ FsError::BlockToken(_)) = opened {
+            opened = match self.relocate(index, refused).await {
+                Ok(()) => Self::open_block_file(&self.client, &self.blocks[index]).await,
+                Err(e) => Err(e),
+            };
+        }
+        if matches!(opened, Err(FsError::Unavailable(_))) && self.blocks[index].ufs.is_some() {
+            let block = &self.blocks[index];
+            if let Ok((mut worker, req)) = Self::request(&self.client, block, 0, block.len) {
+                if worker.load_block(req).await.is_ok() {
+                    opened = Self::open_block_file(&self.client, &self.blocks[index]).await;
+                }
+            }
+        }
+        let file = opened.ok().flatten();
+        self.local.insert(id, file.clone());
+        file
+    }
+
+    async fn open_block_file(
+        client: &Client,
+        block: &pb::LocatedBlock,
+    ) -> Result<Option<Arc<File>>, FsError> {
+        let Some(worker) = &block.worker else {
+            return Ok(None);
+        };
+        client
+            .short_circuit()
+            .open_read(worker, block.id, &block.block_token, block.ufs.as_ref())
+            .await
+    }
+
     /// Reads from the current position; returns 0 at the end of the file.
     pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, FsError> {
         if self.pos >= self.status.size || buf.is_empty() {
@@ -223,6 +280,14 @@ impl FileReader {
                 return Ok(n);
             }
         };
+        if let Some(file) = self.local_file(index).await {
+            let block = &self.blocks[index];
+            let within = self.pos - block.offset;
+            let n = (block.len - within).min(buf.len() as u64) as usize;
+            read_block_at(&file, block.id, within, &mut buf[..n])?;
+            self.pos += n as u64;
+            return Ok(n);
+        }
         let reuse = matches!(&self.active, Some(a) if a.block == index && a.next == self.pos);
         if !reuse {
             self.read_ahead(index + 1);
@@ -293,6 +358,13 @@ impl FileReader {
                     let (id, within) = (block.id, pos - block.offset);
                     let stop = (block.offset + block.len).min(end);
                     let want = (stop - pos) as usize;
+                    if let Some(file) = self.local_file(i).await {
+                        let start = out.len();
+                        out.resize(start + want, 0);
+                        read_block_at(&file, id, within, &mut out[start..])?;
+                        pos = stop;
+                        continue;
+                    }
                     if want <= CHUNK_SIZE {
                         let data = self.range_of(i, within, want).await?;
                         out.extend_from_slice(&data);

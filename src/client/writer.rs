@@ -7,10 +7,14 @@
 //! first message carrying the block id and token, so the worker checks the token while
 //! it is fresh, however slowly the data follows (a later block gets its own token).
 //!
+//! When the worker shares this node, the block is written straight into its block file
+//! instead ([`super::short_circuit`]) and committed through the worker at its end.
+//!
 //! A writer can also resume an existing file ([`FileWriter::resume`]): it keeps the file's
 //! blocks before an offset and writes new blocks from there (appends), and it can skip
 //! forward, leaving a hole that reads as zeros ([`FileWriter::skip_to`]).
 
+use super::short_circuit::LocalWrite;
 use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master as pb;
@@ -44,9 +48,20 @@ pub struct FileWriter {
 #[derive(Debug)]
 struct Upload {
     id: u64,
-    tx: mpsc::Sender<WriteBlockRequest>,
     sent: u64,
-    call: JoinHandle<Result<u64, FsError>>,
+    sink: Sink,
+}
+
+/// Where a block's bytes go.
+#[derive(Debug)]
+enum Sink {
+    /// Streamed to the worker over gRPC.
+    Grpc {
+        tx: mpsc::Sender<WriteBlockRequest>,
+        call: JoinHandle<Result<u64, FsError>>,
+    },
+    /// Written into the block file of a worker on this node.
+    Local(LocalWrite),
 }
 
 impl FileWriter {
@@ -191,6 +206,24 @@ impl FileWriter {
         let worker = resp.worker.ok_or_else(|| {
             FsError::Unavailable("the master named no worker for the block".into())
         })?;
+        let local = self
+            .client
+            .short_circuit()
+            .create(
+                &worker,
+                resp.block_id,
+                self.client.block_size(),
+                &resp.block_token,
+            )
+            .await;
+        if let Some(local) = local {
+            self.current = Some(Upload {
+                id: resp.block_id,
+                sent: 0,
+                sink: Sink::Local(local),
+            });
+            return Ok(());
+        }
         let mut client = self.client.worker(&worker)?;
         let (tx, rx) = mpsc::channel::<WriteBlockRequest>(4);
         // The stream's first message, queued before the call starts (the channel has
@@ -217,9 +250,8 @@ impl FileWriter {
         });
         self.current = Some(Upload {
             id: resp.block_id,
-            tx,
             sent: 0,
-            call,
+            sink: Sink::Grpc { tx, call },
         });
         Ok(())
     }
@@ -233,18 +265,34 @@ impl FileWriter {
         }
         let data = self.buf.split().freeze();
         let len = data.len() as u64;
+        let tx = match &mut upload.sink {
+            Sink::Local(local) => {
+                if let Err(e) = local.write(data).await {
+                    // The connection goes with the upload: the worker discards the block.
+                    self.current = None;
+                    return Err(e);
+                }
+                upload.sent += len;
+                self.buf.reserve(CHUNK_SIZE);
+                return Ok(());
+            }
+            Sink::Grpc { tx, .. } => tx,
+        };
         let msg = WriteBlockRequest {
             block_id: upload.id,
             data,
             ..WriteBlockRequest::default()
         };
-        if upload.tx.send(msg).await.is_err() {
+        if tx.send(msg).await.is_err() {
             // The stream ended early: the worker refused; its answer says why.
             let Some(upload) = self.current.take() else {
                 return Ok(());
             };
-            drop(upload.tx);
-            return Err(match upload.call.await {
+            let Sink::Grpc { tx, call } = upload.sink else {
+                return Ok(());
+            };
+            drop(tx);
+            return Err(match call.await {
                 Ok(Err(e)) => e,
                 Ok(Ok(_)) => FsError::Io(format!("worker closed block {} early", upload.id)),
                 Err(e) => FsError::Io(format!("block upload task: {e}")),
@@ -260,11 +308,14 @@ impl FileWriter {
         let Some(upload) = self.current.take() else {
             return Ok(());
         };
-        drop(upload.tx);
-        let len = upload
-            .call
-            .await
-            .map_err(|e| FsError::Io(format!("block upload task: {e}")))??;
+        let len = match upload.sink {
+            Sink::Local(local) => local.commit().await?,
+            Sink::Grpc { tx, call } => {
+                drop(tx);
+                call.await
+                    .map_err(|e| FsError::Io(format!("block upload task: {e}")))??
+            }
+        };
         if len != upload.sent {
             return Err(FsError::Io(format!(
                 "worker stored {len} bytes of block {}, {} were sent",

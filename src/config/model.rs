@@ -223,6 +223,10 @@ pub struct WorkerConfig {
     pub high_watermark: f64,
     /// Used fraction eviction brings the cache down to.
     pub low_watermark: f64,
+    /// A directory shared with the clients on the node, where the worker listens on a
+    /// Unix socket for short-circuit reads and writes (empty: none). Clients read the
+    /// same key to find it.
+    pub domain_socket_path: String,
     /// The worker's log settings.
     pub log: LogConfig,
 }
@@ -237,6 +241,7 @@ impl Default for WorkerConfig {
             data_dir: vec!["[DISK]data/worker".to_string()],
             high_watermark: 0.95,
             low_watermark: 0.8,
+            domain_socket_path: String::new(),
             log: LogConfig::default(),
         }
     }
@@ -259,6 +264,9 @@ pub struct ClientConfig {
     pub conn_timeout_ms: u64,
     /// How long a call keeps retrying (leader changes, restarts), in milliseconds.
     pub rpc_retry_max_duration_ms: u64,
+    /// Whether to read and write the blocks of a worker on this node through its
+    /// short-circuit socket (`worker.domain_socket_path`), when it has one.
+    pub short_circuit: bool,
 }
 
 impl Default for ClientConfig {
@@ -270,6 +278,7 @@ impl Default for ClientConfig {
             rpc_timeout_ms: 30_000,
             conn_timeout_ms: 3_000,
             rpc_retry_max_duration_ms: 60_000,
+            short_circuit: true,
         }
     }
 }

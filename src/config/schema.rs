@@ -169,6 +169,7 @@ const JOURNAL: &[(&str, Kind)] = &[
 
 const WORKER: &[(&str, Kind)] = &[
     ("hostname", Str),
+    ("domain_socket_path", Str),
     ("weight", Int),
     ("rpc_port", Port),
     ("web_port", Port),

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod block_token;
+pub mod local;
 pub mod status;
 pub mod tls;
 

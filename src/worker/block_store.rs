@@ -316,6 +316,25 @@ impl BlockStore {
         read_file_at(block_id, &path, offset, buf)
     }
 
+    /// Opens a committed block's file for reading (short-circuit reads) and marks the
+    /// block recently read; returns the file and the block's length.
+    ///
+    /// The file stays readable while open even if the block is evicted or deleted
+    /// meanwhile (its name is unlinked, its inode lives on). A block's bytes never change
+    /// under an id: blocks are written once, and a block fetched again after eviction is a
+    /// new file renamed into place, so an open reader keeps the old, identical bytes.
+    pub fn open_block(&self, block_id: u64) -> Result<(File, u64), StoreError> {
+        let (path, len) = self.touch(block_id)?;
+        match File::open(&path) {
+            Ok(file) => Ok((file, len)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::NotFound(block_id)),
+            Err(source) => Err(io_error(
+                format!("open block {block_id} at {}", path.display()),
+                source,
+            )),
+        }
+    }
+
     /// The length of a committed block, or `None` when it is not in the store.
     pub fn block_len(&self, block_id: u64) -> Option<u64> {
         lock(&self.state).blocks.get(&block_id).map(|b| b.len)
@@ -402,6 +421,48 @@ impl BlockWriter {
         }
         self.len = new_len;
         Ok(())
+    }
+
+    /// Another handle on the temp file, for a client that writes the block itself
+    /// (short-circuit writes); finish with [`BlockWriter::commit_written`].
+    pub fn share_file(&self) -> Result<File, StoreError> {
+        self.file.try_clone().map_err(|source| {
+            io_error(
+                format!(
+                    "share {} of block {}",
+                    self.tmp_path.display(),
+                    self.block_id
+                ),
+                source,
+            )
+        })
+    }
+
+    /// Commits a block someone else wrote through [`BlockWriter::share_file`]: the file
+    /// must hold exactly `len` bytes (what the writer says it wrote), and bytes beyond the
+    /// reservation must fit in the dir as [`BlockWriter::write`] would require.
+    pub fn commit_written(mut self, len: u64) -> Result<u64, StoreError> {
+        let held = self
+            .file
+            .metadata()
+            .map_err(|source| io_error(format!("stat {}", self.tmp_path.display()), source))?
+            .len();
+        if held != len {
+            return Err(io_error(
+                format!("commit block {}", self.block_id),
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("the writer says {len} bytes, the block file holds {held}"),
+                ),
+            ));
+        }
+        if len > self.reserved {
+            lock(&self.state).grow(self.dir, self.reserved, len)?;
+            self.reserved = len;
+        }
+        self.len = len;
+        self.torn = false;
+        self.commit()
     }
 
     /// Bytes written so far.
@@ -1219,6 +1280,48 @@ mod tests {
         assert!(!store.contains(1));
         let whole = store.create(2, MIB).unwrap();
         drop(whole);
+    }
+
+    #[test]
+    fn a_shared_file_commits_at_the_length_it_holds_and_only_then() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        let data = pattern(5, 3000);
+        let writer = store.create(5, 1000).unwrap();
+        let shared = writer.share_file().unwrap();
+        shared.write_all_at(&data, 0).unwrap();
+        assert!(!store.contains(5), "not visible before commit");
+        // A writer claiming another length is refused, and the block stays invisible.
+        let e = writer.commit_written(2999).unwrap_err();
+        assert!(e.to_string().contains("holds 3000"), "{e}");
+        assert!(!store.contains(5));
+        assert!(files_in(&root.path().join("tmp")).is_empty());
+
+        let writer = store.create(5, 1000).unwrap();
+        writer.share_file().unwrap().write_all_at(&data, 0).unwrap();
+        assert_eq!(writer.commit_written(3000).unwrap(), 3000);
+        assert_eq!(store.read(5, 0, 5000).unwrap(), data);
+        assert_eq!(store.usage()[0].used, 3000);
+        assert_eq!(store.create(6, MIB - 3000).map(drop).ok(), Some(()));
+    }
+
+    #[test]
+    fn an_open_block_file_outlives_eviction_of_its_block() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        put(&store, 9, 100);
+        let (file, len) = store.open_block(9).unwrap();
+        assert_eq!(len, 100);
+        assert!(store.delete(9).unwrap());
+        assert!(matches!(store.open_block(9), Err(StoreError::NotFound(9))));
+        let mut buf = vec![0; 100];
+        file.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(buf, pattern(9, 100));
+        // The id can be stored again (a block fetched anew): a new file, the open one
+        // keeps its bytes.
+        put(&store, 9, 50);
+        file.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(buf, pattern(9, 100));
     }
 
     #[test]

@@ -134,6 +134,7 @@ impl Worker {
         };
 
         let token = Token::from_config(config).map_err(WorkerError::Config)?;
+        let token_for_local = token.clone();
         crate::rpc::auth::note_open("worker", token.is_some());
         let tls = TlsSettings::from_config(config).map_err(WorkerError::Config)?;
         crate::rpc::tls::note("worker", &tls);
@@ -192,6 +193,34 @@ impl Worker {
                 }
             }),
         ));
+        if !config.worker.domain_socket_path.is_empty() {
+            let dir = std::path::Path::new(&config.worker.domain_socket_path);
+            let (listener, path) = super::short_circuit::bind(dir, &identity.hostname, rpc_port)
+                .map_err(|e| {
+                    WorkerError::Config(format!(
+                        "worker.domain_socket_path {}: cannot listen there: {e}; make it a \
+                         writable directory shared with the clients, or leave it empty",
+                        dir.display()
+                    ))
+                })?;
+            let local = Arc::new(super::short_circuit::LocalIo {
+                store: store.clone(),
+                counters: counters.clone(),
+                tokens: crate::rpc::block_token::Checker::new(token_for_local.as_ref()),
+                hostname: identity.hostname.clone(),
+                rpc_port,
+                worker_id: worker_id.clone(),
+            });
+            tasks.push((
+                "short-circuit",
+                tokio::spawn(super::short_circuit::serve(
+                    listener,
+                    path,
+                    local,
+                    shutdown.clone(),
+                )),
+            ));
+        }
         let web_app: Arc<dyn WebApp> = Arc::new(WorkerWeb::new(
             store.clone(),
             counters.clone(),
@@ -273,6 +302,7 @@ struct WorkerWeb {
     used: prometheus::GaugeVec,
     io: prometheus::GaugeVec,
     evicted: prometheus::GaugeVec,
+    short_circuit: prometheus::GaugeVec,
 }
 
 impl WorkerWeb {
@@ -307,6 +337,12 @@ impl WorkerWeb {
                 "Blocks evicted since start",
                 &[],
             ),
+            short_circuit: metrics::gauge(
+                &registry,
+                "curvine_worker_short_circuit_opens_total",
+                "Block files handed to clients on this node (short-circuit I/O), by mode",
+                &["mode"],
+            ),
             store,
             counters,
             worker_id,
@@ -332,6 +368,8 @@ impl WebApp for WorkerWeb {
             "evicted_total": self.store.evicted_total(),
             "bytes_read": self.counters.bytes_read.load(Ordering::Relaxed),
             "bytes_written": self.counters.bytes_written.load(Ordering::Relaxed),
+            "short_circuit_reads": self.counters.short_circuit_reads.load(Ordering::Relaxed),
+            "short_circuit_writes": self.counters.short_circuit_writes.load(Ordering::Relaxed),
             "tiers": tiers.iter().map(|t| serde_json::json!({
                 "medium": t.medium, "path": t.path, "capacity": t.capacity, "used": t.used, "blocks": t.blocks,
             })).collect::<Vec<_>>(),
@@ -357,6 +395,14 @@ impl WebApp for WorkerWeb {
         self.evicted
             .with_label_values::<&str>(&[])
             .set(self.store.evicted_total() as f64);
+        for (mode, counter) in [
+            ("read", &self.counters.short_circuit_reads),
+            ("write", &self.counters.short_circuit_writes),
+        ] {
+            self.short_circuit
+                .with_label_values(&[mode])
+                .set(counter.load(Ordering::Relaxed) as f64);
+        }
         metrics::encode(&self.registry)
     }
 }

@@ -38,6 +38,10 @@ pub struct IoCounters {
     pub bytes_hit: AtomicU64,
     /// Bytes served that were fetched from under storage for the read.
     pub bytes_fetched: AtomicU64,
+    /// Block files opened for clients' short-circuit reads.
+    pub short_circuit_reads: AtomicU64,
+    /// Block files created for clients' short-circuit writes.
+    pub short_circuit_writes: AtomicU64,
 }
 
 /// The gRPC service.

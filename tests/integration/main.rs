@@ -15,6 +15,7 @@ mod harness;
 mod posix;
 mod render_props;
 mod s3_server;
+mod short_circuit;
 mod tls;
 mod ufs_cluster;
 mod ufs_store;
