@@ -100,6 +100,20 @@ grep -q 'loaded path=/data/big.bin bytes=33554432' "$WORK/load.log" ||
   fail "DataLoad did not load big.bin: $(tail -5 "$WORK/load.log")"
 log "DataLoad: $(grep -c 'INFO loaded' "$WORK/load.log") files loaded"
 
+# Short-circuit I/O: the client shares the worker's socket directory, so big.bin was
+# written into the worker's block files directly, and a read from the client's container
+# opens them the same way; the worker's /metrics counts both.
+docker exec "$RUN_ID-$RT-client-x1" $BIN fs cat /data/big.bin > "$WORK/sc.bin" 2>"$WORK/sc.err" ||
+  fail "fs cat in the client failed: $(tail -3 "$WORK/sc.err")"
+[ "$(sha256sum < "$WORK/sc.bin" | cut -d' ' -f1)" = "$(app_pod 'cut -d" " -f1 /data/big.sha')" ] ||
+  fail "big.bin read through the short circuit differs"
+http_body "$RT-worker-0" 9001 /metrics > "$WORK/worker-metrics.txt" || fail "no worker /metrics"
+sc_read=$(awk '/^curvine_worker_short_circuit_opens_total\{mode="read"\}/ { print $2 }' "$WORK/worker-metrics.txt")
+sc_write=$(awk '/^curvine_worker_short_circuit_opens_total\{mode="write"\}/ { print $2 }' "$WORK/worker-metrics.txt")
+awk -v r="${sc_read:-0}" -v w="${sc_write:-0}" 'BEGIN { exit !(r > 0 && w > 0) }' ||
+  fail "short circuit not taken: read opens ${sc_read:-none}, write opens ${sc_write:-none}"
+log "short circuit: $sc_read block reads, $sc_write block writes through the worker's socket"
+
 # Reads that reach the workers (the mount's reads were served from the page cache), then
 # report-summary until a heartbeat has carried the workers' hit counters.
 docker exec "$RUN_ID-$RT-master-0" $BIN fs cat /data/big.bin > /dev/null 2>&1 || fail "fs cat failed"

@@ -28,6 +28,14 @@ http_code() { # container port path
     awk '{ print $2 }' | grep . || echo 000
 }
 
+# The body of GET path on a container's port.
+http_body() { # container port path
+  local ip; ip=$(ip_of "$1")
+  [ -n "$ip" ] || return 1
+  timeout 3 bash -c "exec 3<>/dev/tcp/$ip/$2 && printf 'GET $3 HTTP/1.0\r\n\r\n' >&3 && cat <&3" 2>/dev/null |
+    sed '1,/^\r*$/d'
+}
+
 cleanup() {
   local ids
   if [ "${E2E_KEEP:-0}" = 1 ]; then
@@ -64,10 +72,16 @@ runtime_json() { # masters workers mounts-json access-modes-json
 # Starts one CacheRuntime pod: component, pod name, config dir, extra docker args.
 pod() {
   local component=$1 name=$2 conf=$3; shift 3
-  local svc="svc-$RT-$component"
+  local svc="svc-$RT-$component" sockets=()
   [ "$component" = client ] && svc=""
+  # Workers and clients share the node's short-circuit socket directory, as the
+  # CacheRuntimeClass's hostPath /var/run/curvine-fluid does.
+  if [ "$component" != master ]; then
+    mkdir -p "$WORK/sockets"
+    sockets=(-v "$WORK/sockets:/var/run/curvine-fluid" -e CURVINE_DOMAIN_SOCKET_DIR=/var/run/curvine-fluid)
+  fi
   docker run -d --label "$RUN_ID" --name "$RUN_ID-$name" --hostname "$name" \
-    --network "$RUN_ID" \
+    --network "$RUN_ID" "${sockets[@]}" \
     -v "$conf:/etc/fluid/config:ro" \
     -e FLUID_DATASET_NAME=$RT -e FLUID_DATASET_NAMESPACE=$NS \
     -e FLUID_RUNTIME_CONFIG_PATH=/etc/fluid/config/runtime.json \

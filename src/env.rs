@@ -72,6 +72,9 @@ pub const CURVINE_TOKEN_FILE: &str = "CURVINE_TOKEN_FILE";
 /// A mounted Kubernetes TLS Secret (`tls.crt`, `tls.key`, `ca.crt`); overrides the
 /// `[security] tls_*_file` keys with the files it holds.
 pub const CURVINE_TLS_DIR: &str = "CURVINE_TLS_DIR";
+/// A directory shared by the worker and the clients of a node (a hostPath in both pods)
+/// for short-circuit I/O; overrides `[worker] domain_socket_path`.
+pub const CURVINE_DOMAIN_SOCKET_DIR: &str = "CURVINE_DOMAIN_SOCKET_DIR";
 /// Log format: `text` (default) or `json`.
 pub const CURVINE_LOG_FORMAT: &str = "CURVINE_LOG_FORMAT";
 /// Log filter in `tracing_subscriber::EnvFilter` syntax (default `info`).

@@ -31,6 +31,9 @@ use std::sync::Arc;
 use tonic::Streaming;
 use tracing::debug;
 
+/// The most block files one reader keeps open (a 64 MiB block size: 16 GiB of file).
+const MAX_LOCAL_FILES: usize = 256;
+
 /// An open file being read.
 #[derive(Debug)]
 pub struct FileReader {
@@ -249,6 +252,11 @@ impl FileReader {
             }
         }
         let file = opened.ok().flatten();
+        if self.local.len() >= MAX_LOCAL_FILES {
+            // A huge file read everywhere: start over rather than hold descriptors without
+            // bound (a block read again is opened again).
+            self.local.clear();
+        }
         self.local.insert(id, file.clone());
         file
     }

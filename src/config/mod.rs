@@ -120,6 +120,12 @@ pub fn render_standalone(data_dir: &str, base: DocumentMut) -> Result<Rendered, 
         "data_dir",
         doc::string_array(&[format!("[DISK]{data}/worker")]),
     )?;
+    // Short-circuit I/O between the process's own client and worker, when the socket's
+    // path fits the 107 bytes a Unix socket path may have (the name takes 34 of them).
+    let sockets = format!("{data}/sockets");
+    if sockets.len() + 34 < 108 {
+        w.default(&["worker"], "domain_socket_path", Value::from(sockets))?;
+    }
     w.default(&["client"], "master_addrs", table_array(vec![host(8995)]))?;
     w.default(&["fuse"], "mnt_path", Value::from("/curvine-fuse"))?;
     w.default(&["log"], "level", Value::from("info"))?;
@@ -240,7 +246,16 @@ mod tests {
         assert_eq!(c.journal.journal_addrs.len(), 1);
         assert_eq!(c.client.master_addrs[0].hostname, "127.0.0.1");
         assert_eq!(c.master.meta_dir, "/d/meta");
+        assert_eq!(c.worker.domain_socket_path, "/d/sockets");
         assert!(r.text().contains("# mine"));
+        // A data dir too deep for a Unix socket path: no short circuit rather than a
+        // worker that cannot start.
+        let deep = format!("/{}", "d".repeat(80));
+        let c = render_standalone(&deep, DocumentMut::new())
+            .unwrap()
+            .to_config()
+            .unwrap();
+        assert_eq!(c.worker.domain_socket_path, "");
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub fn resolve(cli: &Cli, env: &EnvSnapshot) -> Result<Resolved, Error> {
     if let Some(dir) = env.get(env::CURVINE_TLS_DIR) {
         tls_dir(&mut resolved.config.security, Path::new(dir));
     }
+    if let Some(dir) = env.get(env::CURVINE_DOMAIN_SOCKET_DIR) {
+        resolved.config.worker.domain_socket_path = dir.to_string();
+    }
     Ok(resolved)
 }
 
@@ -456,6 +459,14 @@ mod tests {
             with_token.config.security.token_file,
             "/etc/curvine/token/token"
         );
+        let sockets = format!("{}/sockets", dir.path().display());
+        assert_eq!(r.config.worker.domain_socket_path, sockets);
+        let shared = resolve(
+            &cli(&["standalone", "--data-dir", dir.path().to_str().unwrap()]),
+            &env(&[("CURVINE_DOMAIN_SOCKET_DIR", "/var/run/curvine")]),
+        )
+        .unwrap();
+        assert_eq!(shared.config.worker.domain_socket_path, "/var/run/curvine");
         assert!(r
             .config
             .master
