@@ -35,7 +35,8 @@
 //! - [`app`]: the command -> action match and the order of each action's steps.
 //! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up;
 //!   `auth` the cluster token (read once, attached by clients, required by servers);
-//!   `block_token` the per-block capabilities masters issue and workers require.
+//!   `block_token` the per-block capabilities masters issue and workers require;
+//!   `local` the short-circuit socket's framing and descriptor passing.
 //! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
 //!   `links`, `xattrs`, `mounts` and `ufs` beside it);
 //!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;
@@ -46,9 +47,11 @@
 //!   and stops it all.
 //! - [`worker`]: the block cache. `block_store` does the file I/O of tiered block files;
 //!   `block_policy` decides placement, watermarks and eviction order (pure); `service`
-//!   serves blocks; `ufs_fetch` fetches under-storage blocks on a miss; `heartbeat`
+//!   serves blocks; `short_circuit` hands block files to clients on the node over a
+//!   Unix socket; `ufs_fetch` fetches under-storage blocks on a miss; `heartbeat`
 //!   registers and reports; `server` starts and stops it.
-//! - [`client`]: the client library (leader-following master client, file reader and writer).
+//! - [`client`]: the client library (leader-following master client, file reader and
+//!   writer, `short_circuit` I/O with a worker on the same node).
 //! - [`fuse`]: the FUSE client. `ops` holds the file system's semantics as plain
 //!   functions returning `Result<_, Errno>`; `fs` only adapts fuser's callbacks to them;
 //!   `inodes` maps kernel inodes to cluster paths (and a root of several dataset mounts);
