@@ -400,3 +400,34 @@ async fn an_abandoned_local_write_leaves_no_block() {
     assert!(reply.message.contains("holds 0"), "{reply:?}");
     assert!(!store.contains(fresh));
 }
+
+/// `standalone --mnt` (one process: master, worker and FUSE client) with a socket
+/// directory: files written and read through the mount take the short circuit, as the
+/// worker's `/metrics` shows, and read back byte-exact.
+#[test]
+fn a_standalone_mount_takes_the_short_circuit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sockets = dir.path().join("sockets");
+    let line = format!("[worker]\ndomain_socket_path = \"{}\"\n", sockets.display());
+    let m = crate::fuse_mount::Mounted::standalone(dir.path(), |t| t.replace("[worker]\n", &line));
+    let text = std::fs::read_to_string(dir.path().join("c.toml")).expect("conf");
+    let doc: toml_edit::DocumentMut = text.parse().expect("toml");
+    let web = doc["worker"]["web_port"]
+        .as_integer()
+        .expect("worker web_port") as u16;
+
+    let data = pattern(5 * MIB + 333, 21);
+    std::fs::write(m.path("big.bin"), &data).expect("write through the mount");
+    // A new open of the file: its blocks are read from the worker (through the socket).
+    let back = std::fs::read(m.path("big.bin")).expect("read through the mount");
+    assert!(back == data, "bytes read back differ");
+    let (_, text) = http_get(web, "/metrics");
+    assert!(opens(&text, "write") >= 1.0, "{text}");
+    assert!(opens(&text, "read") >= 1.0, "{text}");
+    assert_eq!(grpc_calls(&text, "write_block"), 0.0, "{text}");
+    assert!(
+        std::fs::read_dir(&sockets).expect("sockets").count() == 1,
+        "the worker's socket is in the directory"
+    );
+    drop(m);
+}
