@@ -431,3 +431,31 @@ fn a_standalone_mount_takes_the_short_circuit() {
     );
     drop(m);
 }
+
+#[tokio::test]
+async fn a_socket_directory_that_cannot_be_used_stops_the_worker_naming_the_key() {
+    use curvine_fluid::config::HostPort;
+    use curvine_fluid::worker::{Worker, WorkerListeners};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").expect("write");
+    let mut config = ClusterConfig::default();
+    config.worker.hostname = "127.0.0.1".into();
+    config.worker.data_dir = vec![format!("[DISK]{}", dir.path().join("w").display())];
+    config.worker.domain_socket_path = file.join("sockets").display().to_string();
+    config.client.master_addrs = vec![HostPort {
+        hostname: "127.0.0.1".into(),
+        port: 1,
+    }];
+    let bind = || tokio::net::TcpListener::bind("127.0.0.1:0");
+    let listeners = WorkerListeners {
+        rpc: bind().await.expect("bind"),
+        web: bind().await.expect("bind"),
+    };
+    let e = Worker::start(&config, listeners)
+        .await
+        .expect_err("an unusable socket directory");
+    let text = e.to_string();
+    assert!(text.contains("worker.domain_socket_path"), "{text}");
+    assert!(text.contains("a-file/sockets"), "{text}");
+}
