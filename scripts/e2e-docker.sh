@@ -112,6 +112,10 @@ sc_read=$(awk '/^curvine_worker_short_circuit_opens_total\{mode="read"\}/ { prin
 sc_write=$(awk '/^curvine_worker_short_circuit_opens_total\{mode="write"\}/ { print $2 }' "$WORK/worker-metrics.txt")
 awk -v r="${sc_read:-0}" -v w="${sc_write:-0}" 'BEGIN { exit !(r > 0 && w > 0) }' ||
   fail "short circuit not taken: read opens ${sc_read:-none}, write opens ${sc_write:-none}"
+http_body "$RT-client-x1" 9002 /metrics > "$WORK/client-metrics.txt" || fail "no client /metrics"
+cl_write=$(awk '/^curvine_client_short_circuit_opens_total\{mode="write"\}/ { print $2 }' "$WORK/client-metrics.txt")
+awk -v w="${cl_write:-0}" 'BEGIN { exit !(w > 0) }' ||
+  fail "the mount wrote no block through the short circuit: ${cl_write:-none}"
 log "short circuit: $sc_read block reads, $sc_write block writes through the worker's socket"
 
 # Reads that reach the workers (the mount's reads were served from the page cache), then

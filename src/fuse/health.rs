@@ -29,16 +29,25 @@ pub struct ClientHealth {
     fs_path: String,
     masters: Vec<String>,
     state: Mutex<State>,
+    /// The mount's cluster client, for its short-circuit counters.
+    client: crate::client::Client,
 }
 
 impl ClientHealth {
-    /// Health of the mount at `mnt_path` (cluster path `fs_path`), not mounted yet.
-    pub fn new(mnt_path: PathBuf, fs_path: String, masters: Vec<String>) -> Arc<Self> {
+    /// Health of the mount at `mnt_path` (cluster path `fs_path`) served by `client`, not
+    /// mounted yet.
+    pub fn new(
+        mnt_path: PathBuf,
+        fs_path: String,
+        masters: Vec<String>,
+        client: crate::client::Client,
+    ) -> Arc<Self> {
         Arc::new(ClientHealth {
             mnt_path,
             fs_path,
             masters,
             state: Mutex::new(State::Mounting),
+            client,
         })
     }
 
@@ -136,10 +145,18 @@ impl WebApp for ClientHealth {
 
     fn metrics(&self) -> String {
         let up = u8::from(matches!(self.get(), State::Answering(_)));
+        let local = self.client.short_circuit();
         format!(
             "# HELP curvine_fuse_mount_answering 1 when the FUSE mount answered its last probe.\n\
              # TYPE curvine_fuse_mount_answering gauge\n\
-             curvine_fuse_mount_answering {up}\n"
+             curvine_fuse_mount_answering {up}\n\
+             # HELP curvine_client_short_circuit_opens_total Blocks this client read or wrote \
+             through a local worker's socket (short-circuit I/O), by mode.\n\
+             # TYPE curvine_client_short_circuit_opens_total counter\n\
+             curvine_client_short_circuit_opens_total{{mode=\"read\"}} {}\n\
+             curvine_client_short_circuit_opens_total{{mode=\"write\"}} {}\n",
+            local.read_opens(),
+            local.write_opens()
         )
     }
 }

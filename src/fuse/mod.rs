@@ -381,6 +381,7 @@ pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
         PathBuf::from(&config.fuse.mnt_path),
         config.fuse.fs_path.clone(),
         config.master_endpoints(),
+        client.clone(),
     );
     let (stop_web, web_shutdown) = crate::shutdown::channel();
     serve_health(config.fuse.web_port, health.clone(), web_shutdown).await;

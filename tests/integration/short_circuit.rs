@@ -429,6 +429,29 @@ fn a_standalone_mount_takes_the_short_circuit() {
         std::fs::read_dir(&sockets).expect("sockets").count() == 1,
         "the worker's socket is in the directory"
     );
+
+    // A client in another process (Fluid's client DaemonSet beside a worker pod), its
+    // own counters on its /metrics.
+    let port = crate::cli_cluster::free_port();
+    let client = crate::fuse_mount::Mounted::client(
+        &dir.path().join("c.toml"),
+        &dir.path().join("mnt-b"),
+        &format!("web_port = {port}"),
+    );
+    let other = pattern(2 * MIB + 1, 22);
+    std::fs::write(client.path("other.bin"), &other).expect("write through the client");
+    assert!(std::fs::read(client.path("other.bin")).expect("read") == other);
+    assert!(std::fs::read(client.path("big.bin")).expect("read") == data);
+    let (_, text) = http_get(port, "/metrics");
+    let series = |mode: &str| {
+        metric(
+            &text,
+            &format!("curvine_client_short_circuit_opens_total{{mode=\"{mode}\"}}"),
+        )
+    };
+    assert_eq!(series("write"), 1.0, "one block (64 MiB blocks): {text}");
+    assert!(series("read") >= 1.0, "{text}");
+    drop(client);
     drop(m);
 }
 
