@@ -10,7 +10,7 @@
 use crate::cluster::{pattern, TestCluster};
 use crate::harness::wait_for;
 use bytes::Bytes;
-use curvine_fluid::client::Client;
+use curvine_fluid::client::{Client, FileReader};
 use curvine_fluid::config::ByteSize;
 use curvine_fluid::fs_error::FsError;
 use curvine_fluid::rpc::auth::{AuthChannel, Token};
@@ -231,6 +231,19 @@ async fn wait_expired(client: &Client, path: &str) {
     .await;
 }
 
+/// Reads what is left of `reader` onto `got` (after its tokens expired: each read must
+/// renew them unseen).
+async fn read_rest(reader: &mut FileReader, got: &mut Vec<u8>) {
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = reader.read(&mut buf).await.expect("read after expiry");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_files_outlive_their_block_tokens() {
     let (_dir, file) = token_file();
@@ -246,14 +259,7 @@ async fn open_files_outlive_their_block_tokens() {
     let n = reader.read(&mut got).await.expect("first read");
     got.truncate(n);
     wait_expired(&client, "/long").await;
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = reader.read(&mut buf).await.expect("read after expiry");
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
+    read_rest(&mut reader, &mut got).await;
     assert_eq!(got, data);
     // Ranged reads (one request per range) after the renewed tokens expired too.
     wait_expired(&client, "/long").await;
@@ -341,14 +347,7 @@ async fn under_storage_reads_write_through_and_loads_carry_tokens() {
     let n = reader.read(&mut got).await.expect("first read");
     got.truncate(n);
     wait_expired(&client, "/plain").await;
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = reader.read(&mut buf).await.expect("read after expiry");
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
+    read_rest(&mut reader, &mut got).await;
     assert!(got == stored, "the under-storage file read back differs");
 
     // A valid read token with another source named is refused: a token cannot make the
