@@ -158,6 +158,7 @@ impl Cluster {
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(std::env::var("SOAK_LOG").map(|filter| ("CURVINE_LOG", filter)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

@@ -6,7 +6,6 @@
 use crate::cluster::BIN;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::fd::IntoRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,8 +167,20 @@ impl Writer<'_> {
         }
     }
 
-    /// Writes files until told to stop (at most [`MAX_FILES_PER_WRITER`]).
+    /// Writes files until told to stop (at most [`MAX_FILES_PER_WRITER`]). Each attempt
+    /// gets a line in `<scratch>/<fuse|cli><index>.log`: when it started, its path and
+    /// size, and `ok` or the error.
     pub fn run(&self) {
+        let name = self
+            .dir()
+            .rsplit('/')
+            .next()
+            .unwrap_or("writer")
+            .to_string();
+        let journal = self.scratch.join(format!("{name}.log"));
+        let mut journal = std::fs::File::create(&journal)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", journal.display()));
+        let epoch = Instant::now();
         let mut rng = Rng::new(self.seed ^ (0xA5A5_0000 + self.index));
         for n in 0..MAX_FILES_PER_WRITER {
             if self.stop.load(Ordering::Relaxed) {
@@ -179,10 +190,16 @@ impl Writer<'_> {
             let size = file_size(&mut rng);
             let seed = rng.next();
             let data = content(size, seed);
+            let began = epoch.elapsed().as_millis();
             let result = match self.via {
                 Via::Fuse => self.write_fuse(&path, &data),
                 Via::Cli => self.write_cli(&path, &data),
             };
+            let outcome = match &result {
+                Ok(()) => "ok".to_string(),
+                Err((kind, message)) => format!("{kind}: {message}"),
+            };
+            let _ = writeln!(journal, "{began} ms {path} {size} B {outcome}");
             match result {
                 Ok(()) => self.tally.ack(Acked {
                     path,
@@ -216,11 +233,8 @@ impl Writer<'_> {
         file.write_all(data).map_err(|e| fail("write", e))?;
         file.sync_all().map_err(|e| fail("fsync", e))?;
         // close(2) reports what the last flush found; dropping a File would ignore it.
-        let fd = file.into_raw_fd();
-        // SAFETY: `fd` came from `into_raw_fd` just above and is closed exactly once.
-        if unsafe { libc::close(fd) } != 0 {
-            return Err(fail("close", std::io::Error::last_os_error()));
-        }
+        nix::unistd::close(file)
+            .map_err(|errno| fail("close", std::io::Error::from_raw_os_error(errno as i32)))?;
         Ok(())
     }
 
