@@ -58,12 +58,13 @@ pub fn run(
         let report = wait_whole(rt, client, cluster, Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(rng.range(1000, 4000)));
         if leader {
-            let (victim, took) = kill_leader(cluster, rt, client, &report, k);
+            let (victim, took, term) = kill_leader(cluster, rt, client, &report, k);
             record.failovers.push(took);
             println!(
-                "| {} | master-{victim} (leader) | failover {} ms | {} |",
+                "| {} | master-{victim} (leader) | failover {} ms (term {} -> {term}) | {} |",
                 k + 1,
                 took.as_millis(),
+                report.term,
                 tally.acked_count()
             );
         } else {
@@ -91,14 +92,15 @@ pub fn run(
 }
 
 /// SIGKILLs the leader named by `report`, measures until a new leader serves a mkdir,
-/// restarts the killed master and waits until it follows again. (which, how long)
+/// restarts the killed master and waits until it follows again. (which, how long, the
+/// new term: more than one past the old term means an election was retried)
 fn kill_leader(
     cluster: &mut Cluster,
     rt: &tokio::runtime::Runtime,
     client: &Client,
     report: &ClusterReport,
     k: usize,
-) -> (usize, Duration) {
+) -> (usize, Duration, u64) {
     let victim = report.leader_id as usize - 1;
     let applied = report.last_applied;
     let killed = Instant::now();
@@ -117,6 +119,10 @@ fn kill_leader(
             Err(_) => attempt += 1,
         }
     };
+    let term = rt
+        .block_on(client.report())
+        .map(|r| r.term)
+        .unwrap_or_default();
     cluster.start_master(victim);
     // Back: it answers the leader's probe, in the current term, and applied at least what
     // the cluster had applied before the kill.
@@ -136,7 +142,7 @@ fn kill_leader(
         rejoined,
         "master-{victim} did not rejoin within 60 s of its restart"
     );
-    (victim, took)
+    (victim, took, term)
 }
 
 /// Waits until a leader is known, every master answers and every worker is registered
