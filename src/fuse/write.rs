@@ -9,6 +9,8 @@
 //!   local staging copy (an unlinked temporary file), uploaded whole at the next flush.
 //! - `flush`/`fsync`/the last `release` commit: the master records the new blocks and
 //!   length, and other clients see the content.
+//! - A write or commit that loses uncommitted data fails every later write, flush and
+//!   fsync of the file until its last writer closes it.
 
 use crate::client::{Client, FileReader, FileStatus, FileWriter, CHUNK_SIZE};
 use crate::fs_error::FsError;
