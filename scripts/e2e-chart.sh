@@ -138,7 +138,7 @@ echo "written in the cluster" | docker exec -i "$RUN_ID-$RELEASE-worker-1" curvi
 log "FUSE pod: $mnt on the node reads and writes the cluster"
 
 # Over TLS without the token: refused, saying what to set.
-docker exec "$RUN_ID-$RELEASE-master-0" bash -c 'mkdir -p /tmp/ca-only && cp /etc/curvine/security/ca.crt /tmp/ca-only/ &&
+docker exec "$RUN_ID-$RELEASE-master-0" bash -c 'mkdir -p /tmp/ca-only && cp /etc/curvine-security/ca.crt /tmp/ca-only/ &&
   CURVINE_SECURITY_DIR=/tmp/ca-only curvine-fluid fs ls /' > /dev/null 2> "$WORK/refused.err" &&
   fail "a client without the token listed the cluster"
 grep -q "requires its token" "$WORK/refused.err" || fail "a client without the token got: $(cat "$WORK/refused.err")"

@@ -381,7 +381,7 @@ either would change (the Raft group and its journal are fixed; redeploy to chang
   value: {{ include "curvine.logFilter" .root | quote }}
 {{- if .root.Values.security.secretName }}
 - name: CURVINE_SECURITY_DIR
-  value: /etc/curvine/security
+  value: /etc/curvine-security
 {{- end }}
 {{- end -}}
 
@@ -389,7 +389,7 @@ either would change (the Raft group and its journal are fixed; redeploy to chang
 {{- define "curvine.securityMount" -}}
 {{- if .Values.security.secretName }}
 - name: security
-  mountPath: /etc/curvine/security
+  mountPath: /etc/curvine-security
   readOnly: true
 {{- end }}
 {{- end -}}
