@@ -231,6 +231,19 @@ async fn wait_expired(client: &Client, path: &str) {
     .await;
 }
 
+/// A client config file of `cluster` with the token file `token`, in a new directory.
+fn client_conf(cluster: &TestCluster, token: &std::path::Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("c.toml");
+    let toml = format!(
+        "{}[security]\ntoken_file = \"{}\"\n",
+        cluster.client_toml(),
+        token.display()
+    );
+    std::fs::write(&conf, toml).expect("write conf");
+    (dir, conf)
+}
+
 /// Reads what is left of `reader` onto `got` (after its tokens expired: each read must
 /// renew them unseen).
 async fn read_rest(reader: &mut FileReader, got: &mut Vec<u8>) {
@@ -320,14 +333,7 @@ async fn under_storage_reads_write_through_and_loads_carry_tokens() {
     std::fs::create_dir_all(local.path().join("sub")).expect("mkdir");
     let stored = pattern(2 * MIB + 11, 13);
     std::fs::write(local.path().join("sub/f.bin"), &stored).expect("write");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("c.toml");
-    let toml = format!(
-        "{}[security]\ntoken_file = \"{}\"\n",
-        cluster.client_toml(),
-        file.display()
-    );
-    std::fs::write(&conf, toml).expect("write conf");
+    let (dir, conf) = client_conf(&cluster, &file);
     let mount = format!(
         r#"{{"mountPoint":"local://{}","options":{{"sync_interval":"1s"}},"name":"local"}}"#,
         local.path().display()
@@ -397,14 +403,7 @@ fn a_file_open_through_fuse_outlives_its_block_tokens() {
     let data = pattern(3 * MIB + 77, 16);
     rt.block_on(client.write_file("/held.bin", &data))
         .expect("write");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("c.toml");
-    let toml = format!(
-        "{}[security]\ntoken_file = \"{}\"\n",
-        cluster.client_toml(),
-        file.display()
-    );
-    std::fs::write(&conf, toml).expect("write conf");
+    let (dir, conf) = client_conf(&cluster, &file);
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
     let m = Mounted::client(&conf, &mnt, "");
