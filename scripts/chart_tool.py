@@ -12,7 +12,8 @@ scripts/e2e-chart.sh use it; PyYAML comes from scripts/tools.sh's venv).
       prints one JSON object per pod (each StatefulSet replica, one pod per DaemonSet, the
       helm test Pod) saying how to run its first container with `docker run`: name, DNS
       aliases, env and args with Kubernetes' $(VAR) expansion, volumes as directories under
-      WORK_DIR (ConfigMap files, emptyDir, hostPath, claims), privileged (as /dev/fuse and
+      WORK_DIR (ConfigMap files, emptyDir, hostPath, claims, Secrets from
+      WORK_DIR/secrets/<name>), privileged (as /dev/fuse and
       CAP_SYS_ADMIN), the readiness probe.
 
 Errors are one line on stderr, exit status 1.
@@ -282,6 +283,11 @@ def cmd_pods(rendered, work):
                     src = os.path.join(work, "pods", pod, "emptydir", name)
                 elif "hostPath" in vol:
                     src = os.path.join(work, "node", vol["hostPath"]["path"].lstrip("/"))
+                elif "secret" in vol:
+                    # A Secret's keys as files: the test puts them in <work>/secrets/<name>.
+                    src = os.path.join(work, "secrets", vol["secret"]["secretName"])
+                    if not os.path.isdir(src) and not vol["secret"].get("optional"):
+                        raise Fail(f"{pod}: Secret {vol['secret']['secretName']} does not exist (no {src})")
                 else:
                     raise Fail(f"{pod}: volume {name} ({list(vol)}) is not emulated")
             elif name in claims:

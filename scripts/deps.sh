@@ -3,7 +3,8 @@
 # machine, only what is missing, and checks what it cannot install. `make test`,
 # `make e2e` and .ci/run call it; it is quiet and quick when everything is there.
 #   apt: make, fuse3 (fusermount3), tar, diffutils (the FUSE tests), debootstrap (the
-#        image's base), jq (the end-to-end tests), npm and python3-venv (the chart tools);
+#        image's base), jq and openssl (the end-to-end tests: the chart's cluster runs
+#        with a token and TLS), npm and python3-venv (the chart tools);
 #   rustup: rustfmt and clippy;
 #   scripts/tools.sh: helm, kubectl and kubernetes-validate under target/tools;
 #   cargo install: s3s-fs (the S3 server the under-storage tests run) under target/tools;
@@ -22,6 +23,7 @@ have tar || need+=(tar)
 have diff || need+=(diffutils)
 have debootstrap || need+=(debootstrap)
 have jq || need+=(jq)
+have openssl || need+=(openssl)
 have npm || need+=(npm)
 have python3 || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)

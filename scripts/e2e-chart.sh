@@ -12,6 +12,9 @@
 # Then a Fluid ThinRuntime thin-fuse container mounts the chart's cluster with
 # master-endpoints as README gives them, and Fluid's CSI mount check (target path plus the
 # profile's fileSystemType in the mount table) must hold.
+# The cluster runs secured (security.secretName): a Secret with a cluster token and a TLS
+# certificate for the headless services' names, made here with openssl; a client without
+# the token is refused, and the thin-fuse container mounts the Secret as the profile says.
 #
 # Usage: scripts/e2e-chart.sh            env: IMAGE (default curvine-fluid:latest),
 #        E2E_BUILD=0 to use an existing image instead of `make docker-build-fluid`,
@@ -31,6 +34,7 @@ E2E_NAME=e2e-chart
 . scripts/e2e-lib.sh
 
 command -v jq >/dev/null || fail "jq not found (scripts/deps.sh installs it)"
+command -v openssl >/dev/null || fail "openssl not found (scripts/deps.sh installs it)"
 [ "$(id -u)" = 0 ] || fail "needs root (bind mounts with shared propagation)"
 [ -c /dev/fuse ] || fail "/dev/fuse is missing"
 scripts/tools.sh
@@ -40,9 +44,27 @@ if [ "${E2E_BUILD:-1}" != 0 ]; then
 fi
 docker image inspect "$IMAGE" >/dev/null 2>&1 || fail "image $IMAGE missing: make docker-build-fluid"
 
-log "helm template $RELEASE -n $NS: 3 masters, 2 workers, FUSE DaemonSet, image $IMAGE"
+# The Secret curvine-security: token, ca.crt, and tls.crt/tls.key naming every master and
+# worker by its headless service (short and full names).
+SECRET=$WORK/secrets/curvine-security
+mkdir -p "$SECRET"
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$SECRET/token"
+sans=""
+for svc in "$RELEASE-master-headless" "$RELEASE-worker-headless"; do
+  sans="$sans,DNS:*.$svc.$NS.svc,DNS:*.$svc.$NS.svc.cluster.local"
+done
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e-ca" \
+  -keyout "$WORK/ca.key" -out "$SECRET/ca.crt" 2>/dev/null || fail "openssl: CA"
+openssl req -newkey rsa:2048 -nodes -subj "/CN=$RELEASE" -keyout "$SECRET/tls.key" \
+  -out "$WORK/tls.csr" 2>/dev/null || fail "openssl: key"
+printf 'subjectAltName=%s\n' "${sans#,}" > "$WORK/san.ext"
+openssl x509 -req -in "$WORK/tls.csr" -CA "$SECRET/ca.crt" -CAkey "$WORK/ca.key" -CAcreateserial \
+  -days 2 -extfile "$WORK/san.ext" -out "$SECRET/tls.crt" 2>/dev/null || fail "openssl: certificate"
+
+log "helm template $RELEASE -n $NS: 3 masters, 2 workers, FUSE DaemonSet, token and TLS, image $IMAGE"
 "$TOOLS/bin/helm" template "$RELEASE" charts/curvine-fluid --namespace "$NS" \
   --set master.replicas=3 --set worker.replicas=2 --set fuse.enabled=true \
+  --set security.secretName=curvine-security \
   --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" \
   > "$WORK/rendered.yaml" || fail "helm template failed"
 
@@ -115,15 +137,25 @@ echo "written in the cluster" | docker exec -i "$RUN_ID-$RELEASE-worker-1" curvi
 [ "$(cat "$mnt/from-cluster.txt")" = "written in the cluster" ] || fail "the node does not read a file written in the cluster"
 log "FUSE pod: $mnt on the node reads and writes the cluster"
 
+# Over TLS without the token: refused, saying what to set.
+docker exec "$RUN_ID-$RELEASE-master-0" bash -c 'mkdir -p /tmp/ca-only && cp /etc/curvine-security/ca.crt /tmp/ca-only/ &&
+  CURVINE_SECURITY_DIR=/tmp/ca-only curvine-fluid fs ls /' > /dev/null 2> "$WORK/refused.err" &&
+  fail "a client without the token listed the cluster"
+grep -q "requires its token" "$WORK/refused.err" || fail "a client without the token got: $(cat "$WORK/refused.err")"
+docker logs "$RUN_ID-$RELEASE-master-0" 2>&1 | grep -q "RPCs use TLS" || fail "master-0 does not log that RPCs use TLS"
+log "token and TLS: a client without the token is refused ($(head -c 120 "$WORK/refused.err"))"
+
 # A Fluid ThinRuntime mounting the chart's cluster: a thin-fuse container with Fluid's env
 # and config.json, the profile's args (thin-runtime/curvine-thinruntime.yaml), and
 # master-endpoints as README gives them, <pod>.<headless service>.<ns>.svc:port, completed by
 # a pod's DNS search path (namespace default, ndots 5) as in Kubernetes.
 PROFILE=thin-runtime/curvine-thinruntime.yaml
-read -r fs_type thin_args < <("$TOOLS/venv/bin/python3" -c '
+read -r fs_type security_mount security_env thin_args < <("$TOOLS/venv/bin/python3" -c '
 import sys, yaml
 p = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "ThinRuntimeProfile"][0]["spec"]
-print(p["fileSystemType"], " ".join(p["fuse"]["args"]))' "$PROFILE")
+mount = [m for m in p["fuse"]["volumeMounts"] if m["name"] == "security"][0]["mountPath"]
+env = " ".join(e["name"] + "=" + e["value"] for e in p["fuse"]["env"])
+print(p["fileSystemType"], mount, env, " ".join(p["fuse"]["args"]))' "$PROFILE")
 THIN_RT=curvine-thin
 THIN_TARGET=/runtime-mnt/thin/default/$THIN_RT/thin-fuse
 endpoints=$(for i in 0 1 2; do printf '%s-master-%d.%s-master-headless.%s.svc:8995,' "$RELEASE" "$i" "$RELEASE" "$NS"; done)
@@ -133,7 +165,7 @@ printf '{"mounts":[{"mountPoint":"curvine:///","options":{"master-endpoints":"%s
 docker run -d --label "$RUN_ID" --name "$RUN_ID-thin-fuse" --hostname e2e-node --network "$RUN_ID" \
   --dns-search default.svc.cluster.local --dns-search svc.cluster.local --dns-search cluster.local \
   --dns-option ndots:5 --device /dev/fuse --cap-add SYS_ADMIN --security-opt apparmor=unconfined \
-  -v "$WORK/thin-conf:/etc/fluid/config:ro" \
+  -v "$WORK/thin-conf:/etc/fluid/config:ro" -v "$SECRET:$security_mount:ro" -e "$security_env" \
   -v "$WORK/node/runtime-mnt/thin/default/$THIN_RT:/runtime-mnt/thin/default/$THIN_RT:rshared" \
   -e FLUID_RUNTIME_TYPE=thin -e FLUID_RUNTIME_NS=default -e FLUID_RUNTIME_NAME=$THIN_RT \
   -e MOUNT_POINT=$THIN_TARGET "$IMAGE" $thin_args >/dev/null || fail "docker run of thin-fuse failed"

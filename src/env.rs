@@ -69,9 +69,10 @@ pub const TMPDIR: &str = "TMPDIR";
 /// The file holding the cluster token (a mounted Secret key); overrides
 /// `[security] token_file`.
 pub const CURVINE_TOKEN_FILE: &str = "CURVINE_TOKEN_FILE";
-/// A mounted Kubernetes TLS Secret (`tls.crt`, `tls.key`, `ca.crt`); overrides the
-/// `[security] tls_*_file` keys with the files it holds.
-pub const CURVINE_TLS_DIR: &str = "CURVINE_TLS_DIR";
+/// A mounted Secret holding any of `token` (the cluster token), `ca.crt`, `tls.crt` and
+/// `tls.key` (TLS): each file present sets its `[security]` key; an empty directory (an
+/// optional Secret that does not exist) leaves the cluster open.
+pub const CURVINE_SECURITY_DIR: &str = "CURVINE_SECURITY_DIR";
 /// A directory shared by the worker and the clients of a node (a hostPath in both pods)
 /// for short-circuit I/O; overrides `[worker] domain_socket_path`.
 pub const CURVINE_DOMAIN_SOCKET_DIR: &str = "CURVINE_DOMAIN_SOCKET_DIR";

@@ -61,11 +61,11 @@ pub fn resolve(cli: &Cli, env: &EnvSnapshot) -> Result<Resolved, Error> {
     let mut resolved = load(&origin, env)?;
     resolved.detected = detected;
     resolved.config.fuse.staging_dir = env.temp_dir();
+    if let Some(dir) = env.get(env::CURVINE_SECURITY_DIR) {
+        security_dir(&mut resolved.config.security, Path::new(dir));
+    }
     if let Some(file) = env.get(env::CURVINE_TOKEN_FILE) {
         resolved.config.security.token_file = file.to_string();
-    }
-    if let Some(dir) = env.get(env::CURVINE_TLS_DIR) {
-        tls_dir(&mut resolved.config.security, Path::new(dir));
     }
     if let Some(dir) = env.get(env::CURVINE_DOMAIN_SOCKET_DIR) {
         resolved.config.worker.domain_socket_path = dir.to_string();
@@ -73,13 +73,19 @@ pub fn resolve(cli: &Cli, env: &EnvSnapshot) -> Result<Resolved, Error> {
     Ok(resolved)
 }
 
-/// Points the TLS keys at a mounted TLS Secret: `ca.crt` always (a missing one is then
-/// reported by name), `tls.crt` and `tls.key` when the Secret has them (a client's
-/// Secret may hold the CA only).
-fn tls_dir(security: &mut crate::config::model::SecurityConfig, dir: &Path) {
+/// Points the `[security]` keys at the files of a mounted Secret that it holds: `token`,
+/// `ca.crt`, and `tls.crt` with `tls.key` (either of the pair sets both, so a missing half
+/// is reported by name). A client's Secret may hold the token and CA only.
+fn security_dir(security: &mut crate::config::model::SecurityConfig, dir: &Path) {
     let file = |name: &str| dir.join(name).display().to_string();
-    security.tls_ca_file = file("ca.crt");
-    if dir.join("tls.crt").exists() || dir.join("tls.key").exists() {
+    let present = |name: &str| dir.join(name).exists();
+    if present("token") {
+        security.token_file = file("token");
+    }
+    if present("ca.crt") {
+        security.tls_ca_file = file("ca.crt");
+    }
+    if present("tls.crt") || present("tls.key") {
         security.tls_cert_file = file("tls.crt");
         security.tls_key_file = file("tls.key");
     }
@@ -419,24 +425,33 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_dir_points_the_tls_keys_at_the_secret_files() {
+    fn a_security_dir_sets_the_keys_of_the_files_it_holds() {
         let data = tempfile::tempdir().unwrap();
         let secret = tempfile::tempdir().unwrap();
         let args = cli(&["standalone", "--data-dir", data.path().to_str().unwrap()]);
         let dir = secret.path().to_str().unwrap();
-        // A client's Secret: the CA only.
-        let r = resolve(&args, &env(&[("CURVINE_TLS_DIR", dir)])).unwrap();
-        let s = &r.config.security;
+        let security = |vars: &[(&str, &str)]| resolve(&args, &env(vars)).unwrap().config.security;
+        // An optional Secret that does not exist: an empty directory, an open cluster.
+        let open = security(&[("CURVINE_SECURITY_DIR", dir)]);
+        assert_eq!(open, crate::config::model::SecurityConfig::default());
+        // A client's Secret: the token and the CA.
+        std::fs::write(secret.path().join("token"), "t").unwrap();
+        std::fs::write(secret.path().join("ca.crt"), "c").unwrap();
+        let s = security(&[("CURVINE_SECURITY_DIR", dir)]);
+        assert_eq!(s.token_file, format!("{dir}/token"));
         assert_eq!(s.tls_ca_file, format!("{dir}/ca.crt"));
         assert_eq!(
             (s.tls_cert_file.as_str(), s.tls_key_file.as_str()),
             ("", "")
         );
-        // A server's Secret: certificate and key too.
+        // A server's Secret: half the pair names both, so the missing half is reported.
         std::fs::write(secret.path().join("tls.crt"), "x").unwrap();
-        let r = resolve(&args, &env(&[("CURVINE_TLS_DIR", dir)])).unwrap();
-        assert_eq!(r.config.security.tls_cert_file, format!("{dir}/tls.crt"));
-        assert_eq!(r.config.security.tls_key_file, format!("{dir}/tls.key"));
+        let s = security(&[("CURVINE_SECURITY_DIR", dir)]);
+        assert_eq!(s.tls_cert_file, format!("{dir}/tls.crt"));
+        assert_eq!(s.tls_key_file, format!("{dir}/tls.key"));
+        // CURVINE_TOKEN_FILE names the token explicitly and wins.
+        let s = security(&[("CURVINE_SECURITY_DIR", dir), ("CURVINE_TOKEN_FILE", "/t")]);
+        assert_eq!(s.token_file, "/t");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //!   local staging copy (an unlinked temporary file), uploaded whole at the next flush.
 //! - `flush`/`fsync`/the last `release` commit: the master records the new blocks and
 //!   length, and other clients see the content.
+//! - A write or commit that loses uncommitted data fails every later write, flush and
+//!   fsync of the file until its last writer closes it.
 
 use crate::client::{Client, FileReader, FileStatus, FileWriter, CHUNK_SIZE};
 use crate::fs_error::FsError;
@@ -278,7 +280,10 @@ struct Task {
     staging: PathBuf,
     status: FileStatus,
     mode: Mode,
-    /// A failure that lost uncommitted data: the next flush reports it.
+    /// A failure that lost uncommitted data. Every later write, flush and fsync of the
+    /// file through this mount reports it, until its last writer closes it: handles are
+    /// shared (a child closing a descriptor it inherited flushes the parent's handle), so
+    /// reporting it once could let the writer's own fsync succeed on lost data.
     failed: Option<FsError>,
     reader: Option<FileReader>,
     size: Arc<AtomicU64>,
@@ -341,6 +346,9 @@ impl Task {
     }
 
     async fn write(&mut self, path: &str, offset: u64, data: Bytes) -> Result<(), FsError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
         if let Mode::Idle = self.mode {
             let located = self.client.locate_id(self.status.id).await?;
             let size = located.status.as_ref().map_or(0, |st| st.size);
@@ -393,7 +401,7 @@ impl Task {
         }
     }
 
-    /// Drops uncommitted data after a failure and remembers it for the next flush.
+    /// Drops uncommitted data after a failure and remembers it for every later flush.
     fn fail(&mut self, e: FsError) -> FsError {
         self.mode = Mode::Idle;
         self.failed = Some(e.clone());
@@ -473,8 +481,8 @@ impl Task {
 
     /// Records everything written so far with the master.
     async fn commit(&mut self, path: &str) -> Result<(), FsError> {
-        if let Some(e) = self.failed.take() {
-            return Err(e);
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
         }
         match std::mem::replace(&mut self.mode, Mode::Idle) {
             Mode::Idle => Ok(()),
@@ -484,7 +492,8 @@ impl Task {
                     self.reader = None;
                     Ok(())
                 }
-                Err(e) => Err(e),
+                // The stream's data is gone with it.
+                Err(e) => Err(self.fail(e)),
             },
             Mode::Staged(mut s) => {
                 if s.dirty {

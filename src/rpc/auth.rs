@@ -22,7 +22,8 @@ pub const HEADER: &str = "authorization";
 /// What a refused caller is told to do.
 pub const FIX: &str =
     "this cluster requires its token: set [security] token_file or CURVINE_TOKEN_FILE to the \
-     file holding the cluster's token (the same Secret every pod mounts)";
+     file holding the cluster's token, or CURVINE_SECURITY_DIR to the mounted Secret \
+     curvine-security (the same Secret every pod mounts)";
 /// How often one peer's refusals are logged at most.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 

@@ -1,8 +1,8 @@
 //! Optional TLS for our gRPC (rustls): servers present `[security] tls_cert_file` and
 //! `tls_key_file`, clients trust `tls_ca_file` and check the server's name
-//! (`tls_server_name`, else the host they dial). `CURVINE_TLS_DIR` names a mounted
-//! Kubernetes TLS Secret instead (`tls.crt`, `tls.key`, `ca.crt`). No files: plain HTTP/2,
-//! as before. The files are read once at start; a bad one is one line naming its key.
+//! (`tls_server_name`, else the host they dial). `CURVINE_SECURITY_DIR` names a mounted
+//! Secret instead (`tls.crt`, `tls.key`, `ca.crt`). No files: plain HTTP/2, as before.
+//! The files are read once at start; a bad one is one line naming its key.
 
 use crate::config::ClusterConfig;
 use std::path::Path;
@@ -150,7 +150,7 @@ pub fn note(role: &str, tls: &TlsSettings) {
         tracing::info!(
             role,
             "RPCs are not encrypted: set [security] tls_cert_file, tls_key_file and tls_ca_file \
-             (or CURVINE_TLS_DIR) to use TLS"
+             (or CURVINE_SECURITY_DIR) to use TLS"
         );
     }
 }

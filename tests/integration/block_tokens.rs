@@ -10,7 +10,7 @@
 use crate::cluster::{pattern, TestCluster};
 use crate::harness::wait_for;
 use bytes::Bytes;
-use curvine_fluid::client::Client;
+use curvine_fluid::client::{Client, FileReader};
 use curvine_fluid::config::ByteSize;
 use curvine_fluid::fs_error::FsError;
 use curvine_fluid::rpc::auth::{AuthChannel, Token};
@@ -231,6 +231,32 @@ async fn wait_expired(client: &Client, path: &str) {
     .await;
 }
 
+/// A client config file of `cluster` with the token file `token`, in a new directory.
+fn client_conf(cluster: &TestCluster, token: &std::path::Path) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("c.toml");
+    let toml = format!(
+        "{}[security]\ntoken_file = \"{}\"\n",
+        cluster.client_toml(),
+        token.display()
+    );
+    std::fs::write(&conf, toml).expect("write conf");
+    (dir, conf)
+}
+
+/// Reads what is left of `reader` onto `got` (after its tokens expired: each read must
+/// renew them unseen).
+async fn read_rest(reader: &mut FileReader, got: &mut Vec<u8>) {
+    let mut buf = vec![0u8; 256 << 10];
+    loop {
+        let n = reader.read(&mut buf).await.expect("read after expiry");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn open_files_outlive_their_block_tokens() {
     let (_dir, file) = token_file();
@@ -246,14 +272,7 @@ async fn open_files_outlive_their_block_tokens() {
     let n = reader.read(&mut got).await.expect("first read");
     got.truncate(n);
     wait_expired(&client, "/long").await;
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = reader.read(&mut buf).await.expect("read after expiry");
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
+    read_rest(&mut reader, &mut got).await;
     assert_eq!(got, data);
     // Ranged reads (one request per range) after the renewed tokens expired too.
     wait_expired(&client, "/long").await;
@@ -314,14 +333,7 @@ async fn under_storage_reads_write_through_and_loads_carry_tokens() {
     std::fs::create_dir_all(local.path().join("sub")).expect("mkdir");
     let stored = pattern(2 * MIB + 11, 13);
     std::fs::write(local.path().join("sub/f.bin"), &stored).expect("write");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("c.toml");
-    let toml = format!(
-        "{}[security]\ntoken_file = \"{}\"\n",
-        cluster.client_toml(),
-        file.display()
-    );
-    std::fs::write(&conf, toml).expect("write conf");
+    let (dir, conf) = client_conf(&cluster, &file);
     let mount = format!(
         r#"{{"mountPoint":"local://{}","options":{{"sync_interval":"1s"}},"name":"local"}}"#,
         local.path().display()
@@ -341,14 +353,7 @@ async fn under_storage_reads_write_through_and_loads_carry_tokens() {
     let n = reader.read(&mut got).await.expect("first read");
     got.truncate(n);
     wait_expired(&client, "/plain").await;
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = reader.read(&mut buf).await.expect("read after expiry");
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-    }
+    read_rest(&mut reader, &mut got).await;
     assert!(got == stored, "the under-storage file read back differs");
 
     // A valid read token with another source named is refused: a token cannot make the
@@ -398,14 +403,7 @@ fn a_file_open_through_fuse_outlives_its_block_tokens() {
     let data = pattern(3 * MIB + 77, 16);
     rt.block_on(client.write_file("/held.bin", &data))
         .expect("write");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("c.toml");
-    let toml = format!(
-        "{}[security]\ntoken_file = \"{}\"\n",
-        cluster.client_toml(),
-        file.display()
-    );
-    std::fs::write(&conf, toml).expect("write conf");
+    let (dir, conf) = client_conf(&cluster, &file);
     let mnt = dir.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
     let m = Mounted::client(&conf, &mnt, "");

@@ -379,4 +379,26 @@ either would change (the Raft group and its journal are fixed; redeploy to chang
   value: {{ .conf | quote }}
 - name: CURVINE_LOG
   value: {{ include "curvine.logFilter" .root | quote }}
+{{- if .root.Values.security.secretName }}
+- name: CURVINE_SECURITY_DIR
+  value: /etc/curvine-security
+{{- end }}
+{{- end -}}
+
+{{/* The security Secret's mount, when security.secretName is set (root). */}}
+{{- define "curvine.securityMount" -}}
+{{- if .Values.security.secretName }}
+- name: security
+  mountPath: /etc/curvine-security
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The security Secret's volume, when security.secretName is set (root). */}}
+{{- define "curvine.securityVolume" -}}
+{{- if .Values.security.secretName }}
+- name: security
+  secret:
+    secretName: {{ .Values.security.secretName | quote }}
+{{- end }}
 {{- end -}}

@@ -352,6 +352,34 @@ mod tests {
         assert_eq!(answer(|done| ops.commit(f, done)).await, Ok(()));
     }
 
+    /// Found by the crash soak: a child process closing a descriptor it inherited flushes
+    /// the writer's handle; when that commit fails, the data is gone, and the writer's own
+    /// fsync and close must fail too rather than succeed on an empty file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_fails_every_later_flush_until_the_last_close() {
+        let fs = testkit::start().await;
+        let ops = &fs.ops;
+        let (f, fh) = testkit::create(ops, ROOT, "f").await;
+        testkit::write(ops, f, fh, 0, &pattern(5000)).await.unwrap();
+        // The file goes away behind the mount's back: its commit cannot succeed.
+        fs.client.delete("/f", false).await.unwrap();
+        let first = answer(|done| ops.commit(f, done)).await;
+        assert!(first.is_err(), "{first:?}");
+        assert_eq!(
+            answer(|done| ops.commit(f, done)).await,
+            first,
+            "fsync after it"
+        );
+        let more = testkit::write(ops, f, fh, 5000, b"more").await;
+        assert_eq!(more, first, "a write after it");
+        assert_eq!(testkit::release(ops, f, fh).await, first, "the last close");
+        // A new writer starts afresh.
+        let (g, gh) = testkit::create(ops, ROOT, "f").await;
+        testkit::write(ops, g, gh, 0, b"again").await.unwrap();
+        testkit::release(ops, g, gh).await.unwrap();
+        assert_eq!(fs.client.read_file("/f").await.unwrap(), b"again");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_file_unlinked_while_open_works_until_the_last_close() {
         let fs = testkit::start().await;
