@@ -35,9 +35,11 @@
 //! - [`app`]: the command -> action match and the order of each action's steps.
 //! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up;
 //!   `auth` the cluster token (read once, attached by clients, required by servers);
-//!   `block_token` the per-block capabilities masters issue and workers require.
+//!   `block_token` the per-block capabilities masters issue and workers require;
+//!   `call` a namespace-changing call's identity (client id, call number).
 //! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
-//!   `links`, `xattrs`, `mounts` and `ufs` beside it);
+//!   `links`, `xattrs`, `mounts` and `ufs` beside it; `retry_cache` the first results
+//!   of client calls, so a retried call applies once);
 //!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;
 //!   `state` is what the services share (writes, linearizable reads); `batcher` shares
 //!   log entries; `api` holds the gRPC handlers; `ufs` keeps under-storage mounts fresh
@@ -48,7 +50,8 @@
 //!   `block_policy` decides placement, watermarks and eviction order (pure); `service`
 //!   serves blocks; `ufs_fetch` fetches under-storage blocks on a miss; `heartbeat`
 //!   registers and reports; `server` starts and stops it.
-//! - [`client`]: the client library (leader-following master client, file reader and writer).
+//! - [`client`]: the client library (leader-following master client that numbers its
+//!   namespace-changing calls, file reader and writer).
 //! - [`fuse`]: the FUSE client. `ops` holds the file system's semantics as plain
 //!   functions returning `Result<_, Errno>`; `fs` only adapts fuser's callbacks to them;
 //!   `inodes` maps kernel inodes to cluster paths (and a root of several dataset mounts);
