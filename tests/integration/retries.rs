@@ -224,7 +224,6 @@ impl Procs {
     async fn leader(&self) -> usize {
         let c = Procs::client(&self.rpc);
         let workers = u64::from(self.worker.is_some());
-        let mut leader = 0;
         wait_for("a leader and live workers", Duration::from_secs(30), || {
             let c = c.clone();
             async move {
@@ -235,10 +234,7 @@ impl Procs {
             }
         })
         .await;
-        if let Ok(r) = c.report().await {
-            leader = r.leader_id as usize - 1;
-        }
-        leader
+        c.report().await.expect("the cluster report").leader_id as usize - 1
     }
 
     /// Repeated calls master `i` answered from its retry cache (0 when it is down).
@@ -273,8 +269,7 @@ impl Procs {
         if let Some(mut w) = self.worker.take() {
             terminate(&mut w.0);
         }
-        for m in self.masters.iter_mut().filter_map(Option::take) {
-            let mut m = m;
+        for mut m in self.masters.iter_mut().filter_map(Option::take) {
             terminate(&mut m.0);
         }
     }
