@@ -17,13 +17,46 @@ use crate::rpc::pb::master::Empty;
 use crate::rpc::status::from_status;
 use crate::rpc::tls::ClientTls;
 use crate::rpc::MAX_MESSAGE;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tonic::{Response, Status};
 use tracing::debug;
+
+/// The call numbers a client gave out and the calls still waiting for their answer.
+#[derive(Debug, Default)]
+struct CallNumbers {
+    last: u64,
+    in_flight: BTreeSet<u64>,
+}
+
+impl CallNumbers {
+    /// The next call's number, in flight from now on (one lock: a number is never given
+    /// out without being in flight, so the mark never passes a call waiting for its answer).
+    fn start(&mut self) -> u64 {
+        self.last += 1;
+        self.in_flight.insert(self.last);
+        self.last
+    }
+
+    /// Every call numbered below this has had its answer or was given up.
+    fn answered_below(&self) -> u64 {
+        self.in_flight.first().copied().unwrap_or(self.last + 1)
+    }
+}
+
+/// A call in flight; done when dropped.
+struct InFlight<'a> {
+    client: &'a MasterClient,
+    number: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.client.numbers().in_flight.remove(&self.number);
+    }
+}
 
 /// Connection settings of a [`MasterClient`].
 #[derive(Debug, Clone)]
@@ -52,8 +85,8 @@ pub struct MasterClient {
     answered: Mutex<HashSet<String>>,
     /// This client's id in the masters' retry cache (random).
     id: u64,
-    /// The number of the last call that changes the namespace.
-    calls: AtomicU64,
+    /// The numbers of the calls that change the namespace.
+    calls: Mutex<CallNumbers>,
 }
 
 impl MasterClient {
@@ -78,7 +111,7 @@ impl MasterClient {
             channels: Mutex::new(HashMap::new()),
             answered: Mutex::new(HashSet::new()),
             id,
-            calls: AtomicU64::new(0),
+            calls: Mutex::new(CallNumbers::default()),
         })
     }
 
@@ -96,11 +129,25 @@ impl MasterClient {
         F: Fn(MasterServiceClient<AuthChannel>, CallId) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
-        let id = CallId {
-            client: self.id,
-            call: self.calls.fetch_add(1, Ordering::Relaxed) + 1,
+        let number = self.numbers().start();
+        // Answered (or given up) however this future ends, even dropped mid-call.
+        let _in_flight = InFlight {
+            client: self,
+            number,
         };
-        self.call(|c| f(c, id)).await
+        self.call(|c| {
+            let id = CallId {
+                client: self.id,
+                call: number,
+                answered_below: self.numbers().answered_below(),
+            };
+            f(c, id)
+        })
+        .await
+    }
+
+    fn numbers(&self) -> std::sync::MutexGuard<'_, CallNumbers> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn client(&self, addr: &str) -> Result<MasterServiceClient<AuthChannel>, FsError> {

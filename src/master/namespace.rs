@@ -8,9 +8,8 @@
 //! namespace records which inodes and workers changed so the state machine can persist
 //! exactly those.
 
-use super::retry_cache::{CachedCall, Changes as RetryChanges, RetryCache};
+use super::retry_cache::{CachedCall, CallKey, Changes as RetryChanges, RetryCache};
 use crate::fs_error::FsError;
-use crate::rpc::call::CallId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -282,11 +281,14 @@ pub enum Command {
         path: String,
     },
     /// `command` as client call `call` of client `client`, stamped `now` by the leader:
-    /// applied once; a repeat gets the first result from the retry cache.
+    /// applied once; a repeat gets the first result from the retry cache. The client's
+    /// calls below `answered_below` have their answers: the cache forgets them.
     Once {
         client: u64,
         call: u64,
         now: i64,
+        #[serde(default)]
+        answered_below: u64,
         command: Box<Command>,
     },
 }
@@ -539,8 +541,13 @@ impl Namespace {
     }
 
     /// The first result of client call `key`, when the retry cache has it.
-    pub fn first_result(&self, key: CallId) -> Option<&Result<Outcome, FsError>> {
+    pub fn first_result(&self, key: CallKey) -> Option<&Result<Outcome, FsError>> {
         self.retries.get(key)
+    }
+
+    /// Number of client calls the retry cache keeps.
+    pub fn retry_calls(&self) -> usize {
+        self.retries.len()
     }
 
     /// A retry cache entry by its sequence number (for persistence).
@@ -668,17 +675,15 @@ impl Namespace {
             client,
             call,
             now,
+            answered_below,
             command,
         } = command
         {
-            return self.apply_once(
-                CallId {
-                    client: *client,
-                    call: *call,
-                },
-                *now,
-                command,
-            );
+            let key = CallKey {
+                client: *client,
+                call: *call,
+            };
+            return self.apply_once(key, *now, *answered_below, command);
         }
         let result = self.apply_inner(command);
         let freed = std::mem::take(&mut self.freed);
@@ -689,8 +694,17 @@ impl Namespace {
         }
     }
 
-    /// Applies client call `key` once: a repeat answers with the first result.
-    fn apply_once(&mut self, key: CallId, now: i64, command: &Command) -> Applied {
+    /// Applies client call `key` once: a repeat answers with the first result. The
+    /// client's calls below `answered_below` are forgotten first.
+    fn apply_once(
+        &mut self,
+        key: CallKey,
+        now: i64,
+        answered_below: u64,
+        command: &Command,
+    ) -> Applied {
+        self.retries
+            .forget_answered(key.client, answered_below.min(key.call));
         if let Some(first) = self.retries.get(key) {
             return Applied {
                 result: first.clone(),

@@ -32,13 +32,31 @@ impl Default for Limits {
     }
 }
 
+/// A call as the cache knows it: the client's id and the call's number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CallKey {
+    /// The client's id.
+    pub client: u64,
+    /// The call's number.
+    pub call: u64,
+}
+
+impl From<CallId> for CallKey {
+    fn from(id: CallId) -> CallKey {
+        CallKey {
+            client: id.client,
+            call: id.call,
+        }
+    }
+}
+
 /// One call's first result, as kept, persisted and snapshotted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedCall {
     /// Insertion order (the sled key of the entry).
     pub seq: u64,
     /// The call.
-    pub key: CallId,
+    pub key: CallKey,
     /// The timestamp (ms) of the command that made the entry.
     pub at: i64,
     /// The first result (an error that was the command's answer included).
@@ -59,9 +77,9 @@ pub struct Changes {
 #[derive(Debug, Default)]
 pub struct RetryCache {
     limits: Limits,
-    calls: HashMap<CallId, CachedCall>,
+    calls: HashMap<CallKey, CachedCall>,
     /// Oldest first.
-    by_seq: BTreeMap<u64, CallId>,
+    by_seq: BTreeMap<u64, CallKey>,
     /// Each client's calls, oldest first, by `seq`.
     per_client: HashMap<u64, VecDeque<u64>>,
     next_seq: u64,
@@ -104,7 +122,7 @@ impl RetryCache {
     }
 
     /// The first result of `key`, if the cache still has it.
-    pub fn get(&self, key: CallId) -> Option<&Result<Outcome, FsError>> {
+    pub fn get(&self, key: CallKey) -> Option<&Result<Outcome, FsError>> {
         self.calls.get(&key).map(|c| &c.result)
     }
 
@@ -125,7 +143,7 @@ impl RetryCache {
 
     /// Records the first result of `key`, made by a command stamped `now`: calls older
     /// than the time to live go first, then the oldest beyond the bounds.
-    pub fn record(&mut self, key: CallId, now: i64, result: &Result<Outcome, FsError>) {
+    pub fn record(&mut self, key: CallKey, now: i64, result: &Result<Outcome, FsError>) {
         self.expire(now);
         if self.calls.contains_key(&key) {
             return;
@@ -154,6 +172,22 @@ impl RetryCache {
                 break;
             };
             self.remove(oldest);
+        }
+    }
+
+    /// Forgets `client`'s calls numbered below `below`: the client has their answers, so
+    /// none of them comes again (this keeps a live client's entries to its calls in flight).
+    pub fn forget_answered(&mut self, client: u64, below: u64) {
+        let Some(queue) = self.per_client.get(&client) else {
+            return;
+        };
+        let answered: Vec<u64> = queue
+            .iter()
+            .copied()
+            .filter(|seq| self.by_seq.get(seq).is_some_and(|k| k.call < below))
+            .collect();
+        for seq in answered {
+            self.remove(seq);
         }
     }
 
@@ -218,8 +252,8 @@ impl RetryCache {
 mod tests {
     use super::*;
 
-    fn key(client: u64, call: u64) -> CallId {
-        CallId { client, call }
+    fn key(client: u64, call: u64) -> CallKey {
+        CallKey { client, call }
     }
 
     fn small() -> RetryCache {
@@ -266,6 +300,27 @@ mod tests {
         assert_eq!(changes.added.len(), 6);
         assert_eq!(changes.removed.len(), 2);
         assert_eq!(c.take_changes(), Changes::default());
+    }
+
+    #[test]
+    fn answered_calls_are_forgotten() {
+        let mut c = small();
+        for call in [1, 2, 4] {
+            c.record(key(1, call), 0, &Ok(Outcome::Done));
+        }
+        c.record(key(2, 1), 0, &Ok(Outcome::Done));
+        // Client 1 has the answers of every call below 4 (call 3 was answered elsewhere).
+        c.forget_answered(1, 4);
+        assert_eq!(c.get(key(1, 1)), None);
+        assert_eq!(c.get(key(1, 2)), None);
+        assert!(c.get(key(1, 4)).is_some(), "a call in flight stays");
+        assert!(c.get(key(2, 1)).is_some(), "another client's stays");
+        assert_eq!(c.len(), 2);
+        // Unknown clients and marks that forget nothing are no-ops.
+        c.forget_answered(9, 100);
+        c.forget_answered(1, 0);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.take_changes().removed.len(), 2);
     }
 
     #[test]

@@ -95,6 +95,7 @@ impl MasterState {
                 client: id.client,
                 call: id.call,
                 now: now_ms(),
+                answered_below: id.answered_below,
                 command: Box::new(command),
             })
             .await?;
@@ -110,7 +111,7 @@ impl MasterState {
     /// with it instead of doing them again.
     pub fn first_result(&self, call: Option<CallId>) -> Option<Result<Outcome, FsError>> {
         let id = call?;
-        let first = self.ns.read().first_result(id).cloned()?;
+        let first = self.ns.read().first_result(id.into()).cloned()?;
         self.note_repeat(id);
         Some(first)
     }

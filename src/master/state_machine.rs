@@ -369,7 +369,7 @@ mod tests {
     use super::*;
     use crate::fs_error::FsError;
     use crate::master::namespace::{Command, Outcome};
-    use crate::rpc::call::CallId;
+    use crate::master::retry_cache::CallKey;
     use openraft::{CommittedLeaderId, Entry as RaftEntry};
 
     fn entry(index: u64, commands: Vec<Command>) -> Entry {
@@ -384,6 +384,7 @@ mod tests {
             client: 7,
             call,
             now: 1_000,
+            answered_below: 0,
             command: Box::new(Command::Create {
                 path: path.into(),
                 mode: 0o644,
@@ -399,7 +400,7 @@ mod tests {
     #[tokio::test]
     async fn the_retry_cache_survives_a_restart_and_travels_in_snapshots() {
         let dir = tempfile::tempdir().unwrap();
-        let call = CallId { client: 7, call: 1 };
+        let call = CallKey { client: 7, call: 1 };
         let mut sm = StateMachine::open(&dir.path().join("a")).unwrap();
         let first = sm
             .apply([entry(1, vec![create_once(1, "/f")])])
@@ -433,7 +434,7 @@ mod tests {
         let ns = sm.namespace();
         assert!(ns.read().first_result(call).is_some());
         assert!(matches!(
-            ns.read().first_result(CallId { client: 7, call: 2 }),
+            ns.read().first_result(CallKey { client: 7, call: 2 }),
             Some(Err(FsError::AlreadyExists(_)))
         ));
         drop(sm);

@@ -1,10 +1,11 @@
 //! A client call's identity on the wire: the client's random id and the call's number, in
 //! the `x-curvine-client` and `x-curvine-call` metadata of every request that changes the
 //! namespace. Every retry of one call carries the same pair, so the master answers a
-//! repeat with the first result (see `master::retry_cache`).
+//! repeat with the first result (see `master::retry_cache`). `x-curvine-answered` says
+//! below which number every call of the client has had its answer, so the master forgets
+//! those.
 
 use crate::fs_error::FsError;
-use serde::{Deserialize, Serialize};
 use tonic::metadata::MetadataMap;
 use tonic::Request;
 
@@ -12,15 +13,19 @@ use tonic::Request;
 pub const CLIENT_HEADER: &str = "x-curvine-client";
 /// The metadata key of the call number (decimal).
 pub const CALL_HEADER: &str = "x-curvine-call";
+/// The metadata key of the client's answered mark (decimal).
+pub const ANSWERED_HEADER: &str = "x-curvine-answered";
 
-/// One logical client call: the client's id and the call's number. Also the key of the
-/// master's retry cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// One logical client call, as one attempt sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallId {
     /// The client's id (random per client instance).
     pub client: u64,
     /// The call's number (monotonic per client; every retry of one call reuses it).
     pub call: u64,
+    /// Every call of this client numbered below this has had its answer (or was given
+    /// up): none of them is sent again. At most `call`.
+    pub answered_below: u64,
 }
 
 impl CallId {
@@ -33,6 +38,9 @@ impl CallId {
         }
         if let Ok(v) = self.call.to_string().parse() {
             md.insert(CALL_HEADER, v);
+        }
+        if let Ok(v) = self.answered_below.to_string().parse() {
+            md.insert(ANSWERED_HEADER, v);
         }
         request
     }
@@ -63,10 +71,22 @@ impl CallId {
                 "{CLIENT_HEADER} {client:?}: expected up to 16 hex digits"
             ))
         })?;
-        let call = call.parse().map_err(|_| {
-            FsError::InvalidArgument(format!("{CALL_HEADER} {call:?}: expected a decimal number"))
-        })?;
-        Ok(Some(CallId { client, call }))
+        let number = |key: &str, text: &str| -> Result<u64, FsError> {
+            text.parse().map_err(|_| {
+                FsError::InvalidArgument(format!("{key} {text:?}: expected a decimal number"))
+            })
+        };
+        let call = number(CALL_HEADER, &call)?;
+        // Absent: nothing is known answered.
+        let answered_below = match text(ANSWERED_HEADER)? {
+            Some(t) => number(ANSWERED_HEADER, &t)?.min(call),
+            None => 0,
+        };
+        Ok(Some(CallId {
+            client,
+            call,
+            answered_below,
+        }))
     }
 }
 
@@ -79,6 +99,7 @@ mod tests {
         let id = CallId {
             client: u64::MAX - 3,
             call: 42,
+            answered_below: 40,
         };
         let req = id.request(());
         assert_eq!(CallId::from_metadata(req.metadata()), Ok(Some(id)));
@@ -94,5 +115,13 @@ mod tests {
         md.insert(CLIENT_HEADER, "zz".parse().unwrap());
         let e = CallId::from_metadata(&md).unwrap_err();
         assert!(e.to_string().contains("hex"), "{e}");
+        md.insert(CLIENT_HEADER, "ff".parse().unwrap());
+        md.insert(ANSWERED_HEADER, "x".parse().unwrap());
+        let e = CallId::from_metadata(&md).unwrap_err();
+        assert!(e.to_string().contains(ANSWERED_HEADER), "{e}");
+        // A mark past the call itself is taken as the call.
+        md.insert(ANSWERED_HEADER, "9".parse().unwrap());
+        let id = CallId::from_metadata(&md).unwrap().unwrap();
+        assert_eq!((id.client, id.call, id.answered_below), (0xff, 7, 7));
     }
 }

@@ -237,8 +237,8 @@ impl Procs {
         c.report().await.expect("the cluster report").leader_id as usize - 1
     }
 
-    /// Repeated calls master `i` answered from its retry cache (0 when it is down).
-    async fn repeats(&self, i: usize) -> u64 {
+    /// Master `i`'s metric `name` (0 when the master is down or has no such sample).
+    async fn metric(&self, i: usize, name: &str) -> u64 {
         if self.masters[i].is_none() {
             return 0;
         }
@@ -247,10 +247,16 @@ impl Procs {
             .await
             .unwrap();
         assert_eq!(code, 200, "{body}");
+        let prefix = format!("{name} ");
         body.lines()
-            .find_map(|l| l.strip_prefix("curvine_master_repeated_calls_total "))
+            .find_map(|l| l.strip_prefix(&prefix))
             .map(|v| v.trim().parse().unwrap())
             .unwrap_or(0)
+    }
+
+    /// Repeated calls master `i` answered from its retry cache.
+    async fn repeats(&self, i: usize) -> u64 {
+        self.metric(i, "curvine_master_repeated_calls_total").await
     }
 
     async fn total_repeats(&self) -> u64 {
@@ -348,6 +354,14 @@ async fn a_call_whose_reply_is_lost_applies_once() {
     // Without a lost reply nothing is repeated: a second exclusive create is refused.
     let again = c.create_file("/r/excl", false, false, owner).await;
     assert!(matches!(again, Err(FsError::AlreadyExists(_))), "{again:?}");
+
+    // Answered calls are forgotten: of this client's nine calls only the last is kept
+    // (the next one would say it was answered), besides the worker's registration.
+    let kept = procs.metric(0, "curvine_master_retry_cache_calls").await;
+    assert!(
+        (1..=2).contains(&kept),
+        "the retry cache keeps {kept} calls"
+    );
     procs.stop();
 }
 
