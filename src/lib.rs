@@ -36,9 +36,12 @@
 //! - [`rpc`]: our gRPC protocol (generated types), error mapping, channel set-up;
 //!   `auth` the cluster token (read once, attached by clients, required by servers);
 //!   `block_token` the per-block capabilities masters issue and workers require;
-//!   `local` the short-circuit socket's framing and descriptor passing.
+//!   `local` the short-circuit socket's framing and descriptor passing;
+//!   `call` a namespace-changing call's identity (client id, call number); `tls` optional
+//!   TLS (rustls) for channels and servers.
 //! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
-//!   `links`, `xattrs`, `mounts` and `ufs` beside it);
+//!   `links`, `xattrs`, `mounts` and `ufs` beside it; `retry_cache` the first results
+//!   of client calls, so a retried call applies once);
 //!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;
 //!   `state` is what the services share (writes, linearizable reads); `batcher` shares
 //!   log entries; `api` holds the gRPC handlers; `ufs` keeps under-storage mounts fresh
@@ -50,8 +53,9 @@
 //!   serves blocks; `short_circuit` hands block files to clients on the node over a
 //!   Unix socket; `ufs_fetch` fetches under-storage blocks on a miss; `heartbeat`
 //!   registers and reports; `server` starts and stops it.
-//! - [`client`]: the client library (leader-following master client, file reader and
-//!   writer, `short_circuit` I/O with a worker on the same node).
+//! - [`client`]: the client library (leader-following master client that numbers its
+//!   namespace-changing calls, file reader and writer, `short_circuit` I/O with a worker
+//!   on the same node).
 //! - [`fuse`]: the FUSE client. `ops` holds the file system's semantics as plain
 //!   functions returning `Result<_, Errno>`; `fs` only adapts fuser's callbacks to them;
 //!   `inodes` maps kernel inodes to cluster paths (and a root of several dataset mounts);

@@ -3,20 +3,60 @@
 //! (`client.rpc_retry_max_duration_ms`). A master is first asked for its status, bounded
 //! by the connect deadline: one that accepts connections but never answers costs that
 //! deadline (`client.conn_timeout_ms`), not a whole RPC timeout, before the next is tried.
+//!
+//! A call that changes the namespace goes through [`MasterClient::call_once`]: it carries
+//! this client's random id and its own call number, the same on every retry, so a call
+//! retried after its reply was lost (a dropped connection, a timeout, a leader that died
+//! after committing) is answered with its first result by the master's retry cache.
 
 use crate::fs_error::FsError;
 use crate::rpc::auth::{AuthChannel, Token};
+use crate::rpc::call::CallId;
 use crate::rpc::pb::master::master_service_client::MasterServiceClient;
 use crate::rpc::pb::master::Empty;
 use crate::rpc::status::from_status;
 use crate::rpc::tls::ClientTls;
 use crate::rpc::MAX_MESSAGE;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tonic::{Response, Status};
 use tracing::debug;
+
+/// The call numbers a client gave out and the calls still waiting for their answer.
+#[derive(Debug, Default)]
+struct CallNumbers {
+    last: u64,
+    in_flight: BTreeSet<u64>,
+}
+
+impl CallNumbers {
+    /// The next call's number, in flight from now on (one lock: a number is never given
+    /// out without being in flight, so the mark never passes a call waiting for its answer).
+    fn start(&mut self) -> u64 {
+        self.last += 1;
+        self.in_flight.insert(self.last);
+        self.last
+    }
+
+    /// Every call numbered below this has had its answer or was given up.
+    fn answered_below(&self) -> u64 {
+        self.in_flight.first().copied().unwrap_or(self.last + 1)
+    }
+}
+
+/// A call in flight; done when dropped.
+struct InFlight<'a> {
+    client: &'a MasterClient,
+    number: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.client.numbers().in_flight.remove(&self.number);
+    }
+}
 
 /// Connection settings of a [`MasterClient`].
 #[derive(Debug, Clone)]
@@ -43,6 +83,10 @@ pub struct MasterClient {
     channels: Mutex<HashMap<String, MasterServiceClient<AuthChannel>>>,
     /// Masters that answered on their current channel.
     answered: Mutex<HashSet<String>>,
+    /// This client's id in the masters' retry cache (random).
+    id: u64,
+    /// The numbers of the calls that change the namespace.
+    calls: Mutex<CallNumbers>,
 }
 
 impl MasterClient {
@@ -53,12 +97,57 @@ impl MasterClient {
                 "no master address: set client.master_addrs".into(),
             ));
         }
+        let mut bytes = [0u8; 8];
+        getrandom::getrandom(&mut bytes).map_err(|e| {
+            FsError::Io(format!(
+                "cannot draw a random client id from the system's random source: {e}"
+            ))
+        })?;
+        let id = u64::from_le_bytes(bytes);
+        debug!(client = %format_args!("{id:016x}"), "master client id");
         Ok(MasterClient {
             config,
             leader: Mutex::new(None),
             channels: Mutex::new(HashMap::new()),
             answered: Mutex::new(HashSet::new()),
+            id,
+            calls: Mutex::new(CallNumbers::default()),
         })
+    }
+
+    /// This client's id in the masters' retry cache.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Calls `f` on the leader as one call that changes the namespace: `f` gets the
+    /// call's identity and sends its request through [`CallId::request`]; every retry
+    /// (see [`MasterClient::call`]) sends the same identity, so the masters apply the call
+    /// once and answer a repeat with the first result.
+    pub async fn call_once<T, F, Fut>(&self, f: F) -> Result<T, FsError>
+    where
+        F: Fn(MasterServiceClient<AuthChannel>, CallId) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let number = self.numbers().start();
+        // Answered (or given up) however this future ends, even dropped mid-call.
+        let _in_flight = InFlight {
+            client: self,
+            number,
+        };
+        self.call(|c| {
+            let id = CallId {
+                client: self.id,
+                call: number,
+                answered_below: self.numbers().answered_below(),
+            };
+            f(c, id)
+        })
+        .await
+    }
+
+    fn numbers(&self) -> std::sync::MutexGuard<'_, CallNumbers> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn client(&self, addr: &str) -> Result<MasterServiceClient<AuthChannel>, FsError> {

@@ -174,8 +174,8 @@ impl Client {
             gid: owner.gid,
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.mkdir(r).await }
             })
             .await
@@ -271,8 +271,8 @@ impl Client {
             no_replace,
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.rename(r).await }
             })
             .await?;
@@ -294,7 +294,10 @@ impl Client {
     pub async fn release_orphan(&self, id: u64) -> Result<(), FsError> {
         let req = pb::InodeRequest { id };
         self.master()
-            .call(|mut c| async move { c.release_orphan(req).await })
+            .call_once(|mut c, id| {
+                let r = id.request(req);
+                async move { c.release_orphan(r).await }
+            })
             .await?;
         Ok(())
     }
@@ -311,8 +314,8 @@ impl Client {
             keep_open,
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.delete(r).await }
             })
             .await?;
@@ -322,8 +325,8 @@ impl Client {
     /// Changes attributes; `size` truncates or extends.
     pub async fn set_attr(&self, req: pb::SetAttrRequest) -> Result<FileStatus, FsError> {
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.set_attr(r).await }
             })
             .await
@@ -351,8 +354,8 @@ impl Client {
             gid: owner.gid,
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.mknod(r).await }
             })
             .await
@@ -365,8 +368,8 @@ impl Client {
             dst: dst.into(),
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.link(r).await }
             })
             .await
@@ -388,8 +391,8 @@ impl Client {
             flags,
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.set_xattr(r).await }
             })
             .await
@@ -433,8 +436,8 @@ impl Client {
             name: name.into(),
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.remove_xattr(r).await }
             })
             .await
@@ -455,8 +458,8 @@ impl Client {
             gid: owner.gid,
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.symlink(r).await }
             })
             .await
@@ -480,8 +483,8 @@ impl Client {
     pub async fn set_mounts(&self, mounts: Vec<pb::MountEntry>) -> Result<pb::MountTable, FsError> {
         let table = pb::MountTable { mounts };
         self.master()
-            .call(|mut c| {
-                let table = table.clone();
+            .call_once(|mut c, id| {
+                let table = id.request(table.clone());
                 async move { c.set_mounts(table).await }
             })
             .await
@@ -520,8 +523,8 @@ impl Client {
             gid: owner.gid,
         };
         self.master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.create(r).await }
             })
             .await

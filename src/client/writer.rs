@@ -183,8 +183,8 @@ impl FileWriter {
         };
         self.client
             .master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.complete_file(r).await }
             })
             .await
@@ -198,8 +198,8 @@ impl FileWriter {
         let resp = self
             .client
             .master()
-            .call(|mut c| {
-                let r = req.clone();
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
                 async move { c.add_block(r).await }
             })
             .await?;

@@ -10,6 +10,7 @@ use super::state::{now_ms, MasterState};
 use super::ufs::Fresh;
 use super::workers::WorkerReport;
 use crate::fs_error::FsError;
+use crate::rpc::call::CallId;
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::master::master_service_server::MasterService;
 use crate::rpc::status::to_status;
@@ -84,25 +85,53 @@ impl MasterApi {
         Ok(file_status(&path, inode, &ns))
     }
 
-    async fn add_block(&self, req: pb::AddBlockRequest) -> Result<pb::AddBlockResponse, FsError> {
-        self.state.require_leader()?;
-        let worker = self
-            .state
-            .workers
-            .pick_for_write()
-            .ok_or_else(|| FsError::Unavailable("no live worker can take a block".into()))?;
-        let block_id = match self
-            .state
-            .command(Command::AddBlock {
-                file_id: req.file_id,
-                worker,
-            })
-            .await?
-        {
+    async fn add_block(
+        &self,
+        req: pb::AddBlockRequest,
+        call: Option<CallId>,
+    ) -> Result<pb::AddBlockResponse, FsError> {
+        let outcome = match self.repeated(call, &[]).await? {
+            Some(first) => first?,
+            None => {
+                self.state.require_leader()?;
+                let worker = self.state.workers.pick_for_write().ok_or_else(|| {
+                    FsError::Unavailable("no live worker can take a block".into())
+                })?;
+                self.state
+                    .command_once(
+                        call,
+                        Command::AddBlock {
+                            file_id: req.file_id,
+                            worker,
+                        },
+                    )
+                    .await?
+            }
+        };
+        let block_id = match outcome {
             Outcome::Block(id) => id,
             other => return Err(FsError::Io(format!("unexpected outcome {other:?}"))),
         };
         let ns = self.state.ns.read();
+        // The worker the block went to (a repeated call's was picked the first time).
+        let worker = ns
+            .inode(req.file_id)
+            .and_then(|inode| {
+                let pending = inode.pending.iter().find(|(b, _)| *b == block_id);
+                pending.map(|(_, w)| *w).or_else(|| {
+                    inode
+                        .blocks
+                        .iter()
+                        .find(|b| b.id == block_id)
+                        .and_then(|b| b.worker)
+                })
+            })
+            .ok_or_else(|| {
+                FsError::NotFound(format!(
+                    "block {block_id} of inode {}: the file no longer holds it",
+                    req.file_id
+                ))
+            })?;
         let record = ns
             .worker(worker)
             .ok_or_else(|| FsError::Unavailable(format!("worker {worker} is not registered")))?;
@@ -115,6 +144,31 @@ impl MasterApi {
             }),
             block_token: self.state.block_tokens.write(block_id),
         })
+    }
+
+    /// The first result of `call` when it is a repeat that this master applied already,
+    /// for a handler to answer before its own steps (which may fail or act twice on a
+    /// repeat). Under an under-storage mount (`paths`), where those steps change the
+    /// storage, only after this master applied everything committed.
+    async fn repeated(
+        &self,
+        call: Option<CallId>,
+        paths: &[&str],
+    ) -> Result<Option<Result<Outcome, FsError>>, FsError> {
+        if call.is_none() {
+            return Ok(None);
+        }
+        let under_storage = {
+            let ns = self.state.ns.read();
+            paths
+                .iter()
+                .any(|p| !p.is_empty() && ns.ufs_mount_of(p).is_some())
+        };
+        if under_storage {
+            self.state.first_result_applied(call).await
+        } else {
+            Ok(self.state.first_result(call))
+        }
     }
 
     /// Lists under storage first when `path` is under an under-storage mount and its
@@ -254,7 +308,11 @@ impl MasterApi {
         src: String,
         dst: String,
         no_replace: bool,
+        call: Option<CallId>,
     ) -> Result<(), FsError> {
+        if let Some(first) = self.repeated(call, &[&src, &dst]).await? {
+            return first.map(|_| ());
+        }
         self.fresh(&src, Fresh::Parent).await?;
         self.fresh(&dst, Fresh::Parent).await?;
         let from = self.state.ufs.writable(&self.state, &src)?;
@@ -309,12 +367,15 @@ impl MasterApi {
             }
         }
         self.state
-            .command(Command::Rename {
-                src,
-                dst: dst.clone(),
-                no_replace,
-                now: now_ms(),
-            })
+            .command_once(
+                call,
+                Command::Rename {
+                    src,
+                    dst: dst.clone(),
+                    no_replace,
+                    now: now_ms(),
+                },
+            )
             .await?;
         match moved {
             Some((id, false, Some(entry))) => {
@@ -464,10 +525,15 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::MkdirRequest>,
     ) -> Result<Response<pb::FileStatus>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("mkdir", async {
+            let call = call?;
             let path = namespace::normalize(&r.path)?;
             let mode = r.mode.unwrap_or(0o755);
+            if let Some(first) = self.repeated(call, &[&path]).await? {
+                return self.node_status(&path, first?);
+            }
             self.fresh(&path, Fresh::Parent).await?;
             if let Some((m, ufs, rel)) = self.state.ufs.writable(&self.state, &path)? {
                 if self.state.ns.read().lookup(&path).is_err() {
@@ -478,14 +544,17 @@ impl MasterService for MasterApi {
             }
             let out = self
                 .state
-                .command(Command::Mkdir {
-                    path: path.clone(),
-                    mode,
-                    uid: r.uid,
-                    gid: r.gid,
-                    parents: r.parents,
-                    now: now_ms(),
-                })
+                .command_once(
+                    call,
+                    Command::Mkdir {
+                        path: path.clone(),
+                        mode,
+                        uid: r.uid,
+                        gid: r.gid,
+                        parents: r.parents,
+                        now: now_ms(),
+                    },
+                )
                 .await?;
             self.node_status(&path, out)
         })
@@ -496,23 +565,31 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::FileStatus>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("create", async {
+            let call = call?;
             let path = namespace::normalize(&r.path)?;
             let mode = r.mode.unwrap_or(0o644);
+            if let Some(first) = self.repeated(call, &[&path]).await? {
+                return self.node_status(&path, first?);
+            }
             self.fresh(&path, Fresh::Parent).await?;
             self.state.ufs.writable(&self.state, &path)?;
             let out = self
                 .state
-                .command(Command::Create {
-                    path: path.clone(),
-                    mode,
-                    uid: r.uid,
-                    gid: r.gid,
-                    overwrite: r.overwrite,
-                    parents: r.create_parents,
-                    now: now_ms(),
-                })
+                .command_once(
+                    call,
+                    Command::Create {
+                        path: path.clone(),
+                        mode,
+                        uid: r.uid,
+                        gid: r.gid,
+                        overwrite: r.overwrite,
+                        parents: r.create_parents,
+                        now: now_ms(),
+                    },
+                )
                 .await?;
             self.node_status(&path, out)
         })
@@ -557,27 +634,37 @@ impl MasterService for MasterApi {
     }
 
     async fn rename(&self, req: Request<pb::RenameRequest>) -> Result<Response<pb::Empty>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("rename", async {
+            let call = call?;
             let (src, dst) = (namespace::normalize(&r.src)?, namespace::normalize(&r.dst)?);
-            self.rename_paths(src, dst, r.no_replace).await?;
+            self.rename_paths(src, dst, r.no_replace, call).await?;
             Ok(pb::Empty {})
         })
         .await
     }
 
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::Empty>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("delete", async {
+            let call = call?;
             let path = namespace::normalize(&r.path)?;
+            if let Some(first) = self.repeated(call, &[&path]).await? {
+                return first.map(|_| pb::Empty {});
+            }
             self.delete_in_storage(&path, r.recursive).await?;
             self.state
-                .command(Command::Delete {
-                    path,
-                    recursive: r.recursive,
-                    now: now_ms(),
-                    keep_open: r.keep_open,
-                })
+                .command_once(
+                    call,
+                    Command::Delete {
+                        path,
+                        recursive: r.recursive,
+                        now: now_ms(),
+                        keep_open: r.keep_open,
+                    },
+                )
                 .await?;
             Ok(pb::Empty {})
         })
@@ -588,14 +675,19 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::SetAttrRequest>,
     ) -> Result<Response<pb::FileStatus>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("set_attr", async {
+            let call = call?;
             let path = target_path(&r.path, r.id)?;
             let named = if r.id == 0 {
                 path.clone()
             } else {
                 self.state.ns.read().path_of(r.id).unwrap_or_default()
             };
+            if let Some(first) = self.repeated(call, &[&named]).await? {
+                return self.node_status(&path, first?);
+            }
             let storage = if named.is_empty() {
                 None
             } else {
@@ -612,12 +704,15 @@ impl MasterService for MasterApi {
             let resized = attrs.size.is_some();
             let out = self
                 .state
-                .command(Command::SetAttr {
-                    path: path.clone(),
-                    attrs,
-                    now: now_ms(),
-                    id: r.id,
-                })
+                .command_once(
+                    call,
+                    Command::SetAttr {
+                        path: path.clone(),
+                        attrs,
+                        now: now_ms(),
+                        id: r.id,
+                    },
+                )
                 .await?;
             if let (true, Some((m, ufs, rel)), Outcome::Node(inode)) = (resized, &storage, &out) {
                 // A truncated file of the storage is written back at its new length.
@@ -634,21 +729,26 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::SymlinkRequest>,
     ) -> Result<Response<pb::FileStatus>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("symlink", async {
+            let call = call?;
             let link = namespace::normalize(&r.link)?;
             self.state
                 .ufs
                 .refuse_under_storage(&self.state, &link, "a symbolic link")?;
             let out = self
                 .state
-                .command(Command::Symlink {
-                    target: r.target,
-                    link: link.clone(),
-                    uid: r.uid,
-                    gid: r.gid,
-                    now: now_ms(),
-                })
+                .command_once(
+                    call,
+                    Command::Symlink {
+                        target: r.target,
+                        link: link.clone(),
+                        uid: r.uid,
+                        gid: r.gid,
+                        now: now_ms(),
+                    },
+                )
                 .await?;
             self.node_status(&link, out)
         })
@@ -659,23 +759,28 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::MknodRequest>,
     ) -> Result<Response<pb::FileStatus>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("mknod", async {
+            let call = call?;
             let path = namespace::normalize(&r.path)?;
             self.state
                 .ufs
                 .refuse_under_storage(&self.state, &path, "a special file")?;
             let out = self
                 .state
-                .command(Command::Mknod {
-                    path: path.clone(),
-                    kind: special_kind(r.kind)?,
-                    mode: r.mode,
-                    rdev: r.rdev,
-                    uid: r.uid,
-                    gid: r.gid,
-                    now: now_ms(),
-                })
+                .command_once(
+                    call,
+                    Command::Mknod {
+                        path: path.clone(),
+                        kind: special_kind(r.kind)?,
+                        mode: r.mode,
+                        rdev: r.rdev,
+                        uid: r.uid,
+                        gid: r.gid,
+                        now: now_ms(),
+                    },
+                )
                 .await?;
             self.node_status(&path, out)
         })
@@ -686,8 +791,10 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::LinkRequest>,
     ) -> Result<Response<pb::FileStatus>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("link", async {
+            let call = call?;
             let (src, dst) = (namespace::normalize(&r.src)?, namespace::normalize(&r.dst)?);
             for p in [&src, &dst] {
                 self.state
@@ -696,11 +803,14 @@ impl MasterService for MasterApi {
             }
             let out = self
                 .state
-                .command(Command::Link {
-                    src,
-                    dst: dst.clone(),
-                    now: now_ms(),
-                })
+                .command_once(
+                    call,
+                    Command::Link {
+                        src,
+                        dst: dst.clone(),
+                        now: now_ms(),
+                    },
+                )
                 .await?;
             self.node_status(&dst, out)
         })
@@ -711,10 +821,12 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::InodeRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("release_orphan", async {
+            let call = call?;
             self.state
-                .command(Command::ReleaseOrphan { id: r.id })
+                .command_once(call, Command::ReleaseOrphan { id: r.id })
                 .await?;
             Ok(pb::Empty {})
         })
@@ -725,8 +837,10 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::SetXattrRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("set_xattr", async {
+            let call = call?;
             let mode = match r.flags {
                 0 => XattrMode::Any,
                 1 => XattrMode::Create,
@@ -738,13 +852,16 @@ impl MasterService for MasterApi {
                 .ufs
                 .refuse_under_storage(&self.state, &path, "an extended attribute")?;
             self.state
-                .command(Command::SetXattr {
-                    path,
-                    name: r.name,
-                    value: r.value.to_vec(),
-                    mode,
-                    now: now_ms(),
-                })
+                .command_once(
+                    call,
+                    Command::SetXattr {
+                        path,
+                        name: r.name,
+                        value: r.value.to_vec(),
+                        mode,
+                        now: now_ms(),
+                    },
+                )
                 .await?;
             Ok(pb::Empty {})
         })
@@ -793,18 +910,23 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::XattrRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("remove_xattr", async {
+            let call = call?;
             let path = namespace::normalize(&r.path)?;
             self.state
                 .ufs
                 .refuse_under_storage(&self.state, &path, "an extended attribute")?;
             self.state
-                .command(Command::RemoveXattr {
-                    path,
-                    name: r.name,
-                    now: now_ms(),
-                })
+                .command_once(
+                    call,
+                    Command::RemoveXattr {
+                        path,
+                        name: r.name,
+                        now: now_ms(),
+                    },
+                )
                 .await?;
             Ok(pb::Empty {})
         })
@@ -815,16 +937,24 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::AddBlockRequest>,
     ) -> Result<Response<pb::AddBlockResponse>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
-        self.timed("add_block", self.add_block(r)).await
+        self.timed("add_block", async { self.add_block(r, call?).await })
+            .await
     }
 
     async fn complete_file(
         &self,
         req: Request<pb::CompleteRequest>,
     ) -> Result<Response<pb::FileStatus>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("complete_file", async {
+            let call = call?;
+            let named = self.state.ns.read().path_of(r.file_id).unwrap_or_default();
+            if let Some(first) = self.repeated(call, &[&named]).await? {
+                return self.node_status(&r.path, first?);
+            }
             let blocks = block_ranges(&r.blocks)?;
             // Under storage: written through before the writer hears success.
             let persisted = match self.storage_of_file(r.file_id)? {
@@ -836,12 +966,15 @@ impl MasterService for MasterApi {
             };
             let mut out = self
                 .state
-                .command(Command::Complete {
-                    file_id: r.file_id,
-                    length: r.length,
-                    blocks,
-                    now: now_ms(),
-                })
+                .command_once(
+                    call,
+                    Command::Complete {
+                        file_id: r.file_id,
+                        length: r.length,
+                        blocks,
+                        now: now_ms(),
+                    },
+                )
                 .await?;
             if let Some(entry) = persisted {
                 out = self.stamp_persisted(r.file_id, entry).await?;
@@ -884,8 +1017,10 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::RegisterWorkerRequest>,
     ) -> Result<Response<pb::RegisterWorkerResponse>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let r = req.into_inner();
         self.timed("register_worker", async {
+            let call = call?;
             let port = |p: u32, what: &str| {
                 u16::try_from(p).map_err(|_| FsError::InvalidArgument(format!("{what} {p}")))
             };
@@ -893,11 +1028,14 @@ impl MasterService for MasterApi {
                 (port(r.rpc_port, "rpc port")?, port(r.web_port, "web port")?);
             let id = match self
                 .state
-                .command(Command::RegisterWorker {
-                    hostname: r.hostname.clone(),
-                    rpc_port,
-                    web_port,
-                })
+                .command_once(
+                    call,
+                    Command::RegisterWorker {
+                        hostname: r.hostname.clone(),
+                        rpc_port,
+                        web_port,
+                    },
+                )
                 .await?
             {
                 Outcome::Worker(id) => id,
@@ -1002,6 +1140,7 @@ impl MasterService for MasterApi {
         &self,
         req: Request<pb::MountTable>,
     ) -> Result<Response<pb::MountTable>, Status> {
+        let call = CallId::from_metadata(req.metadata());
         let wanted = req
             .into_inner()
             .mounts
@@ -1011,10 +1150,13 @@ impl MasterService for MasterApi {
         self.timed("set_mounts", async {
             match self
                 .state
-                .command(Command::SetMounts {
-                    mounts: wanted,
-                    now: now_ms(),
-                })
+                .command_once(
+                    call?,
+                    Command::SetMounts {
+                        mounts: wanted,
+                        now: now_ms(),
+                    },
+                )
                 .await?
             {
                 Outcome::Mounts(table) => Ok(mount_table(table.iter())),

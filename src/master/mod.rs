@@ -2,6 +2,8 @@
 //! its log and state in sled.
 //!
 //! - [`namespace`]: the replicated state and the commands that change it (pure).
+//! - [`retry_cache`]: the first result of recent client calls, part of that state (a
+//!   repeated call is answered, not applied again).
 //! - [`types`]: the Raft type configuration.
 //! - [`log_store`], [`state_machine`]: Raft storage on sled.
 //! - [`network`]: Raft between masters over gRPC.
@@ -26,6 +28,7 @@ pub mod namespace;
 pub mod network;
 pub mod peers;
 pub mod report;
+pub mod retry_cache;
 pub mod server;
 pub mod state;
 pub mod state_machine;

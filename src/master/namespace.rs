@@ -8,6 +8,7 @@
 //! namespace records which inodes and workers changed so the state machine can persist
 //! exactly those.
 
+use super::retry_cache::{CachedCall, CallKey, Changes as RetryChanges, RetryCache};
 use crate::fs_error::FsError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -279,6 +280,17 @@ pub enum Command {
     UfsStale {
         path: String,
     },
+    /// `command` as client call `call` of client `client`, stamped `now` by the leader:
+    /// applied once; a repeat gets the first result from the retry cache. The client's
+    /// calls below `answered_below` have their answers: the cache forgets them.
+    Once {
+        client: u64,
+        call: u64,
+        now: i64,
+        #[serde(default)]
+        answered_below: u64,
+        command: Box<Command>,
+    },
 }
 
 /// A block as a writer reports it when completing a file.
@@ -332,6 +344,9 @@ pub struct Applied {
     pub result: Result<Outcome, FsError>,
     /// Blocks no file uses any more.
     pub freed: Vec<(u64, u32)>,
+    /// The result is a repeated call's first, from the retry cache (nothing applied).
+    #[serde(default)]
+    pub repeated: bool,
 }
 
 /// What changed in the last commands, for persistence.
@@ -345,6 +360,8 @@ pub struct Dirty {
     pub workers: BTreeSet<u32>,
     /// The mount table changed.
     pub mounts: bool,
+    /// Retry cache entries recorded and dropped.
+    pub retries: RetryChanges,
 }
 
 /// Everything the namespace holds, as written in a snapshot.
@@ -359,6 +376,9 @@ pub struct Image {
     /// The mount table (absent in images written before it existed).
     #[serde(default)]
     pub mounts: Vec<MountRecord>,
+    /// The retry cache (absent in images written before it existed).
+    #[serde(default)]
+    pub retries: Vec<CachedCall>,
 }
 
 /// The id counters.
@@ -401,6 +421,8 @@ pub struct Namespace {
     dirty: Dirty,
     /// Blocks freed by the command being applied.
     freed: Vec<(u64, u32)>,
+    /// The first results of recent client calls.
+    retries: RetryCache,
 }
 
 impl Default for Namespace {
@@ -485,6 +507,7 @@ impl Namespace {
             dirs: 0,
             dirty: Dirty::default(),
             freed: Vec::new(),
+            retries: RetryCache::from_calls(image.retries),
         };
         let mut inodes = image.inodes;
         if !inodes.iter().any(|i| i.id == ROOT_ID) {
@@ -506,12 +529,30 @@ impl Namespace {
             workers: self.workers.values().cloned().collect(),
             counters: self.counters,
             mounts: self.mounts.values().cloned().collect(),
+            retries: self.retries.image(),
         }
     }
 
     /// Takes the record of what changed since the last call.
     pub fn take_dirty(&mut self) -> Dirty {
-        std::mem::take(&mut self.dirty)
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.retries = self.retries.take_changes();
+        dirty
+    }
+
+    /// The first result of client call `key`, when the retry cache has it.
+    pub fn first_result(&self, key: CallKey) -> Option<&Result<Outcome, FsError>> {
+        self.retries.get(key)
+    }
+
+    /// Number of client calls the retry cache keeps.
+    pub fn retry_calls(&self) -> usize {
+        self.retries.len()
+    }
+
+    /// A retry cache entry by its sequence number (for persistence).
+    pub fn retry_entry(&self, seq: u64) -> Option<&CachedCall> {
+        self.retries.entry(seq)
     }
 
     /// The id counters.
@@ -630,9 +671,58 @@ impl Namespace {
 
     /// Applies one command. Errors leave the namespace unchanged.
     pub fn apply(&mut self, command: &Command) -> Applied {
+        if let Command::Once {
+            client,
+            call,
+            now,
+            answered_below,
+            command,
+        } = command
+        {
+            let key = CallKey {
+                client: *client,
+                call: *call,
+            };
+            return self.apply_once(key, *now, *answered_below, command);
+        }
         let result = self.apply_inner(command);
         let freed = std::mem::take(&mut self.freed);
-        Applied { result, freed }
+        Applied {
+            result,
+            freed,
+            repeated: false,
+        }
+    }
+
+    /// Applies client call `key` once: a repeat answers with the first result. The
+    /// client's calls below `answered_below` are forgotten first.
+    fn apply_once(
+        &mut self,
+        key: CallKey,
+        now: i64,
+        answered_below: u64,
+        command: &Command,
+    ) -> Applied {
+        self.retries
+            .forget_answered(key.client, answered_below.min(key.call));
+        if let Some(first) = self.retries.get(key) {
+            return Applied {
+                result: first.clone(),
+                freed: Vec::new(),
+                repeated: true,
+            };
+        }
+        let applied = if matches!(command, Command::Once { .. }) {
+            Applied {
+                result: self.apply_inner(command),
+                freed: Vec::new(),
+                repeated: false,
+            }
+        } else {
+            self.apply(command)
+        };
+        self.retries.record(key, now, &applied.result);
+        applied
     }
 
     fn apply_inner(&mut self, command: &Command) -> Result<Outcome, FsError> {
@@ -727,6 +817,10 @@ impl Namespace {
             | Command::CacheBlocks { .. }
             | Command::UfsPersisted { .. }
             | Command::UfsStale { .. } => self.apply_ufs(command),
+            // `apply` answers these; one inside another is refused there too.
+            Command::Once { .. } => Err(FsError::InvalidArgument(
+                "a client call wraps another client call".into(),
+            )),
         }
     }
 

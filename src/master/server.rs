@@ -241,6 +241,12 @@ impl Master {
             cluster_id: config.cluster_id.clone(),
             block_size: config.client.block_size.0,
             rpc_metrics: RpcMetrics::new(&registry, "curvine_master"),
+            repeated_calls: crate::metrics::counter(
+                &registry,
+                "curvine_master_repeated_calls_total",
+                "Client calls repeated after a lost reply, answered with their first result",
+                &[],
+            ),
             registry,
             batcher: Batcher::start(raft.clone()),
             // Half the shortest election timeout (400 ms): no other leader exists yet.

@@ -10,6 +10,7 @@ use super::types::{Raft, RaftError};
 use super::workers::WorkerRegistry;
 use crate::fs_error::FsError;
 use crate::metrics::RpcMetrics;
+use crate::rpc::call::CallId;
 use openraft::error::CheckIsLeaderError;
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ pub struct MasterState {
     pub block_size: u64,
     /// RPC metrics.
     pub rpc_metrics: RpcMetrics,
+    /// Repeated client calls answered from the retry cache.
+    pub repeated_calls: prometheus::IntCounterVec,
     /// Metrics registry of this master.
     pub registry: prometheus::Registry,
     /// Coalesces concurrent writes into shared log entries.
@@ -75,6 +78,65 @@ impl MasterState {
         let applied = self.write(command).await?;
         self.workers.queue_deletes(&applied.freed);
         applied.result
+    }
+
+    /// Applies `command` as client call `call` when the request carried one (a repeat is
+    /// answered with the first result, nothing applied), else as [`MasterState::command`].
+    pub async fn command_once(
+        &self,
+        call: Option<CallId>,
+        command: Command,
+    ) -> Result<Outcome, FsError> {
+        let Some(id) = call else {
+            return self.command(command).await;
+        };
+        let applied = self
+            .write(Command::Once {
+                client: id.client,
+                call: id.call,
+                now: now_ms(),
+                answered_below: id.answered_below,
+                command: Box::new(command),
+            })
+            .await?;
+        if applied.repeated {
+            self.note_repeat(id);
+        }
+        self.workers.queue_deletes(&applied.freed);
+        applied.result
+    }
+
+    /// The first result of `call` when this master has applied it already: a handler
+    /// with steps before its command (under storage, a worker pick) answers a repeat
+    /// with it instead of doing them again.
+    pub fn first_result(&self, call: Option<CallId>) -> Option<Result<Outcome, FsError>> {
+        let id = call?;
+        let first = self.ns.read().first_result(id.into()).cloned()?;
+        self.note_repeat(id);
+        Some(first)
+    }
+
+    /// Like [`MasterState::first_result`], but first waits until this master applied
+    /// everything committed (a new leader may not have yet): for a handler whose steps
+    /// before its command change under storage.
+    pub async fn first_result_applied(
+        &self,
+        call: Option<CallId>,
+    ) -> Result<Option<Result<Outcome, FsError>>, FsError> {
+        if call.is_none() {
+            return Ok(None);
+        }
+        self.linearizable().await?;
+        Ok(self.first_result(call))
+    }
+
+    fn note_repeat(&self, id: CallId) {
+        self.repeated_calls.with_label_values::<&str>(&[]).inc();
+        tracing::debug!(
+            client = %format_args!("{:016x}", id.client),
+            call = id.call,
+            "a repeated call answered with its first result"
+        );
     }
 
     /// Waits until this master may serve a linearizable read.

@@ -1,6 +1,7 @@
 //! The Raft state machine on sled, under `master.meta_dir`: applies namespace commands in
-//! log order, persists what each batch changed (inodes, workers, counters, the last applied
-//! log id and membership) in one atomic sled batch, and builds and installs snapshots.
+//! log order, persists what each batch changed (inodes, workers, counters, retry cache
+//! entries, the last applied log id and membership) in one atomic sled batch, and builds
+//! and installs snapshots.
 //!
 //! The namespace itself lives in memory behind [`SharedNamespace`], loaded from sled at
 //! start, so reads never touch the disk.
@@ -79,6 +80,12 @@ fn inode_key(id: u64) -> Vec<u8> {
     k
 }
 
+fn retry_key(seq: u64) -> Vec<u8> {
+    let mut k = b"r:".to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn worker_key(id: u32) -> Vec<u8> {
     let mut k = b"w:".to_vec();
     k.extend_from_slice(&id.to_be_bytes());
@@ -119,6 +126,10 @@ impl StateMachine {
         for item in tree.scan_prefix(b"w:") {
             let (_, v) = item.map_err(|e| sm_err(ErrorVerb::Read, &e))?;
             image.workers.push(parse(&v)?);
+        }
+        for item in tree.scan_prefix(b"r:") {
+            let (_, v) = item.map_err(|e| sm_err(ErrorVerb::Read, &e))?;
+            image.retries.push(parse(&v)?);
         }
         if let Some(v) = read(COUNTERS)? {
             image.counters = parse(&v)?;
@@ -179,6 +190,14 @@ impl StateMachine {
         if dirty.mounts {
             let table: Vec<&super::namespace::MountRecord> = ns.mounts().collect();
             batch.insert(MOUNTS, json(&table)?);
+        }
+        for seq in &dirty.retries.added {
+            if let Some(call) = ns.retry_entry(*seq) {
+                batch.insert(retry_key(*seq), json(call)?);
+            }
+        }
+        for seq in &dirty.retries.removed {
+            batch.remove(retry_key(*seq));
         }
         drop(ns);
         batch.insert(COUNTERS, json(&counters)?);
@@ -313,6 +332,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for w in &image.workers {
             batch.insert(worker_key(w.id), json(w)?);
         }
+        for call in &image.retries {
+            batch.insert(retry_key(call.seq), json(call)?);
+        }
         batch.insert(COUNTERS, json(&image.counters)?);
         batch.insert(MOUNTS, json(&image.mounts)?);
         batch.insert(APPLIED, json(&meta.last_log_id)?);
@@ -339,5 +361,98 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs_error::FsError;
+    use crate::master::namespace::{Command, Outcome};
+    use crate::master::retry_cache::CallKey;
+    use openraft::{CommittedLeaderId, Entry as RaftEntry};
+
+    fn entry(index: u64, commands: Vec<Command>) -> Entry {
+        RaftEntry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(commands),
+        }
+    }
+
+    fn create_once(call: u64, path: &str) -> Command {
+        Command::Once {
+            client: 7,
+            call,
+            now: 1_000,
+            answered_below: 0,
+            command: Box::new(Command::Create {
+                path: path.into(),
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
+                overwrite: false,
+                parents: false,
+                now: 1_000,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_retry_cache_survives_a_restart_and_travels_in_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let call = CallKey { client: 7, call: 1 };
+        let mut sm = StateMachine::open(&dir.path().join("a")).unwrap();
+        let first = sm
+            .apply([entry(1, vec![create_once(1, "/f")])])
+            .await
+            .unwrap();
+        let Ok(Outcome::Node(created)) = &first[0][0].result else {
+            panic!("create failed: {first:?}");
+        };
+        // The same call again, in a later entry: the first result, nothing applied.
+        let again = sm
+            .apply([entry(2, vec![create_once(1, "/f")])])
+            .await
+            .unwrap();
+        assert!(again[0][0].repeated);
+        assert!(matches!(&again[0][0].result, Ok(Outcome::Node(i)) if i.id == created.id));
+        // A new call for the same path is a new create: AlreadyExists, cached as its answer.
+        let other = sm
+            .apply([entry(3, vec![create_once(2, "/f")])])
+            .await
+            .unwrap();
+        assert!(matches!(
+            &other[0][0].result,
+            Err(FsError::AlreadyExists(_))
+        ));
+        let snapshot = sm.build_snapshot().await.unwrap();
+        sm.flush().await.unwrap();
+        drop(sm);
+
+        // Reopened from sled.
+        let sm = StateMachine::open(&dir.path().join("a")).unwrap();
+        let ns = sm.namespace();
+        assert!(ns.read().first_result(call).is_some());
+        assert!(matches!(
+            ns.read().first_result(CallKey { client: 7, call: 2 }),
+            Some(Err(FsError::AlreadyExists(_)))
+        ));
+        drop(sm);
+
+        // Installed from the snapshot on another master, whose sled then has it too.
+        let mut other = StateMachine::open(&dir.path().join("b")).unwrap();
+        other
+            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .await
+            .unwrap();
+        let again = other
+            .apply([entry(4, vec![create_once(1, "/f")])])
+            .await
+            .unwrap();
+        assert!(again[0][0].repeated, "{again:?}");
+        other.flush().await.unwrap();
+        drop(other);
+        let reopened = StateMachine::open(&dir.path().join("b")).unwrap();
+        assert!(reopened.namespace().read().first_result(call).is_some());
     }
 }

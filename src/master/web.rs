@@ -17,6 +17,7 @@ pub struct MasterWeb {
     files: prometheus::GaugeVec,
     workers: prometheus::GaugeVec,
     bytes: prometheus::GaugeVec,
+    retry_calls: prometheus::GaugeVec,
 }
 
 impl MasterWeb {
@@ -55,6 +56,12 @@ impl MasterWeb {
                 "curvine_cluster_bytes",
                 "Cluster capacity and usage over live workers",
                 &["kind"],
+            ),
+            retry_calls: metrics::gauge(
+                r,
+                "curvine_master_retry_cache_calls",
+                "Client calls whose first result the retry cache keeps",
+                &[],
             ),
             state,
         }
@@ -103,6 +110,9 @@ impl WebApp for MasterWeb {
                 .with_label_values(&[role])
                 .set(if role_name(m.state) == role { 1.0 } else { 0.0 });
         }
+        self.retry_calls
+            .with_label_values::<&str>(&[])
+            .set(self.state.ns.read().retry_calls() as f64);
         let report = build_report(&self.state);
         self.files
             .with_label_values(&["file"])

@@ -1,8 +1,8 @@
 //! Our own gRPC protocol between our own components: the generated message and service
 //! types (`pb`), error mapping to and from `tonic::Status`, channel set-up, the cluster
 //! token every request carries when one is configured (`auth`), the block tokens derived
-//! from it that a worker requires for a block's bytes (`block_token`), and optional TLS
-//! (`tls`).
+//! from it that a worker requires for a block's bytes (`block_token`), optional TLS
+//! (`tls`), and the identity of a namespace-changing call (`call`).
 //!
 //! Ports: clients and workers talk to masters on `master.rpc_port`, masters to each other
 //! on `journal.rpc_port` (which also serves the client API, so a leader hint that names a
@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod block_token;
+pub mod call;
 pub mod local;
 pub mod status;
 pub mod tls;

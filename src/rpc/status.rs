@@ -7,6 +7,8 @@ use crate::fs_error::FsError;
 use tonic::{Code, Status};
 
 const KIND_HEADER: &str = "x-curvine-error";
+/// How tonic begins the message of a status it made from an HTTP/2 error.
+const H2_ERROR: &str = "h2 protocol error";
 
 /// The status a server returns for an error.
 pub fn to_status(err: FsError) -> Status {
@@ -37,7 +39,11 @@ pub fn to_status(err: FsError) -> Status {
 }
 
 /// The error a client sees for a status: the server's own variant when it sent one;
-/// otherwise transport failures and timeouts are `Unavailable`.
+/// otherwise transport failures and timeouts are `Unavailable`, so the call is retried:
+/// a connection that ends before the reply (Unknown), a deadline (Cancelled), an HTTP/2
+/// stream or connection error (tonic's "h2 protocol error", which it codes Internal). The
+/// request may have been applied; a call that changes the namespace is retried with its
+/// call id, and the master answers that repeat with the first result.
 pub fn from_status(status: &Status) -> FsError {
     if let Some(kind) = status
         .metadata()
@@ -54,6 +60,9 @@ pub fn from_status(status: &Status) -> FsError {
         Code::InvalidArgument => FsError::InvalidArgument(status.message().to_string()),
         Code::ResourceExhausted => FsError::NoSpace(status.message().to_string()),
         Code::Unauthenticated => FsError::Unauthenticated(status.message().to_string()),
+        Code::Internal if status.message().starts_with(H2_ERROR) => {
+            FsError::Unavailable(describe(status))
+        }
         Code::Unavailable
         | Code::DeadlineExceeded
         | Code::Cancelled
@@ -97,6 +106,18 @@ mod tests {
             from_status(&Status::deadline_exceeded("slow")),
             FsError::Unavailable(_)
         ));
+        // A lost connection or an HTTP/2 reset mid-call (no kind header: not our server's
+        // answer) is retried; an Internal status that is no transport failure is not.
+        for lost in [
+            Status::unknown("transport error: connection closed"),
+            Status::cancelled("Timeout expired"),
+            Status::internal("h2 protocol error: stream error received: unexpected internal error"),
+        ] {
+            assert!(from_status(&lost).is_retryable(), "{lost:?}");
+        }
+        assert!(
+            !from_status(&Status::internal("failed to decode Protobuf message")).is_retryable()
+        );
         let denied = from_status(&Status::unauthenticated("set the token"));
         assert_eq!(denied, FsError::Unauthenticated("set the token".into()));
         assert!(!denied.is_retryable());

@@ -74,8 +74,8 @@ pub async fn run(
                 block_ids: store.block_ids(),
             };
             master
-                .call(|mut c| {
-                    let r = req.clone();
+                .call_once(|mut c, id| {
+                    let r = id.request(req.clone());
                     async move { c.register_worker(r).await }
                 })
                 .await

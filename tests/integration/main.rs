@@ -14,6 +14,7 @@ mod fuse_mount;
 mod harness;
 mod posix;
 mod render_props;
+mod retries;
 mod s3_server;
 mod short_circuit;
 mod tls;
