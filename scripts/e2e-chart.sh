@@ -142,7 +142,9 @@ docker exec "$RUN_ID-$RELEASE-master-0" bash -c 'mkdir -p /tmp/ca-only && cp /et
   CURVINE_SECURITY_DIR=/tmp/ca-only curvine-fluid fs ls /' > /dev/null 2> "$WORK/refused.err" &&
   fail "a client without the token listed the cluster"
 grep -q "requires its token" "$WORK/refused.err" || fail "a client without the token got: $(cat "$WORK/refused.err")"
-docker logs "$RUN_ID-$RELEASE-master-0" 2>&1 | grep -q "RPCs use TLS" || fail "master-0 does not log that RPCs use TLS"
+# (Read whole first: grep -q closing the pipe early would fail it under pipefail.)
+docker logs "$RUN_ID-$RELEASE-master-0" > "$WORK/master-0.log" 2>&1
+grep -q "RPCs use TLS" "$WORK/master-0.log" || fail "master-0 does not log that RPCs use TLS"
 log "token and TLS: a client without the token is refused ($(head -c 120 "$WORK/refused.err"))"
 
 # A Fluid ThinRuntime mounting the chart's cluster: a thin-fuse container with Fluid's env

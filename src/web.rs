@@ -1,9 +1,12 @@
 //! HTTP endpoints every role serves on its web port: `/healthz` (200 only when serving),
-//! `/metrics` (Prometheus text format) and `/api/overview` (JSON).
+//! `/metrics` (Prometheus text format) and `/api/overview` (JSON; with a cluster token it
+//! asks for `Authorization: Bearer <token>` like the RPCs, while probes and scrapes of
+//! the first two need none).
 
+use crate::rpc::auth::Token;
 use crate::shutdown::Shutdown;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -33,21 +36,46 @@ async fn metrics(State(app): State<Arc<dyn WebApp>>) -> impl IntoResponse {
     )
 }
 
-async fn overview(State(app): State<Arc<dyn WebApp>>) -> impl IntoResponse {
-    axum::Json(app.overview().await)
+/// The app and the token `/api/overview` asks for.
+#[derive(Clone)]
+struct Served {
+    app: Arc<dyn WebApp>,
+    token: Option<Token>,
 }
 
-/// Serves the endpoints on `listener` until `shutdown` fires.
+async fn overview(State(served): State<Served>, headers: HeaderMap) -> axum::response::Response {
+    if let Some(token) = &served.token {
+        let presented = headers
+            .get(crate::rpc::auth::HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !token.accepts(presented) {
+            let why = format!(
+                "/api/overview: {}; send it as Authorization: Bearer <token>\n",
+                crate::rpc::auth::FIX
+            );
+            return (StatusCode::UNAUTHORIZED, why).into_response();
+        }
+    }
+    axum::Json(served.app.overview().await).into_response()
+}
+
+/// Serves the endpoints on `listener` until `shutdown` fires; `/api/overview` asks for
+/// `token` when there is one.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<dyn WebApp>,
+    token: Option<Token>,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let router = Router::new()
+    let open = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .with_state(app.clone());
+    let router = Router::new()
         .route("/api/overview", get(overview))
-        .with_state(app);
+        .with_state(Served { app, token })
+        .merge(open);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await

@@ -384,7 +384,8 @@ pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
         client.clone(),
     );
     let (stop_web, web_shutdown) = crate::shutdown::channel();
-    serve_health(config.fuse.web_port, health.clone(), web_shutdown).await;
+    let token = crate::rpc::auth::Token::from_config(config).unwrap_or(None);
+    serve_health(config.fuse.web_port, health.clone(), token, web_shutdown).await;
     let mounting = mount(client, &config.fuse, Duration::from_secs(24 * 3600));
     let mounted = tokio::select! {
         m = mounting => m?,
@@ -407,6 +408,7 @@ pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
 async fn serve_health(
     port: u16,
     health: Arc<health::ClientHealth>,
+    token: Option<crate::rpc::auth::Token>,
     shutdown: crate::shutdown::Shutdown,
 ) {
     let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
@@ -422,7 +424,7 @@ async fn serve_health(
         .unwrap_or_default();
     info!(address = %addr, "client web server listening (/healthz: 200 once the mount answers)");
     tokio::spawn(async move {
-        if let Err(e) = crate::web::serve(listener, health, shutdown).await {
+        if let Err(e) = crate::web::serve(listener, health, token, shutdown).await {
             warn!(error = %e, "client web server stopped");
         }
     });

@@ -304,10 +304,11 @@ impl Master {
         ));
         let web_app: Arc<dyn WebApp> = Arc::new(MasterWeb::new(state.clone()));
         let web_shutdown = shutdown.clone();
+        let web_token = token.clone();
         tasks.push((
             "web",
             tokio::spawn(async move {
-                if let Err(e) = web::serve(listeners.web, web_app, web_shutdown).await {
+                if let Err(e) = web::serve(listeners.web, web_app, web_token, web_shutdown).await {
                     warn!(error = %e, "master web server stopped");
                 }
             }),

@@ -104,7 +104,7 @@ impl Token {
     }
 
     /// Whether `presented` (an `authorization` value) is `Bearer <this token>`.
-    fn accepts(&self, presented: &[u8]) -> bool {
+    pub(crate) fn accepts(&self, presented: &[u8]) -> bool {
         match presented.strip_prefix(b"Bearer ") {
             Some(given) => constant_time_eq(given, &self.secret),
             None => false,

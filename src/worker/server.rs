@@ -171,7 +171,7 @@ impl Worker {
             ))
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE),
-            Guard::new("worker", token),
+            Guard::new("worker", token.clone()),
         );
         let router = crate::rpc::server_builder(tls.server.as_ref())
             .map_err(|e| WorkerError::Config(format!("TLS: {e}")))?
@@ -229,10 +229,11 @@ impl Worker {
         ));
         let web_shutdown = shutdown.clone();
         let web_listener = listeners.web;
+        let web_token = token.clone();
         tasks.push((
             "web",
             tokio::spawn(async move {
-                if let Err(e) = web::serve(web_listener, web_app, web_shutdown).await {
+                if let Err(e) = web::serve(web_listener, web_app, web_token, web_shutdown).await {
                     warn!(error = %e, "worker web server stopped");
                 }
             }),

@@ -1,9 +1,9 @@
 //! The cluster token: a cluster started with `[security] token_file` serves clients that
 //! send it, refuses (UNAUTHENTICATED, not retried) those that send none or a wrong one, on
 //! the master and on a worker; a worker with a wrong token never registers; Raft between
-//! three masters carries it; `/healthz` needs no token.
+//! three masters carries it; `/healthz` and `/metrics` need no token, `/api/overview` does.
 
-use crate::cli_cluster::http_get;
+use crate::cli_cluster::{http_get, http_get_with};
 use crate::cluster::TestCluster;
 use crate::harness::wait_for;
 use curvine_fluid::client::Client;
@@ -153,6 +153,24 @@ async fn only_clients_with_the_token_are_served() {
         .expect("join");
     assert_eq!(code, 200);
     assert!(body.contains("curvine_master_raft_term"), "{body}");
+    // The overview shows the cluster: it asks for the token like the RPCs.
+    let get = |headers: String| async move {
+        tokio::task::spawn_blocking(move || http_get_with(web, "/api/overview", &headers))
+            .await
+            .expect("join")
+    };
+    let (code, body) = get(String::new()).await;
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("requires its token"), "{body}");
+    assert_eq!(
+        get("Authorization: Bearer not-the-token\r\n".into())
+            .await
+            .0,
+        401
+    );
+    let (code, body) = get("Authorization: Bearer c0rrect-h0rse-battery\r\n".into()).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"workers\""), "{body}");
     cluster.shutdown().await;
 }
 

@@ -25,10 +25,15 @@ fn stdout(out: &std::process::Output) -> String {
 
 /// A plain HTTP/1.0 GET on loopback: (status code, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_get_with(port, path, "")
+}
+
+/// [`http_get`] with extra header lines (each ending in `\r\n`).
+pub fn http_get_with(port: u16, path: &str, headers: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}\r\n").expect("send");
     let mut text = String::new();
     s.read_to_string(&mut text).expect("read");
     let code = text
