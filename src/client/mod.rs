@@ -122,9 +122,9 @@ impl Client {
         &self.inner.master
     }
 
-    /// Whether requests carry a cluster token.
-    pub fn has_token(&self) -> bool {
-        self.inner.token.is_some()
+    /// The cluster token requests carry (none: the cluster is open).
+    pub fn token(&self) -> Option<&Token> {
+        self.inner.token.as_ref()
     }
 
     /// Block size of new files.

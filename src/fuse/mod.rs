@@ -376,7 +376,7 @@ impl Mounted {
 /// The client role: mounts and serves until SIGTERM, SIGINT or SIGQUIT, then unmounts.
 pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
     let client = Client::new(config)?;
-    crate::rpc::auth::note_open("client", client.has_token());
+    crate::rpc::auth::note_open("client", client.token().is_some());
     let health = health::ClientHealth::new(
         PathBuf::from(&config.fuse.mnt_path),
         config.fuse.fs_path.clone(),
@@ -384,7 +384,7 @@ pub async fn run(config: &ClusterConfig) -> Result<(), FuseError> {
         client.clone(),
     );
     let (stop_web, web_shutdown) = crate::shutdown::channel();
-    let token = crate::rpc::auth::Token::from_config(config).unwrap_or(None);
+    let token = client.token().cloned();
     serve_health(config.fuse.web_port, health.clone(), token, web_shutdown).await;
     let mounting = mount(client, &config.fuse, Duration::from_secs(24 * 3600));
     let mounted = tokio::select! {

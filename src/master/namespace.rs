@@ -1504,7 +1504,7 @@ fn prefix(names: &[String], n: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(super) fn ok(ns: &mut Namespace, c: Command) -> Outcome {
@@ -1524,7 +1524,7 @@ mod tests {
             now: 1,
         }
     }
-    pub(super) fn create(path: &str) -> Command {
+    pub(crate) fn create(path: &str) -> Command {
         Command::Create {
             path: path.into(),
             mode: 0o644,

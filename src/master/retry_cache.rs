@@ -359,15 +359,7 @@ mod tests {
     fn kept_inodes_drop_their_block_lists() {
         let mut c = small();
         let mut ns = super::super::namespace::Namespace::default();
-        let created = ns.apply(&super::super::namespace::Command::Create {
-            path: "/f".into(),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            overwrite: false,
-            parents: false,
-            now: 1,
-        });
+        let created = ns.apply(&super::super::namespace::tests::create("/f"));
         let Ok(Outcome::Node(mut inode)) = created.result else {
             panic!("create failed: {created:?}");
         };

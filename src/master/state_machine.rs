@@ -385,15 +385,7 @@ mod tests {
             call,
             now: 1_000,
             answered_below: 0,
-            command: Box::new(Command::Create {
-                path: path.into(),
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-                overwrite: false,
-                parents: false,
-                now: 1_000,
-            }),
+            command: Box::new(crate::master::namespace::tests::create(path)),
         }
     }
 

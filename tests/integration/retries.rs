@@ -7,6 +7,7 @@
 use crate::cli_cluster::{free_port, http_get, terminate};
 use crate::cluster::pattern;
 use crate::harness::{wait_for, KillOnDrop};
+use crate::ufs_cluster::names;
 use curvine_fluid::client::{Client, Owner};
 use curvine_fluid::config::{ClusterConfig, HostPort};
 use curvine_fluid::fs_error::FsError;
@@ -321,14 +322,7 @@ async fn a_call_whose_reply_is_lost_applies_once() {
     )
     .await;
     assert_eq!(c.stat("/r/excl").await.unwrap().id, created.id);
-    let names: Vec<String> = c
-        .list("/r")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, ["excl"]);
+    assert_eq!(names(&c.list("/r").await.unwrap()), ["excl"]);
 
     // Rename: the retry gets success, not NotFound for the moved source.
     let moved = c.create_file("/r/a", false, false, owner).await.unwrap();
@@ -404,14 +398,7 @@ async fn a_call_committed_by_a_leader_that_dies_before_replying_applies_once() {
         .collect();
     let direct = Procs::client(&survivors);
     assert_eq!(direct.stat("/k/excl").await.unwrap().id, created.id);
-    let names: Vec<String> = direct
-        .list("/k")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(names, ["excl"]);
+    assert_eq!(names(&direct.list("/k").await.unwrap()), ["excl"]);
     assert_eq!(
         procs.total_repeats().await,
         1,

@@ -76,7 +76,8 @@ fn put_file(s3: &S3Server, bucket: &str, key: &str, data: &[u8]) {
     std::fs::write(file, data).unwrap();
 }
 
-fn names(list: &[curvine_fluid::client::FileStatus]) -> Vec<String> {
+/// The entries' names, sorted.
+pub(crate) fn names(list: &[curvine_fluid::client::FileStatus]) -> Vec<String> {
     let mut v: Vec<String> = list.iter().map(|s| s.name.clone()).collect();
     v.sort();
     v
