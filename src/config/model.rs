@@ -311,6 +311,9 @@ pub struct FuseConfig {
     pub direct_io: bool,
     /// Let the kernel batch writes.
     pub write_back_cache: bool,
+    /// Keep the kernel's page cache of a file across opens while the file is unchanged
+    /// (checked at each open); off: every open drops it.
+    pub kernel_cache: bool,
     /// HTTP port of the FUSE client.
     pub web_port: u16,
     /// Several cluster directories shown as directories of the mount root (a ThinRuntime
@@ -337,6 +340,7 @@ impl Default for FuseConfig {
             negative_timeout_ms: 0,
             direct_io: false,
             write_back_cache: false,
+            kernel_cache: true,
             web_port: 9002,
             mounts: Vec::new(),
             staging_dir: std::path::PathBuf::from("/tmp"),

@@ -296,6 +296,7 @@ const FUSE: &[(&str, Kind)] = &[
     ("direct_io", Bool),
     ("open_direct_on_stale", Bool),
     ("write_back_cache", Bool),
+    ("kernel_cache", Bool),
     ("cache_readdir", Bool),
     ("non_seekable", Bool),
     ("check_permission", Bool),

@@ -42,6 +42,7 @@ const FUSE_FLAGS: &[(&str, &str)] = &[
     ("stream-channel-size", "stream_channel_size"),
     ("direct-io", "direct_io"),
     ("write-back-cache", "write_back_cache"),
+    ("kernel-cache", "kernel_cache"),
     ("cache-readdir", "cache_readdir"),
     ("non-seekable", "non_seekable"),
     ("entry-timeout-ms", "entry_timeout_ms"),

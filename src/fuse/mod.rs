@@ -17,6 +17,7 @@ pub mod health;
 pub mod inodes;
 pub mod mount_table;
 pub mod ops;
+pub mod page_cache;
 pub mod read;
 pub mod write;
 
@@ -162,6 +163,7 @@ pub fn fs_options(fuse: &FuseConfig) -> FsOptions {
         readonly: is_readonly(fuse),
         direct_io: fuse.direct_io,
         write_back_cache: fuse.write_back_cache,
+        kernel_cache: fuse.kernel_cache,
         staging: fuse
             .staging_dir
             .join(format!("curvine-fuse-staging-{}", std::process::id())),

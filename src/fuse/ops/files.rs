@@ -5,6 +5,7 @@ use super::{release_orphan, to_errno, Caller, Completion, Ops};
 use crate::client::{FileReader, FileStatus};
 use crate::fs_error::FsError;
 use crate::fuse::handles::OpenFile;
+use crate::fuse::page_cache;
 use crate::fuse::read::HandleReader;
 use crate::fuse::write::{FileWrites, Pending};
 use crate::rpc::pb::master as pb;
@@ -41,6 +42,20 @@ impl Ops {
         }
     }
 
+    /// Whether an open of `ino`, found at `version`, lets the kernel keep its cached
+    /// pages: only when the kernel caches, nothing writes the file here and it is the
+    /// version cached before.
+    fn keep_cache(&self, ino: u64, writing: bool, version: u64) -> bool {
+        if !self.opts.kernel_cache || self.opts.direct_io {
+            return false;
+        }
+        if writing || self.handles.writes_of(ino).is_some() {
+            self.cached.forget(ino);
+            return false;
+        }
+        self.cached.keep(ino, version)
+    }
+
     /// The write task of `ino`, started by its first writer.
     fn start_writes(&self, ino: u64, status: &FileStatus) -> Arc<FileWrites> {
         self.handles.start_writes(ino, || {
@@ -71,14 +86,15 @@ impl Ops {
             return Err(Errno::EROFS);
         }
         self.revalidate(ino, status.size);
+        let mut flags = self.open_flags();
+        if self.keep_cache(ino, writing, page_cache::version(&located)) {
+            flags |= FopenFlags::FOPEN_KEEP_CACHE;
+        }
         let reader = self.reader_for(mode, located)?;
         let fh = self
             .handles
             .open_file(OpenFile::new(ino, reader, writing.then_some(status)));
-        Ok(Opened {
-            fh,
-            flags: self.open_flags(),
-        })
+        Ok(Opened { fh, flags })
     }
 
     /// The read side of a handle opened with `mode` (none for write-only) over the
@@ -123,6 +139,7 @@ impl Ops {
             Err(e) => return Err(to_errno(e)),
         };
         let status = located.status.clone().unwrap_or_default();
+        self.cached.forget(self.inodes.ino(status.id));
         let reader = self.reader_for(acc, located)?;
         let fh = self.handles.open_file(OpenFile::new(
             self.inodes.ino(status.id),

@@ -21,6 +21,7 @@ pub mod xattrs;
 use super::attr::{errno, file_attr};
 use super::handles::{lock, Handles};
 use super::inodes::{Inodes, ROOT};
+use super::page_cache::CachedVersions;
 use crate::client::{Client, FileStatus, Owner};
 use crate::fs_error::FsError;
 use fuser::{Errno, FileAttr, INodeNo};
@@ -56,6 +57,8 @@ pub struct FsOptions {
     pub direct_io: bool,
     /// Let the kernel batch writes.
     pub write_back_cache: bool,
+    /// Keep the kernel's page cache of a file across opens while the file is unchanged.
+    pub kernel_cache: bool,
     /// Where staging copies of files being rewritten go.
     pub staging: PathBuf,
 }
@@ -103,6 +106,8 @@ pub struct Ops {
     /// Files unlinked while open here, by kernel inode: their master ids. Their data stays
     /// until the last handle closes.
     orphans: Mutex<HashMap<u64, u64>>,
+    /// The version of each file whose data the kernel may cache.
+    cached: CachedVersions,
 }
 
 impl Ops {
@@ -123,6 +128,7 @@ impl Ops {
             root_status,
             no_xattrs: Mutex::new(std::collections::HashSet::new()),
             orphans: Mutex::new(HashMap::new()),
+            cached: CachedVersions::default(),
         }
     }
 
@@ -166,6 +172,7 @@ impl Ops {
         if self.inodes.path(ino).is_none() {
             lock(&self.told_sizes).remove(&ino);
             lock(&self.no_xattrs).remove(&ino);
+            self.cached.forget(ino);
         }
     }
 

@@ -61,6 +61,7 @@ fn options(dir: &std::path::Path) -> FsOptions {
         readonly: false,
         direct_io: false,
         write_back_cache: false,
+        kernel_cache: true,
         staging: dir.join("staging"),
     }
 }
