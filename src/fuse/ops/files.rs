@@ -139,13 +139,12 @@ impl Ops {
             Err(e) => return Err(to_errno(e)),
         };
         let status = located.status.clone().unwrap_or_default();
-        self.cached.forget(self.inodes.ino(status.id));
+        let ino = self.inodes.ino(status.id);
+        self.cached.forget(ino);
         let reader = self.reader_for(acc, located)?;
-        let fh = self.handles.open_file(OpenFile::new(
-            self.inodes.ino(status.id),
-            reader,
-            Some(status.clone()),
-        ));
+        let fh = self
+            .handles
+            .open_file(OpenFile::new(ino, reader, Some(status.clone())));
         let attr = self.attr(&status);
         self.remember(parent, &name, &attr);
         Ok(Created {
