@@ -64,8 +64,6 @@ pub const CURVINE_MASTER_WEB_PORT: &str = "CURVINE_MASTER_WEB_PORT";
 /// Prefix of the ThinRuntime's FUSE flag fallbacks: `CURVINE_` + the flag in upper case
 /// with `_` for `-` (`CURVINE_DIRECT_IO` for `direct-io`); see [`fuse_flag_var`].
 pub const CURVINE_FUSE_FLAG_PREFIX: &str = "CURVINE_";
-/// Directory for temporary files (the FUSE client's staging copies), default `/tmp`.
-pub const TMPDIR: &str = "TMPDIR";
 /// The file holding the cluster token (a mounted Secret key); overrides
 /// `[security] token_file`.
 pub const CURVINE_TOKEN_FILE: &str = "CURVINE_TOKEN_FILE";
@@ -180,11 +178,6 @@ impl EnvSnapshot {
             .unwrap_or(FLUID_SECRETS_PREFIX.trim_end_matches('/'))
     }
 
-    /// The directory for temporary files (`TMPDIR`, default `/tmp`).
-    pub fn temp_dir(&self) -> std::path::PathBuf {
-        std::path::PathBuf::from(self.get(TMPDIR).unwrap_or("/tmp"))
-    }
-
     /// The Kubernetes cluster DNS domain (`CURVINE_CLUSTER_DOMAIN`, default `cluster.local`).
     pub fn cluster_domain(&self) -> &str {
         self.get(CURVINE_CLUSTER_DOMAIN)
@@ -227,7 +220,6 @@ mod tests {
         let env = EnvSnapshot::from_pairs([("CURVINE_CLUSTER_DOMAIN", "corp.internal.")]);
         assert_eq!(env.cluster_domain(), "corp.internal");
         assert_eq!(env.secrets_dir(), "/etc/fluid/secrets");
-        assert_eq!(env.temp_dir(), std::path::PathBuf::from("/tmp"));
     }
 
     #[test]

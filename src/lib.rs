@@ -55,11 +55,13 @@
 //!   registers and reports; `server` starts and stops it.
 //! - [`client`]: the client library (leader-following master client that numbers its
 //!   namespace-changing calls, file reader and writer, `short_circuit` I/O with a worker
-//!   on the same node).
+//!   on the same node, `block_upload` a new block copied from an old one by its worker
+//!   and patched in place).
 //! - [`fuse`]: the FUSE client. `ops` holds the file system's semantics as plain
 //!   functions returning `Result<_, Errno>`; `fs` only adapts fuser's callbacks to them;
 //!   `inodes` maps kernel inodes to cluster paths (and a root of several dataset mounts);
 //!   `handles` the open files and directories; `read`/`write` the per-file tasks;
+//!   `patch` the blocks an overwrite rewrites (copy-on-write, no local staging copy);
 //!   `mount_table` mount hygiene (stale mounts, `umount`); `health` the client's `/healthz`.
 //! - [`commands`]: the CLI's `fs` and `report` commands.
 //! - [`entries`]: Fluid's execution entries `mount-ufs` and `report-summary` (one JSON

@@ -5,20 +5,25 @@
 //! - [`writer`]: [`FileWriter`], writing a file block by block.
 //! - [`reader`]: [`FileReader`], sequential reads with prefetch and ranged reads.
 //! - [`short_circuit`]: block files of a worker on this node, read and written directly.
+//! - [`block_upload`]: one new block that rewrites part of an existing one (copied by
+//!   its worker, then patched in place).
 
+pub mod block_upload;
 pub mod master;
 pub mod reader;
 pub mod short_circuit;
 pub mod writer;
 
+pub use block_upload::BlockUpload;
 pub use reader::FileReader;
-pub use writer::FileWriter;
+pub use writer::{FileWriter, WrittenBlock};
 
 use crate::config::ClusterConfig;
 use crate::fs_error::FsError;
 use crate::rpc::auth::{AuthChannel, Token};
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::worker_service_client::WorkerServiceClient;
+use crate::rpc::status::from_status;
 use crate::rpc::tls::{ClientTls, TlsSettings};
 use crate::rpc::{host_port, MAX_MESSAGE};
 use master::{MasterClient, MasterClientConfig};
@@ -551,6 +556,43 @@ impl Client {
                 async move { c.get_block_locations(r).await }
             })
             .await
+    }
+
+    /// Records a file's blocks and length with the master (the end of a write).
+    pub async fn complete(&self, req: pb::CompleteRequest) -> Result<FileStatus, FsError> {
+        self.master()
+            .call_once(|mut c, id| {
+                let r = id.request(req.clone());
+                async move { c.complete_file(r).await }
+            })
+            .await
+    }
+
+    /// Makes `blocks` durable on their workers (one `SyncBlocks` call per worker).
+    /// Blocks a worker no longer holds are part of no file any more and are skipped.
+    pub async fn sync_blocks(&self, blocks: &[WrittenBlock]) -> Result<(), FsError> {
+        let mut by_worker: HashMap<String, (pb::WorkerAddress, Vec<u64>)> = HashMap::new();
+        for (worker, id) in blocks {
+            let key = host_port(&worker.hostname, worker.rpc_port as u16);
+            by_worker
+                .entry(key)
+                .or_insert_with(|| (worker.clone(), Vec::new()))
+                .1
+                .push(*id);
+        }
+        for (key, (worker, block_ids)) in by_worker {
+            let mut c = self.worker(&worker)?;
+            let req = crate::rpc::pb::worker::SyncBlocksRequest { block_ids };
+            c.sync_blocks(req)
+                .await
+                .map_err(|s| match from_status(&s) {
+                    FsError::Unavailable(why) => {
+                        FsError::Unavailable(format!("worker {key}: {why}"))
+                    }
+                    other => other,
+                })?;
+        }
+        Ok(())
     }
 
     /// Opens a file for reading.

@@ -19,7 +19,7 @@ use crate::rpc::local::{self, socket_path};
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::local_request::Kind;
 use crate::rpc::pb::worker::{
-    LocalCommit, LocalHello, LocalOpen, LocalReply, LocalRequest, UfsSource,
+    CopySource, LocalCommit, LocalHello, LocalOpen, LocalReply, LocalRequest, UfsSource,
 };
 use crate::rpc::status::from_status;
 use bytes::Bytes;
@@ -97,6 +97,7 @@ impl ShortCircuit {
             expected_len: 0,
             block_token: block_token.clone(),
             ufs: ufs.cloned(),
+            copy_from: None,
         };
         let result = async {
             let Some(stream) = self.connect(worker).await? else {
@@ -125,12 +126,28 @@ impl ShortCircuit {
         expected_len: u64,
         block_token: &Bytes,
     ) -> Option<LocalWrite> {
+        self.create_from(worker, block_id, expected_len, block_token, None)
+            .await
+    }
+
+    /// [`ShortCircuit::create`], the new block starting as the worker's copy of
+    /// `copy_from` (a rewrite): its bytes count as written.
+    pub async fn create_from(
+        &self,
+        worker: &pb::WorkerAddress,
+        block_id: u64,
+        expected_len: u64,
+        block_token: &Bytes,
+        copy_from: Option<CopySource>,
+    ) -> Option<LocalWrite> {
+        let written = copy_from.as_ref().map_or(0, |c| c.len);
         let open = LocalOpen {
             block_id,
             write: true,
             expected_len,
             block_token: block_token.clone(),
             ufs: None,
+            copy_from,
         };
         let result = async {
             let Some(stream) = self.connect(worker).await? else {
@@ -141,7 +158,7 @@ impl ShortCircuit {
                 stream,
                 file: Arc::new(File::from(fd)),
                 block_id,
-                written: 0,
+                written,
             }))
         }
         .await;
@@ -269,6 +286,23 @@ impl LocalWrite {
                 ))
             })?;
         self.written += len;
+        Ok(())
+    }
+
+    /// Writes `data` at `offset` of the block file (a patch of a copied block); the
+    /// block is then at least `offset + data.len()` long.
+    pub async fn write_at(&mut self, offset: u64, data: Bytes) -> Result<(), FsError> {
+        let (file, id) = (self.file.clone(), self.block_id);
+        let end = offset + data.len() as u64;
+        tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
+            .await
+            .map_err(|e| FsError::Io(format!("block write task: {e}")))?
+            .map_err(|e| {
+                FsError::Io(format!(
+                    "short-circuit write of block {id} at {offset}: {e}"
+                ))
+            })?;
+        self.written = self.written.max(end);
         Ok(())
     }
 

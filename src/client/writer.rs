@@ -40,14 +40,20 @@ pub struct FileWriter {
     length: u64,
     /// Whether closing must record anything with the master.
     changed: bool,
+    /// The blocks this writer finished, and where (what a synced close makes durable).
+    written: Vec<WrittenBlock>,
     current: Option<Upload>,
     buf: BytesMut,
 }
+
+/// A block a writer stored, and the worker holding it.
+pub type WrittenBlock = (pb::WorkerAddress, u64);
 
 /// One block on its way to a worker.
 #[derive(Debug)]
 struct Upload {
     id: u64,
+    worker: pb::WorkerAddress,
     sent: u64,
     sink: Sink,
 }
@@ -86,6 +92,7 @@ impl FileWriter {
             block_start: start,
             length: start,
             changed,
+            written: Vec::new(),
             current: None,
             buf: BytesMut::with_capacity(CHUNK_SIZE),
         }
@@ -167,13 +174,28 @@ impl FileWriter {
     }
 
     /// Sends the rest, closes the last block and records the file with the master.
-    pub async fn close(mut self) -> Result<FileStatus, FsError> {
+    pub async fn close(self) -> Result<FileStatus, FsError> {
+        self.finish().await.map(|(status, _)| status)
+    }
+
+    /// [`FileWriter::close`], with the new blocks durable on their workers first
+    /// (`fdatasync` of each block file and its directory): what fsync promises.
+    pub async fn close_synced(self) -> Result<FileStatus, FsError> {
+        let client = self.client.clone();
+        let (status, written) = self.finish().await?;
+        client.sync_blocks(&written).await?;
+        Ok(status)
+    }
+
+    /// [`FileWriter::close`], also returning the blocks written (not yet synced).
+    pub async fn finish(mut self) -> Result<(FileStatus, Vec<WrittenBlock>), FsError> {
         if self.current.is_some() {
             self.finish_block().await?;
         }
+        let written = std::mem::take(&mut self.written);
         if !self.changed {
             // Nothing written or skipped: the master already has the file as it is.
-            return Ok(self.status);
+            return Ok((self.status, written));
         }
         let req = pb::CompleteRequest {
             file_id: self.status.id,
@@ -181,19 +203,15 @@ impl FileWriter {
             length: self.length,
             blocks: std::mem::take(&mut self.blocks),
         };
-        self.client
-            .master()
-            .call_once(|mut c, id| {
-                let r = id.request(req.clone());
-                async move { c.complete_file(r).await }
-            })
-            .await
+        let status = self.client.complete(req).await?;
+        Ok((status, written))
     }
 
     async fn open_block(&mut self) -> Result<(), FsError> {
         let req = pb::AddBlockRequest {
             file_id: self.status.id,
             path: self.status.path.clone(),
+            near_worker: None,
         };
         let resp = self
             .client
@@ -219,6 +237,7 @@ impl FileWriter {
         if let Some(local) = local {
             self.current = Some(Upload {
                 id: resp.block_id,
+                worker,
                 sent: 0,
                 sink: Sink::Local(local),
             });
@@ -233,6 +252,8 @@ impl FileWriter {
             expected_len: self.client.block_size(),
             data: bytes::Bytes::new(),
             block_token: resp.block_token,
+            copy_from: None,
+            offset: None,
         };
         tx.send(opening)
             .await
@@ -250,6 +271,7 @@ impl FileWriter {
         });
         self.current = Some(Upload {
             id: resp.block_id,
+            worker: worker.clone(),
             sent: 0,
             sink: Sink::Grpc { tx, call },
         });
@@ -322,6 +344,7 @@ impl FileWriter {
                 upload.id, upload.sent
             )));
         }
+        self.written.push((upload.worker, upload.id));
         self.blocks.push(pb::BlockInfo {
             id: upload.id,
             len,

@@ -319,10 +319,6 @@ pub struct FuseConfig {
     /// Several cluster directories shown as directories of the mount root (a ThinRuntime
     /// Dataset of several mounts); empty: `fs_path` is the root.
     pub mounts: Vec<FuseMountEntry>,
-    /// Where staging copies of files being rewritten go: not a TOML key, set from the
-    /// environment when the config is resolved (`TMPDIR`).
-    #[serde(skip)]
-    pub staging_dir: std::path::PathBuf,
 }
 
 impl Default for FuseConfig {
@@ -343,7 +339,6 @@ impl Default for FuseConfig {
             kernel_cache: true,
             web_port: 9002,
             mounts: Vec::new(),
-            staging_dir: std::path::PathBuf::from("/tmp"),
         }
     }
 }

@@ -60,7 +60,6 @@ pub fn resolve(cli: &Cli, env: &EnvSnapshot) -> Result<Resolved, Error> {
     let (origin, detected) = decide(cli, env)?;
     let mut resolved = load(&origin, env)?;
     resolved.detected = detected;
-    resolved.config.fuse.staging_dir = env.temp_dir();
     if let Some(dir) = env.get(env::CURVINE_SECURITY_DIR) {
         security_dir(&mut resolved.config.security, Path::new(dir));
     }
@@ -455,15 +454,14 @@ mod tests {
     }
 
     #[test]
-    fn standalone_defaults_resolve_with_the_temp_dir_for_staging() {
+    fn standalone_defaults_resolve_without_a_token() {
         let dir = tempfile::tempdir().unwrap();
         let r = resolve(
             &cli(&["standalone", "--data-dir", dir.path().to_str().unwrap()]),
-            &env(&[("TMPDIR", "/var/tmp")]),
+            &env(&[]),
         )
         .unwrap();
         assert!(r.write_to.is_none());
-        assert_eq!(r.config.fuse.staging_dir, PathBuf::from("/var/tmp"));
         assert_eq!(r.config.security.token_file, "");
         let with_token = resolve(
             &cli(&["standalone", "--data-dir", dir.path().to_str().unwrap()]),

@@ -345,7 +345,7 @@ impl Filesystem for CurvineFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.ops.commit(ino.0, reply_empty(reply));
+        self.ops.commit(ino.0, false, reply_empty(reply));
     }
 
     fn release(
@@ -369,7 +369,7 @@ impl Filesystem for CurvineFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.ops.commit(ino.0, reply_empty(reply));
+        self.ops.commit(ino.0, true, reply_empty(reply));
     }
 
     fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

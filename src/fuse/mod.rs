@@ -7,7 +7,8 @@
 //! - [`ops`]: the file system operations, as methods answering `Result<_, Errno>`.
 //! - [`fs`]: fuser's callbacks: each runs an operation and replies with its result.
 //! - [`handles`]: the open file and directory handles, and the files open for writing.
-//! - [`read`], [`write`](mod@write): the per-file tasks behind reads and writes.
+//! - [`read`], [`write`](mod@write): the per-file tasks behind reads and writes;
+//!   [`patch`] the blocks a write inside a file rewrites (block-level copy-on-write).
 //! - [`health`]: the client's `/healthz` (the mount answers) on `fuse.web_port`.
 
 pub mod attr;
@@ -18,6 +19,7 @@ pub mod inodes;
 pub mod mount_table;
 pub mod ops;
 pub mod page_cache;
+pub mod patch;
 pub mod read;
 pub mod write;
 
@@ -164,9 +166,6 @@ pub fn fs_options(fuse: &FuseConfig) -> FsOptions {
         direct_io: fuse.direct_io,
         write_back_cache: fuse.write_back_cache,
         kernel_cache: fuse.kernel_cache,
-        staging: fuse
-            .staging_dir
-            .join(format!("curvine-fuse-staging-{}", std::process::id())),
     }
 }
 

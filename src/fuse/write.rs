@@ -5,20 +5,26 @@
 //!   a truncated one, or an append, which keeps the earlier blocks). Writes a little ahead
 //!   of the end (requests arriving out of order from several FUSE threads, or a seek past
 //!   the end) wait in a small buffer; a gap left at flush becomes a hole.
-//! - Any other write (overwriting a range, writing behind the end) switches the file to a
-//!   local staging copy (an unlinked temporary file), uploaded whole at the next flush.
-//! - `flush`/`fsync`/the last `release` commit: the master records the new blocks and
-//!   length, and other clients see the content.
+//! - Any other write (overwriting a range, writing behind the end or into a hole) is a
+//!   block-level copy-on-write ([`super::patch`]): only the blocks it touches are
+//!   rewritten, each as a new block its worker copies from the old one and this client
+//!   patches in place; at most 16 at once (more commit first). Nothing is staged on the
+//!   client's disk.
+//! - `flush`/`fsync`/the last `release` commit: the master records the new blocks (and,
+//!   for rewrites, the new ids at the old blocks' places) and length, and other clients
+//!   see the content. A read through the file's handles commits first, so it sees them.
+//! - `fsync` also makes every block this mount wrote to the file since its last fsync
+//!   durable on its worker (`SyncBlocks`: fdatasync of the block files and their
+//!   directory) before it answers.
 //! - A write or commit that loses uncommitted data fails every later write, flush and
 //!   fsync of the file until its last writer closes it.
 
-use crate::client::{Client, FileReader, FileStatus, FileWriter, CHUNK_SIZE};
+use super::patch::Patch;
+use crate::client::{Client, FileReader, FileStatus, FileWriter, WrittenBlock};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master as pb;
 use bytes::Bytes;
 use std::collections::BTreeMap;
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -50,6 +56,8 @@ enum Request {
     },
     Flush {
         path: String,
+        /// fsync: the data reaches the workers' disks too.
+        durable: bool,
         done: Done<()>,
     },
     Truncate {
@@ -101,15 +109,14 @@ impl FileWrites {
         rt: &tokio::runtime::Handle,
         client: Client,
         status: FileStatus,
-        staging: PathBuf,
     ) -> Arc<FileWrites> {
         let (tx, rx) = mpsc::unbounded_channel();
         let size = Arc::new(AtomicU64::new(status.size));
         let task = Task {
             client,
-            staging,
             status,
             mode: Mode::Idle,
+            unsynced: Vec::new(),
             failed: None,
             reader: None,
             size: size.clone(),
@@ -179,9 +186,13 @@ impl FileWrites {
         }))
     }
 
-    /// Queues a commit.
-    pub fn flush(&self, path: String) -> Pending<()> {
-        Pending(self.send(|done| Request::Flush { path, done }))
+    /// Queues a commit; `durable` (fsync) also makes the file's new blocks durable.
+    pub fn flush(&self, path: String, durable: bool) -> Pending<()> {
+        Pending(self.send(|done| Request::Flush {
+            path,
+            durable,
+            done,
+        }))
     }
 
     /// Queues a truncate (or extend).
@@ -213,8 +224,8 @@ enum Mode {
     Idle,
     /// Appending at the end.
     Stream(Box<Stream>),
-    /// A local copy takes the writes.
-    Staged(Staged),
+    /// Rewriting blocks in place (copy-on-write).
+    Patch(Box<Patch>),
 }
 
 struct Stream {
@@ -260,26 +271,21 @@ impl Stream {
     }
 
     /// Commits, leaving holes for gaps before parked pieces.
-    async fn commit(mut self) -> Result<FileStatus, FsError> {
+    async fn commit(mut self) -> Result<(FileStatus, Vec<WrittenBlock>), FsError> {
         while let Some((offset, data)) = self.parked.pop_first() {
             self.writer.skip_to(offset).await?;
             self.writer.write(&data).await?;
         }
-        self.writer.close().await
+        self.writer.finish().await
     }
-}
-
-struct Staged {
-    file: std::fs::File,
-    len: u64,
-    dirty: bool,
 }
 
 struct Task {
     client: Client,
-    staging: PathBuf,
     status: FileStatus,
     mode: Mode,
+    /// Blocks committed since the last fsync, which makes them durable.
+    unsynced: Vec<WrittenBlock>,
     /// A failure that lost uncommitted data. Every later write, flush and fsync of the
     /// file through this mount reports it, until its last writer closes it: handles are
     /// shared (a child closing a descriptor it inherited flushes the parent's handle), so
@@ -316,8 +322,16 @@ impl Task {
                     self.publish_size();
                     done(r);
                 }
-                Request::Flush { path, done } => {
-                    let r = self.commit(&path).await;
+                Request::Flush {
+                    path,
+                    durable,
+                    done,
+                } => {
+                    debug!(path = %path, durable, "commit");
+                    let r = match self.commit().await {
+                        Ok(()) if durable => self.sync().await,
+                        other => other,
+                    };
                     self.publish_size();
                     done(r);
                 }
@@ -327,7 +341,8 @@ impl Task {
                     done(r);
                 }
                 Request::Close { path, done } => {
-                    let r = self.commit(&path).await;
+                    debug!(path = %path, "last close: commit");
+                    let r = self.commit().await;
                     self.publish_size();
                     done(r);
                     return;
@@ -340,7 +355,7 @@ impl Task {
         let size = match &self.mode {
             Mode::Idle => self.status.size,
             Mode::Stream(s) => s.end(),
-            Mode::Staged(s) => s.len,
+            Mode::Patch(p) => p.len(),
         };
         self.size.store(size, Ordering::Release);
     }
@@ -355,7 +370,7 @@ impl Task {
             let data_end = located.blocks.last().map_or(0, |b| b.offset + b.len);
             // New data streams as new blocks where the file's data ends: at its length,
             // or where a hole up to its length begins (a length set by fallocate or a
-            // truncate up). Anything else rewrites existing data through a staged copy.
+            // truncate up). Anything else rewrites the blocks it touches.
             let start = if offset >= size {
                 Some(size)
             } else if offset >= data_end {
@@ -367,7 +382,7 @@ impl Task {
                 Some(start) => {
                     self.mode = Mode::Stream(Box::new(self.open_stream(located, start).await?))
                 }
-                None => self.stage(path).await?,
+                None => self.start_patch(Some(located)).await?,
             }
         }
         if let Mode::Stream(s) = &mut self.mode {
@@ -386,19 +401,44 @@ impl Task {
                 s.parked.insert(offset, data);
                 return Ok(());
             }
-            self.stage(path).await?;
+            self.start_patch(None).await?;
         }
-        match &mut self.mode {
-            Mode::Staged(s) => {
-                s.file
-                    .write_all_at(&data, offset)
-                    .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
-                s.len = s.len.max(offset + data.len() as u64);
-                s.dirty = true;
-                Ok(())
+        // Bounded: a commit leaves no block open, and one write touches far fewer
+        // blocks than a patch may hold.
+        for _ in 0..4 {
+            let Mode::Patch(p) = &mut self.mode else {
+                return Err(FsError::Io(format!("{path}: no write mode")));
+            };
+            match p.write(offset, &data).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(super::patch::Full)) => {
+                    self.commit().await?;
+                    self.start_patch(None).await?;
+                }
+                Err(e) => return Err(self.fail(e)),
             }
-            _ => Err(FsError::Io(format!("{path}: no write mode"))),
         }
+        Err(FsError::Io(format!(
+            "{path}: a write at {offset} touches more blocks than a rewrite holds"
+        )))
+    }
+
+    /// Switches to rewriting blocks in place (committing a stream first), with the
+    /// file as `located` or as the master has it now.
+    async fn start_patch(&mut self, located: Option<pb::FileBlocks>) -> Result<(), FsError> {
+        if let Mode::Patch(_) = self.mode {
+            return Ok(());
+        }
+        self.commit().await?;
+        let located = match located {
+            Some(l) => l,
+            None => self.client.locate_id(self.status.id).await?,
+        };
+        if let Some(status) = &located.status {
+            self.status = status.clone();
+        }
+        self.mode = Mode::Patch(Box::new(Patch::new(self.client.clone(), located)));
+        Ok(())
     }
 
     /// Drops uncommitted data after a failure and remembers it for every later flush.
@@ -451,99 +491,42 @@ impl Task {
         })
     }
 
-    /// Switches to a local copy of the file (committing a stream first).
-    async fn stage(&mut self, path: &str) -> Result<(), FsError> {
-        if let Mode::Staged(_) = self.mode {
-            return Ok(());
-        }
-        self.commit(path).await?;
-        let file = staging_file(&self.staging)?;
-        let mut reader = open_by_id(self.client.clone(), self.status.id).await?;
-        let mut offset = 0;
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            file.write_all_at(&buf[..n], offset)
-                .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
-            offset += n as u64;
-        }
-        self.status = reader.status().clone();
-        self.mode = Mode::Staged(Staged {
-            file,
-            len: offset,
-            dirty: false,
-        });
-        Ok(())
-    }
-
     /// Records everything written so far with the master.
-    async fn commit(&mut self, path: &str) -> Result<(), FsError> {
+    async fn commit(&mut self) -> Result<(), FsError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        match std::mem::replace(&mut self.mode, Mode::Idle) {
-            Mode::Idle => Ok(()),
-            Mode::Stream(s) => match s.commit().await {
-                Ok(status) => {
-                    self.status = status;
-                    self.reader = None;
-                    Ok(())
-                }
-                // The stream's data is gone with it.
-                Err(e) => Err(self.fail(e)),
-            },
-            Mode::Staged(mut s) => {
-                if s.dirty {
-                    match self.upload(path, &s).await {
-                        Ok(status) => {
-                            self.status = status;
-                            s.dirty = false;
-                        }
-                        Err(e) => {
-                            self.mode = Mode::Staged(s);
-                            return Err(e);
-                        }
-                    }
-                }
-                self.mode = Mode::Staged(s);
+        let committed = match std::mem::replace(&mut self.mode, Mode::Idle) {
+            Mode::Idle => return Ok(()),
+            Mode::Stream(s) => s.commit().await,
+            Mode::Patch(p) => p.commit().await,
+        };
+        match committed {
+            Ok((status, written)) => {
+                self.status = status;
+                self.unsynced.extend(written);
+                self.reader = None;
                 Ok(())
             }
+            // The uncommitted data is gone with the stream or the new blocks.
+            Err(e) => Err(self.fail(e)),
         }
     }
 
-    /// Rewrites the file from the staging copy.
-    async fn upload(&mut self, path: &str, staged: &Staged) -> Result<FileStatus, FsError> {
-        let status = self.client.stat_id(self.status.id).await?;
-        let mut writer = FileWriter::resume(self.client.clone(), status, Vec::new(), 0);
-        let mut buf = vec![0u8; CHUNK_SIZE];
-        let mut offset = 0;
-        while offset < staged.len {
-            let n = ((staged.len - offset) as usize).min(CHUNK_SIZE);
-            staged
-                .file
-                .read_exact_at(&mut buf[..n], offset)
-                .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
-            writer.write(&buf[..n]).await?;
-            offset += n as u64;
-        }
-        self.reader = None;
-        writer.close().await
+    /// Makes the blocks committed since the last fsync durable on their workers.
+    async fn sync(&mut self) -> Result<(), FsError> {
+        self.client.sync_blocks(&self.unsynced).await?;
+        self.unsynced.clear();
+        Ok(())
     }
 
     async fn read(&mut self, path: &str, offset: u64, size: usize) -> Result<Vec<u8>, FsError> {
-        if let Mode::Stream(_) = self.mode {
-            self.commit(path).await?;
-        }
-        if let Mode::Staged(s) = &self.mode {
-            let end = (offset + size as u64).min(s.len);
-            let mut buf = vec![0u8; end.saturating_sub(offset) as usize];
-            s.file
-                .read_exact_at(&mut buf, offset)
-                .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
-            return Ok(buf);
+        // Uncommitted writes are read back committed.
+        if !matches!(self.mode, Mode::Idle) {
+            if let Err(e) = self.commit().await {
+                debug!(path, error = %e, "commit before a read failed");
+                return Err(e);
+            }
         }
         if self.reader.is_none() {
             self.reader = Some(open_by_id(self.client.clone(), self.status.id).await?);
@@ -555,18 +538,8 @@ impl Task {
     }
 
     async fn truncate(&mut self, path: &str, size: u64) -> Result<FileStatus, FsError> {
-        if let Mode::Stream(_) = self.mode {
-            self.commit(path).await?;
-        }
-        if let Mode::Staged(s) = &mut self.mode {
-            s.file
-                .set_len(size)
-                .map_err(|e| FsError::Io(format!("staging copy of {path}: {e}")))?;
-            s.len = size;
-            s.dirty = true;
-            let mut status = self.status.clone();
-            status.size = size;
-            return Ok(status);
+        if !matches!(self.mode, Mode::Idle) {
+            self.commit().await?;
         }
         let status = self
             .client
@@ -588,25 +561,4 @@ impl Task {
 async fn open_by_id(client: Client, id: u64) -> Result<FileReader, FsError> {
     let blocks = client.locate_id(id).await?;
     FileReader::new(client, blocks)
-}
-
-/// A new, already unlinked file in the staging directory: its space goes back when it is
-/// closed, even after a crash.
-fn staging_file(dir: &std::path::Path) -> Result<std::fs::File, FsError> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| FsError::Io(format!("staging directory {}: {e}", dir.display())))?;
-    let name = dir.join(format!(
-        "stage-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&name)
-        .map_err(|e| FsError::Io(format!("staging file {}: {e}", name.display())))?;
-    let _ = std::fs::remove_file(&name);
-    Ok(file)
 }

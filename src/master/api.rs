@@ -94,9 +94,13 @@ impl MasterApi {
             Some(first) => first?,
             None => {
                 self.state.require_leader()?;
-                let worker = self.state.workers.pick_for_write().ok_or_else(|| {
-                    FsError::Unavailable("no live worker can take a block".into())
-                })?;
+                let worker = self
+                    .state
+                    .workers
+                    .pick_near(req.near_worker)
+                    .ok_or_else(|| {
+                        FsError::Unavailable("no live worker can take a block".into())
+                    })?;
                 self.state
                     .command_once(
                         call,

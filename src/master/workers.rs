@@ -123,6 +123,27 @@ impl WorkerRegistry {
         live
     }
 
+    /// Picks `near` for a new block when it is live and has room for at least a tenth
+    /// of the best free space (a rewrite copies its old block there); otherwise as
+    /// [`WorkerRegistry::pick_for_write`].
+    pub fn pick_near(&self, near: Option<u32>) -> Option<u32> {
+        if let Some(near) = near {
+            let live = self.live();
+            let best = live
+                .iter()
+                .map(|(_, r)| r.capacity().saturating_sub(r.used()))
+                .max()
+                .unwrap_or(0);
+            let fits = live
+                .iter()
+                .any(|(id, r)| *id == near && r.capacity().saturating_sub(r.used()) >= best / 10);
+            if fits {
+                return Some(near);
+            }
+        }
+        self.pick_for_write()
+    }
+
     /// Picks a live worker for a new block: the one with the most free space, rotating
     /// among workers within 10% of the best so concurrent writers spread out.
     pub fn pick_for_write(&self) -> Option<u32> {

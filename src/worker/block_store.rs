@@ -291,6 +291,85 @@ impl BlockStore {
         })
     }
 
+    /// Starts a new block as a copy of the first `len` bytes of the committed block
+    /// `source` (a rewrite of part of a block): the kernel copies the bytes
+    /// (`copy_file_range`, sharing extents where the file system can), falling back to
+    /// a read and write loop where it cannot. The writer then patches ranges in place
+    /// ([`BlockWriter::write_at`]) and commits as any other.
+    pub fn create_copy(
+        &self,
+        block_id: u64,
+        expected_len: u64,
+        source: u64,
+        len: u64,
+    ) -> Result<BlockWriter, StoreError> {
+        let (path, source_len) = self.touch(source)?;
+        if len > source_len {
+            return Err(io_error(
+                format!("copy of block {source} into block {block_id}"),
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{len} bytes asked, the block holds {source_len}"),
+                ),
+            ));
+        }
+        let from = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(source))
+            }
+            Err(e) => return Err(io_error(format!("open block {source}"), e)),
+        };
+        let mut writer = self.create(block_id, expected_len.max(len))?;
+        if let Err(e) = copy_range(&from, &writer.file, len) {
+            writer.torn = true;
+            return Err(io_error(
+                format!("copy block {source} into {}", writer.tmp_path.display()),
+                e,
+            ));
+        }
+        writer.len = len;
+        Ok(writer)
+    }
+
+    /// Makes committed blocks durable: `fdatasync` of each block file, then `fsync` of
+    /// the `blocks/` directories holding them (their names, after the commit's rename).
+    /// Blocks not in the store are skipped (deleted or replaced: part of no file now).
+    /// Returns how many were synced.
+    pub fn sync(&self, block_ids: &[u64]) -> Result<u64, StoreError> {
+        let paths: Vec<PathBuf> = {
+            let state = lock(&self.state);
+            block_ids
+                .iter()
+                .filter_map(|id| {
+                    let b = state.blocks.get(id)?;
+                    Some(state.dirs[b.dir].block_path(*id))
+                })
+                .collect()
+        };
+        let mut dirs = std::collections::BTreeSet::new();
+        let mut synced = 0;
+        for path in &paths {
+            let file = match File::open(path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_error(format!("open {}", path.display()), e)),
+            };
+            file.sync_data()
+                .map_err(|e| io_error(format!("fdatasync {}", path.display()), e))?;
+            synced += 1;
+            if let Some(dir) = path.parent() {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+        for dir in dirs {
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_error(format!("fsync {}", dir.display()), e))?;
+        }
+        Ok(synced)
+    }
+
     /// Reads up to `len` bytes at `offset` (short at the end; empty past the end); marks the block recently read.
     pub fn read(&self, block_id: u64, offset: u64, len: usize) -> Result<Vec<u8>, StoreError> {
         let (path, block_len) = self.touch(block_id)?;
@@ -420,6 +499,30 @@ impl BlockWriter {
             ));
         }
         self.len = new_len;
+        Ok(())
+    }
+
+    /// Writes `data` at `offset` of the block (a patch of a copied block, or past its end,
+    /// the gap reading as zeros). Room past the reservation is reserved as
+    /// [`BlockWriter::write`] does.
+    pub fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), StoreError> {
+        let end = offset.saturating_add(data.len() as u64);
+        if end > self.reserved {
+            lock(&self.state).grow(self.dir, self.reserved, end)?;
+            self.reserved = end;
+        }
+        if let Err(source) = self.file.write_all_at(data, offset) {
+            self.torn = true;
+            return Err(io_error(
+                format!(
+                    "write block {} at {offset} to {}",
+                    self.block_id,
+                    self.tmp_path.display()
+                ),
+                source,
+            ));
+        }
+        self.len = self.len.max(end);
         Ok(())
     }
 
@@ -955,6 +1058,62 @@ fn read_file_at(
 }
 
 /// A suffix no other temp file of this process has.
+/// Copies the first `len` bytes of `from` to the start of `to`, in the kernel where it can.
+fn copy_range(from: &File, to: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (mut off_in, mut off_out): (libc::loff_t, libc::loff_t) = (0, 0);
+    let mut left = len;
+    while left > 0 {
+        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        // SAFETY: both descriptors are open files borrowed for the call, and the offsets
+        // point to locals that outlive it.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut off_in,
+                to.as_raw_fd(),
+                &mut off_out,
+                chunk,
+                0,
+            )
+        };
+        if n > 0 {
+            left -= n as u64;
+            continue;
+        }
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the source ended {left} bytes early"),
+            ));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => {}
+            // Across file systems, or not supported here: copy through memory.
+            Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+                return copy_through_memory(from, to, off_in as u64, left)
+            }
+            _ => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The fallback of [`copy_range`]: `left` bytes from `offset` of `from` to the same
+/// offset of `to`.
+fn copy_through_memory(from: &File, to: &File, mut offset: u64, mut left: u64) -> io::Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        from.read_exact_at(&mut buf[..n], offset)?;
+        to.write_all_at(&buf[..n], offset)?;
+        offset += n as u64;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 fn unique_suffix() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
@@ -1033,6 +1192,59 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<BlockStore>();
         check::<BlockWriter>();
+    }
+
+    #[test]
+    fn a_copy_keeps_the_old_block_and_takes_patches_in_place() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        put(&store, 1, 1000);
+        let old = pattern(1, 1000);
+        // Keep the first 800 bytes, patch 10 inside and 30 past them.
+        let mut writer = store.create_copy(2, 1000, 1, 800).unwrap();
+        assert_eq!(writer.len(), 800);
+        writer.write_at(100, &[0xAA; 10]).unwrap();
+        writer.write_at(790, &[0xBB; 30]).unwrap();
+        assert_eq!(writer.commit().unwrap(), 820);
+        let mut want = old[..800].to_vec();
+        want[100..110].fill(0xAA);
+        want.resize(820, 0);
+        want[790..820].fill(0xBB);
+        assert_eq!(store.read(2, 0, 5000).unwrap(), want);
+        assert_eq!(
+            store.read(1, 0, 5000).unwrap(),
+            old,
+            "the old block is unchanged"
+        );
+        // A patch past the end leaves zeros between.
+        let mut writer = store.create_copy(3, 1000, 1, 10).unwrap();
+        writer.write_at(20, b"x").unwrap();
+        assert_eq!(writer.commit().unwrap(), 21);
+        let mut want = old[..10].to_vec();
+        want.resize(20, 0);
+        want.push(b'x');
+        assert_eq!(store.read(3, 0, 100).unwrap(), want);
+        // More than the source holds, or a source not here.
+        assert!(matches!(
+            store.create_copy(4, 1000, 1, 1001),
+            Err(StoreError::Io { .. })
+        ));
+        assert!(matches!(
+            store.create_copy(4, 1000, 99, 1),
+            Err(StoreError::NotFound(99))
+        ));
+        assert_eq!(files_in(&root.path().join("tmp")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn sync_counts_the_blocks_held_and_skips_the_others() {
+        let root = TempDir::new().unwrap();
+        let store = BlockStore::open(one_dir(&root, MIB)).unwrap();
+        put(&store, 1, 100);
+        put(&store, 2, 100);
+        assert_eq!(store.sync(&[1, 2, 3]).unwrap(), 2);
+        assert!(store.delete(2).unwrap());
+        assert_eq!(store.sync(&[2]).unwrap(), 0);
     }
 
     #[test]

@@ -304,6 +304,8 @@ struct WorkerWeb {
     io: prometheus::GaugeVec,
     evicted: prometheus::GaugeVec,
     short_circuit: prometheus::GaugeVec,
+    copies: prometheus::GaugeVec,
+    syncs: prometheus::GaugeVec,
 }
 
 impl WorkerWeb {
@@ -344,6 +346,18 @@ impl WorkerWeb {
                 "Block files handed to clients on this node (short-circuit I/O), by mode",
                 &["mode"],
             ),
+            copies: metrics::gauge(
+                &registry,
+                "curvine_worker_block_copies_total",
+                "New blocks filled from a block held here (rewrites of part of a block)",
+                &[],
+            ),
+            syncs: metrics::gauge(
+                &registry,
+                "curvine_worker_block_syncs_total",
+                "Block files made durable for clients' fsync",
+                &[],
+            ),
             store,
             counters,
             worker_id,
@@ -371,6 +385,8 @@ impl WebApp for WorkerWeb {
             "bytes_written": self.counters.bytes_written.load(Ordering::Relaxed),
             "short_circuit_reads": self.counters.short_circuit_reads.load(Ordering::Relaxed),
             "short_circuit_writes": self.counters.short_circuit_writes.load(Ordering::Relaxed),
+            "block_copies": self.counters.block_copies.load(Ordering::Relaxed),
+            "block_syncs": self.counters.block_syncs.load(Ordering::Relaxed),
             "tiers": tiers.iter().map(|t| serde_json::json!({
                 "medium": t.medium, "path": t.path, "capacity": t.capacity, "used": t.used, "blocks": t.blocks,
             })).collect::<Vec<_>>(),
@@ -404,6 +420,12 @@ impl WebApp for WorkerWeb {
                 .with_label_values(&[mode])
                 .set(counter.load(Ordering::Relaxed) as f64);
         }
+        self.copies
+            .with_label_values::<&str>(&[])
+            .set(self.counters.block_copies.load(Ordering::Relaxed) as f64);
+        self.syncs
+            .with_label_values::<&str>(&[])
+            .set(self.counters.block_syncs.load(Ordering::Relaxed) as f64);
         metrics::encode(&self.registry)
     }
 }

@@ -5,7 +5,7 @@
 //! first checks the block token the master issued for the block (when the cluster has
 //! a token): a write token for writes, a read token for reads and loads.
 
-use super::block_store::{BlockStore, StoreError};
+use super::block_store::{BlockStore, BlockWriter, StoreError};
 use super::ufs_fetch::UfsFetcher;
 use crate::client::CHUNK_SIZE;
 use crate::fs_error::FsError;
@@ -13,7 +13,8 @@ use crate::metrics::RpcMetrics;
 use crate::rpc::block_token::{Checker, Mode};
 use crate::rpc::pb::worker::worker_service_server::WorkerService;
 use crate::rpc::pb::worker::{
-    DataChunk, LoadBlockResponse, ReadBlockRequest, WriteBlockRequest, WriteBlockResponse,
+    CopySource, DataChunk, LoadBlockResponse, ReadBlockRequest, SyncBlocksRequest,
+    SyncBlocksResponse, WriteBlockRequest, WriteBlockResponse,
 };
 use crate::rpc::status::to_status;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,10 @@ pub struct IoCounters {
     pub short_circuit_reads: AtomicU64,
     /// Block files created for clients' short-circuit writes.
     pub short_circuit_writes: AtomicU64,
+    /// New blocks filled from a block of this worker (rewrites of part of a block).
+    pub block_copies: AtomicU64,
+    /// Block files made durable (`SyncBlocks`, for a client's fsync).
+    pub block_syncs: AtomicU64,
 }
 
 /// The gRPC service.
@@ -116,6 +121,28 @@ pub fn fs_error(e: StoreError) -> FsError {
     }
 }
 
+/// A new block file, empty or a copy of `copy_from` (its read token checked); shared by
+/// `WriteBlock` and the short-circuit socket.
+pub(crate) async fn create_block(
+    store: &Arc<BlockStore>,
+    tokens: &Checker,
+    counters: &IoCounters,
+    id: u64,
+    expected: u64,
+    copy_from: Option<&CopySource>,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<BlockWriter, FsError> {
+    let store = store.clone();
+    let Some(source) = copy_from else {
+        return blocking(move || store.create(id, expected)).await;
+    };
+    tokens.check(&source.block_token, source.block_id, Mode::Read, None, peer)?;
+    let (from, len) = (source.block_id, source.len);
+    let writer = blocking(move || store.create_copy(id, expected, from, len)).await?;
+    counters.block_copies.fetch_add(1, Ordering::Relaxed);
+    Ok(writer)
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, FsError> {
@@ -126,6 +153,27 @@ async fn blocking<T: Send + 'static>(
 }
 
 impl WorkerApi {
+    /// A new block file: empty, or (a rewrite) a copy of a block held here, whose read
+    /// token the request must carry.
+    pub(crate) async fn create_block(
+        &self,
+        id: u64,
+        expected: u64,
+        copy_from: Option<&CopySource>,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<BlockWriter, FsError> {
+        create_block(
+            &self.store,
+            &self.tokens,
+            &self.counters,
+            id,
+            expected,
+            copy_from,
+            peer,
+        )
+        .await
+    }
+
     /// One range of a block, at most [`CHUNK_SIZE`] bytes.
     async fn range(&self, r: ReadBlockRequest) -> Result<DataChunk, FsError> {
         if r.length > CHUNK_SIZE as u64 {
@@ -182,24 +230,30 @@ impl WorkerService for WorkerApi {
                 first.block_id,
                 first.expected_len.max(first.data.len() as u64),
             );
-            let store = self.store.clone();
-            let mut writer = blocking(move || store.create(id, expected)).await?;
-            let mut data = first.data;
+            let mut writer = self
+                .create_block(id, expected, first.copy_from.as_ref(), peer)
+                .await?;
+            let (mut data, mut offset) = (first.data, first.offset);
             loop {
                 if !data.is_empty() {
                     let chunk = data;
-                    writer =
-                        tokio::task::spawn_blocking(move || writer.write(&chunk).map(|()| writer))
-                            .await
-                            .map_err(|e| FsError::Io(format!("block I/O task: {e}")))?
-                            .map_err(fs_error)?;
+                    writer = tokio::task::spawn_blocking(move || {
+                        match offset {
+                            Some(at) => writer.write_at(at, &chunk),
+                            None => writer.write(&chunk),
+                        }
+                        .map(|()| writer)
+                    })
+                    .await
+                    .map_err(|e| FsError::Io(format!("block I/O task: {e}")))?
+                    .map_err(fs_error)?;
                 }
                 match stream
                     .message()
                     .await
                     .map_err(|s| FsError::Io(format!("block stream: {}", s.message())))?
                 {
-                    Some(msg) => data = msg.data,
+                    Some(msg) => (data, offset) = (msg.data, msg.offset),
                     None => break,
                 }
             }
@@ -307,6 +361,26 @@ impl WorkerService for WorkerApi {
             metrics.observe("read_block", ok, start.elapsed());
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn sync_blocks(
+        &self,
+        req: Request<SyncBlocksRequest>,
+    ) -> Result<Response<SyncBlocksResponse>, Status> {
+        // No block token: syncing reveals and changes nothing (the cluster token still
+        // guards the call).
+        let start = Instant::now();
+        let ids = req.into_inner().block_ids;
+        let store = self.store.clone();
+        let result = blocking(move || store.sync(&ids)).await;
+        if let Ok(n) = &result {
+            self.counters.block_syncs.fetch_add(*n, Ordering::Relaxed);
+        }
+        self.metrics
+            .observe("sync_blocks", result.is_ok(), start.elapsed());
+        result
+            .map(|synced| Response::new(SyncBlocksResponse { synced }))
+            .map_err(to_status)
     }
 
     async fn load_block(

@@ -21,7 +21,7 @@
 //! reading the bytes it opened; see `BlockStore::open_block`.
 
 use super::block_store::{BlockStore, BlockWriter};
-use super::service::{fs_error, IoCounters};
+use super::service::{create_block, fs_error, IoCounters};
 use crate::fs_error::FsError;
 use crate::rpc::block_token::{Checker, Mode};
 use crate::rpc::local::{self, socket_path};
@@ -178,9 +178,17 @@ impl LocalIo {
         if open.write {
             self.tokens
                 .check(&open.block_token, id, Mode::Write, None, None)?;
-            let expected = open.expected_len;
+            let writer = create_block(
+                &store,
+                &self.tokens,
+                &self.counters,
+                id,
+                open.expected_len,
+                open.copy_from.as_ref(),
+                None,
+            )
+            .await?;
             let opened = blocking(move || {
-                let writer = store.create(id, expected)?;
                 let file = writer.share_file()?;
                 Ok(Opened::Write(writer, file))
             })

@@ -109,6 +109,7 @@ async fn raw_write(
         expected_len: data.len() as u64,
         data: Bytes::from_static(data),
         block_token,
+        ..WriteBlockRequest::default()
     };
     worker
         .write_block(tokio_stream::iter(vec![first]))

@@ -27,7 +27,12 @@ pub(crate) fn config(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf
     conf
 }
 
-fn spawn(conf: &Path, args: &[&str], log: &Path) -> Child {
+pub(crate) fn spawn(conf: &Path, args: &[&str], log: &Path) -> Child {
+    spawn_env(conf, args, log, &[])
+}
+
+/// [`spawn`] with `env` set (the rest of the environment is cleared but `PATH`).
+pub(crate) fn spawn_env(conf: &Path, args: &[&str], log: &Path, env: &[(&str, &str)]) -> Child {
     let out = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_curvine-fluid"))
         .arg("--conf")
@@ -35,6 +40,7 @@ fn spawn(conf: &Path, args: &[&str], log: &Path) -> Child {
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
         .spawn()
@@ -100,6 +106,11 @@ impl Mounted {
 
     /// `client start` mounting at `mnt` with the cluster in `conf`, plus `fuse` keys.
     pub(crate) fn client(conf: &Path, mnt: &Path, fuse: &str) -> Mounted {
+        Self::client_env(conf, mnt, fuse, &[])
+    }
+
+    /// [`Mounted::client`] with `env` set in the client's environment.
+    pub(crate) fn client_env(conf: &Path, mnt: &Path, fuse: &str, env: &[(&str, &str)]) -> Mounted {
         let dir = conf.parent().unwrap();
         let own = dir.join(format!("client-{}.toml", stamp()));
         let text = std::fs::read_to_string(conf).unwrap();
@@ -109,7 +120,7 @@ impl Mounted {
         )
         .unwrap();
         let log = dir.join(format!("client-{}.log", stamp()));
-        let child = spawn(&own, &["client", "start"], &log);
+        let child = spawn_env(&own, &["client", "start"], &log, env);
         Self::wait(child, mnt, &log)
     }
 

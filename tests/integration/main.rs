@@ -12,6 +12,7 @@ mod fixtures;
 mod fluid_entries;
 mod fuse_mount;
 mod harness;
+mod overwrite;
 mod page_cache;
 mod posix;
 mod render_props;

@@ -249,6 +249,7 @@ fn open_req(block: &LocatedBlock, write: bool, block_token: Bytes) -> LocalOpen 
         expected_len: 10,
         block_token,
         ufs: None,
+        copy_from: None,
     }
 }
 
@@ -385,6 +386,7 @@ async fn an_abandoned_local_write_leaves_no_block() {
             expected_len: 10,
             block_token: Bytes::new(),
             ufs: None,
+            copy_from: None,
         },
     )
     .await;

@@ -59,12 +59,7 @@ impl Ops {
     /// The write task of `ino`, started by its first writer.
     fn start_writes(&self, ino: u64, status: &FileStatus) -> Arc<FileWrites> {
         self.handles.start_writes(ino, || {
-            FileWrites::start(
-                &self.rt,
-                self.client.clone(),
-                status.clone(),
-                self.opts.staging.clone(),
-            )
+            FileWrites::start(&self.rt, self.client.clone(), status.clone())
         })
     }
 
@@ -220,8 +215,9 @@ impl Ops {
     }
 
     /// Queues a commit of this mount's writes to `ino` (flush and fsync): other clients
-    /// see them once `done` gets `Ok`.
-    pub fn commit(&self, ino: u64, done: Completion<()>) {
+    /// see them once `done` gets `Ok`; `durable` (fsync): they are on the workers' disks
+    /// too.
+    pub fn commit(&self, ino: u64, durable: bool, done: Completion<()>) {
         let Some(writes) = self.handles.writes_of(ino) else {
             return done(Ok(()));
         };
@@ -229,7 +225,7 @@ impl Ops {
             Ok(p) => p,
             Err(e) => return done(Err(e)),
         };
-        let pending = writes.flush(path.clone());
+        let pending = writes.flush(path.clone(), durable);
         self.answer(pending, done, move |e| {
             debug!(path = %path, error = %e, "commit failed");
         });
@@ -352,7 +348,7 @@ mod tests {
         let o = ops.open(f, OpenFlags(libc::O_WRONLY)).await.unwrap();
         testkit::write(ops, f, o.fh, 10, b"XYZ").await.unwrap();
         want[10..13].copy_from_slice(b"XYZ");
-        assert_eq!(answer(|done| ops.commit(f, done)).await, Ok(()));
+        assert_eq!(answer(|done| ops.commit(f, false, done)).await, Ok(()));
         assert!(
             fs.client.read_file("/f").await.unwrap() == want,
             "flush commits"
@@ -365,7 +361,7 @@ mod tests {
         testkit::release(ops, f, o.fh).await.unwrap();
         assert!(testkit::get(ops, f).await == want, "release commits");
         // Flushing a file with no writes in this mount has nothing to do.
-        assert_eq!(answer(|done| ops.commit(f, done)).await, Ok(()));
+        assert_eq!(answer(|done| ops.commit(f, false, done)).await, Ok(()));
     }
 
     /// Found by the crash soak: a child process closing a descriptor it inherited flushes
@@ -379,10 +375,10 @@ mod tests {
         testkit::write(ops, f, fh, 0, &pattern(5000)).await.unwrap();
         // The file goes away behind the mount's back: its commit cannot succeed.
         fs.client.delete("/f", false).await.unwrap();
-        let first = answer(|done| ops.commit(f, done)).await;
+        let first = answer(|done| ops.commit(f, false, done)).await;
         assert!(first.is_err(), "{first:?}");
         assert_eq!(
-            answer(|done| ops.commit(f, done)).await,
+            answer(|done| ops.commit(f, false, done)).await,
             first,
             "fsync after it"
         );

@@ -27,7 +27,6 @@ use crate::fs_error::FsError;
 use fuser::{Errno, FileAttr, INodeNo};
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tracing::debug;
@@ -59,8 +58,6 @@ pub struct FsOptions {
     pub write_back_cache: bool,
     /// Keep the kernel's page cache of a file across opens while the file is unchanged.
     pub kernel_cache: bool,
-    /// Where staging copies of files being rewritten go.
-    pub staging: PathBuf,
 }
 
 /// Where the answer to a queued operation goes (for reads and writes: straight back to
@@ -154,7 +151,7 @@ impl Ops {
             let Some(path) = self.inodes.path(ino) else {
                 continue;
             };
-            if let Err(e) = writes.flush(path.clone()).wait().await {
+            if let Err(e) = writes.flush(path.clone(), false).wait().await {
                 failed.push((path, e));
             }
         }

@@ -25,7 +25,8 @@ pub struct TestFs {
     pub client: Client,
     root_id: u64,
     _cluster: Standalone,
-    dir: tempfile::TempDir,
+    /// Holds the cluster's data until the test ends.
+    _dir: tempfile::TempDir,
 }
 
 /// Starts a cluster under a temporary directory on free ports, and mounts `/` of it
@@ -44,16 +45,16 @@ pub async fn start() -> TestFs {
             client.clone(),
             tokio::runtime::Handle::current(),
             Inodes::new("/", root_id),
-            options(dir.path()),
+            options(),
         )),
         client,
         root_id,
         _cluster: cluster,
-        dir,
+        _dir: dir,
     }
 }
 
-fn options(dir: &std::path::Path) -> FsOptions {
+fn options() -> FsOptions {
     FsOptions {
         attr_ttl: Duration::from_secs(1),
         entry_ttl: Duration::from_secs(1),
@@ -62,7 +63,6 @@ fn options(dir: &std::path::Path) -> FsOptions {
         direct_io: false,
         write_back_cache: false,
         kernel_cache: true,
-        staging: dir.join("staging"),
     }
 }
 
@@ -73,13 +73,13 @@ impl TestFs {
             self.client.clone(),
             tokio::runtime::Handle::current(),
             Inodes::with_view(view),
-            options(self.dir.path()),
+            options(),
         ))
     }
 
     /// Another mount of `/` of the same cluster, with its options changed by `edit`.
     pub fn ops_with(&self, edit: impl FnOnce(&mut FsOptions)) -> Arc<Ops> {
-        let mut opts = options(self.dir.path());
+        let mut opts = options();
         edit(&mut opts);
         Arc::new(Ops::new(
             self.client.clone(),
