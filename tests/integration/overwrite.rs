@@ -341,3 +341,56 @@ fn fsynced_overwrites_survive_a_killed_worker() {
     drop(f);
     drop(a);
 }
+
+#[test]
+fn overwrites_through_the_short_circuit_patch_the_worker_copied_block_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // With a socket directory, blocks of the worker on this node are opened, copied by
+    // the worker and patched with pwrite.
+    let sockets = dir.path().join("sockets");
+    let line = format!("[worker]\ndomain_socket_path = \"{}\"\n", sockets.display());
+    let m = Mounted::standalone(dir.path(), |t| {
+        t.replace("[client]\n", "[client]\nblock_size = \"1MB\"\n")
+            .replace("[worker]\n", &line)
+    });
+    let text = std::fs::read_to_string(dir.path().join("c.toml")).expect("conf");
+    let doc: toml_edit::DocumentMut = text.parse().expect("toml");
+    let web = doc["worker"]["web_port"].as_integer().expect("web_port") as u16;
+    let metric = |name: &str| -> f64 {
+        let (_, text) = http_get(web, "/metrics");
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let mut model = pattern(5 * MIB + 77, 21);
+    std::fs::write(m.path("sc.bin"), &model).expect("write");
+    let opens = metric("curvine_worker_short_circuit_opens_total{mode=\"write\"}");
+    let copies = metric("curvine_worker_block_copies_total");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("sc.bin"))
+        .expect("open rw");
+    let mut rng = Rng(0xC0FFEE);
+    for i in 0..100u64 {
+        let offset = rng.next() % (model.len() as u64 - 4096);
+        let data = pattern(4096, 500 + i);
+        f.write_all_at(&data, offset).expect("overwrite");
+        model[offset as usize..offset as usize + 4096].copy_from_slice(&data);
+    }
+    f.sync_all().expect("fsync");
+    drop(f);
+    assert!(
+        metric("curvine_worker_short_circuit_opens_total{mode=\"write\"}") > opens,
+        "the rewritten blocks went through the short circuit"
+    );
+    assert!(
+        metric("curvine_worker_block_copies_total") > copies,
+        "the worker copied the old blocks"
+    );
+    assert_same(
+        &std::fs::read(m.path("sc.bin")).expect("read"),
+        &model,
+        "after close",
+    );
+}
