@@ -85,6 +85,17 @@ impl Patch {
         self.len == 0
     }
 
+    /// Whether `offset..offset+len` meets a block being rewritten (a read of it must
+    /// commit first) or passes the committed length.
+    pub fn touches(&self, offset: u64, len: u64) -> bool {
+        let end = offset.saturating_add(len);
+        end > self.status.size
+            || self
+                .slots
+                .iter()
+                .any(|s| s.upload.is_some() && s.offset < end && offset < s.offset + s.len.max(1))
+    }
+
     /// Where slot `i` must end: a block size from its start, and the next slot's start.
     fn limit(&self, i: usize) -> u64 {
         let own = self.slots[i].offset + self.client.block_size();

@@ -521,8 +521,13 @@ impl Task {
     }
 
     async fn read(&mut self, path: &str, offset: u64, size: usize) -> Result<Vec<u8>, FsError> {
-        // Uncommitted writes are read back committed.
-        if !matches!(self.mode, Mode::Idle) {
+        // Uncommitted writes are read back committed. Blocks a rewrite has not touched
+        // read as committed.
+        let untouched = match &self.mode {
+            Mode::Patch(p) => !p.touches(offset, size as u64),
+            _ => false,
+        };
+        if !untouched && !matches!(self.mode, Mode::Idle) {
             if let Err(e) = self.commit().await {
                 debug!(path, error = %e, "commit before a read failed");
                 return Err(e);
