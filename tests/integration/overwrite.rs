@@ -394,3 +394,60 @@ fn overwrites_through_the_short_circuit_patch_the_worker_copied_block_in_place()
         "after close",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_block_placed_on_another_worker_is_copied_through_the_client() {
+    use curvine_fluid::fuse::patch::Patch;
+    let cluster = crate::cluster::TestCluster::start(1, 2, |c| {
+        c.client.block_size = curvine_fluid::config::ByteSize(MIB as u64);
+    })
+    .await;
+    let client = cluster.client();
+    let data = pattern(3 * MIB + 10, 41);
+    client.write_file("/moved.bin", &data).await.expect("write");
+    let mut located = client.locate("/moved.bin").await.expect("locate");
+    let before: Vec<u64> = located.blocks.iter().map(|b| b.id).collect();
+    // The middle block's worker under an id no live worker has: the master cannot place
+    // the new block next to it, so the client copies the old bytes itself (reading by
+    // address, which still reaches the block).
+    located.blocks[1]
+        .worker
+        .as_mut()
+        .expect("a worker holds the block")
+        .id = 999;
+    let mut patch = Patch::new(client.clone(), located);
+    let at = MIB as u64 + 1000;
+    let new = bytes::Bytes::from(vec![0x5A; 4096]);
+    assert!(patch.write(at, &new).await.expect("write").is_ok());
+    patch.commit().await.expect("commit");
+
+    let after: Vec<u64> = client
+        .locate("/moved.bin")
+        .await
+        .expect("locate")
+        .blocks
+        .iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!((after[0], after[2]), (before[0], before[2]));
+    assert_ne!(after[1], before[1], "the middle block is new");
+    let mut want = data;
+    want[at as usize..at as usize + 4096].fill(0x5A);
+    let got = client.read_file("/moved.bin").await.expect("read");
+    assert_same(&got, &want, "after a copy through the client");
+    let copies: f64 = cluster
+        .worker_configs
+        .iter()
+        .map(|c| {
+            let (_, text) = http_get(c.worker.web_port, "/metrics");
+            text.lines()
+                .filter(|l| l.starts_with("curvine_worker_block_copies_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>()
+        })
+        .sum();
+    assert_eq!(
+        copies, 0.0,
+        "no worker copied: the bytes went through the client"
+    );
+}
