@@ -13,6 +13,8 @@
 #   SIZE         file size (default 1g)
 #   RUNTIME      seconds per job (default 30)
 #   FSYNC_EVERY  fio's fsync=N (default 32)
+#   DATA_DIR     the cluster's data dir (default $WORK/data); put it on a file system with
+#                reflinks (XFS, btrfs) to see the worker's block copies share extents
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,9 +52,10 @@ if [ ! -x "$BIN" ]; then
     (cd "$ROOT" && cargo build --release --locked)
 fi
 
-mkdir -p "$WORK/data" "$WORK/cv" "$WORK/local" "$WORK/client-tmp"
+DATA_DIR=${DATA_DIR:-$WORK/data}
+mkdir -p "$DATA_DIR" "$WORK/cv" "$WORK/local" "$WORK/client-tmp"
 echo "== starting curvine (standalone) on $WORK/cv"
-TMPDIR="$WORK/client-tmp" "$BIN" standalone --data-dir "$WORK/data" --mnt "$WORK/cv" \
+TMPDIR="$WORK/client-tmp" "$BIN" standalone --data-dir "$DATA_DIR" --mnt "$WORK/cv" \
     >"$WORK/standalone.log" 2>&1 &
 CV_PID=$!
 end=$(( $(now_ms) + 60000 ))
@@ -99,7 +102,7 @@ lo=$(iops "$WORK/local.json")
 {
     echo "| target | 4k randwrite IOPS (fsync every $FSYNC_EVERY, $SIZE file) | client temp space, most |"
     echo "|---|---|---|"
-    echo "| curvine FUSE | $cv | $tmp_max bytes |"
+    echo "| curvine FUSE ($(df --output=fstype "$DATA_DIR" | tail -1) data dir) | $cv | $tmp_max bytes |"
     echo "| local dir | $lo | - |"
 } | tee "$WORK/bench-overwrite.md"
 echo "results in $WORK"
