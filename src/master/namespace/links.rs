@@ -107,7 +107,7 @@ impl Namespace {
             .or_default()
             .insert(dst_name, id);
         self.touch(dst_parent, now);
-        Ok(Outcome::Node(out))
+        Ok(Outcome::Node(*out))
     }
 }
 
