@@ -245,7 +245,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.put_meta("last_purged", &Some(log_id))?;
+        // Stored as a bare log id (JSON wrote `Some(id)` the same way).
+        self.put_meta("last_purged", &log_id)?;
         self.remove_entries(..=key(log_id.index))?;
         self.flush(ErrorSubject::Logs).await
     }
