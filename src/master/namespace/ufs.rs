@@ -170,7 +170,7 @@ impl Namespace {
                         .and_then(|i| i.ufs.as_ref())
                         .is_some_and(|u| u.gen != gen)
                 })
-                .map(|(n, id)| (n.clone(), *id))
+                .map(|(n, id)| (n.to_string(), *id))
                 .collect();
             for (name, _) in stale {
                 let path = super::join_path(dir_path, &name);
