@@ -448,7 +448,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
-        let file = tokio::fs::File::create(self.dir.join(SNAPSHOT_RECEIVING))
+        // Read and write: Raft writes the chunks, install_snapshot reads them back.
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.dir.join(SNAPSHOT_RECEIVING))
             .await
             .map_err(|e| snapshot_err(ErrorVerb::Write, None, &e))?;
         Ok(Box::new(file))
@@ -628,11 +634,16 @@ mod tests {
         drop(sm);
 
         // Installed from the snapshot on another master, whose sled then has it too.
+        // As Raft does it: the bytes written into the file begin_receiving_snapshot gave.
         let mut other = StateMachine::open(&dir.path().join("b")).unwrap();
+        let mut received = other.begin_receiving_snapshot().await.unwrap();
+        let mut sent = snapshot.snapshot;
+        tokio::io::copy(&mut *sent, &mut *received).await.unwrap();
         other
-            .install_snapshot(&snapshot.meta, snapshot.snapshot)
+            .install_snapshot(&snapshot.meta, received)
             .await
             .unwrap();
+        assert!(dir.path().join("b").join(SNAPSHOT_FILE).is_file());
         let again = other
             .apply([entry(4, vec![create_once(1, "/f")])])
             .await
