@@ -60,7 +60,8 @@ fn io<E: std::error::Error + 'static>(
 impl LogStore {
     /// Opens (or creates) the log in `dir`.
     pub fn open(dir: &Path) -> Result<LogStore, sled::Error> {
-        let db = super::state_machine::open_sled(dir)?;
+        use super::state_machine::{open_sled, LOG_CACHE_BYTES};
+        let db = open_sled(dir, LOG_CACHE_BYTES)?;
         let log = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
         Ok(LogStore {

@@ -26,9 +26,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use tracing::info;
 
-/// sled's page cache for the namespace (and for the Raft log): the namespace is served
-/// from memory, so sled's cache only speeds up writes. sled's default is 1 GiB.
-pub const SLED_CACHE_BYTES: u64 = 64 << 20;
+/// sled's page cache for the namespace: the namespace is served from memory, so sled's
+/// cache only speeds up writes. sled's default is 1 GiB per database.
+pub const STATE_CACHE_BYTES: u64 = 32 << 20;
+/// sled's page cache for the Raft log: entries are appended, read back soon after (for
+/// followers) and purged behind each snapshot.
+pub const LOG_CACHE_BYTES: u64 = 16 << 20;
 
 /// The snapshot's file name in the meta dir.
 pub const SNAPSHOT_FILE: &str = "raft-snapshot.bin";
@@ -180,12 +183,12 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
     codec::encode(value).map_err(|e| sm_err(ErrorVerb::Write, &e))
 }
 
-/// Opens sled with the master's settings (bounded page cache).
-pub fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
+/// Opens sled with the master's settings and a page cache of `cache_bytes`.
+pub fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     sled::Config::new()
         .path(dir)
         .mode(sled::Mode::HighThroughput)
-        .cache_capacity(SLED_CACHE_BYTES)
+        .cache_capacity(cache_bytes)
         .open()
 }
 
@@ -220,7 +223,7 @@ fn read_snapshot_head(path: &Path) -> Result<SnapshotMeta, codec::CodecError> {
 impl StateMachine {
     /// Opens the state machine in `dir` and loads the namespace into memory.
     pub fn open(dir: &Path) -> Result<StateMachine, StorageError> {
-        let db = open_sled(dir).map_err(|e| sm_err(ErrorVerb::Read, &e))?;
+        let db = open_sled(dir, STATE_CACHE_BYTES).map_err(|e| sm_err(ErrorVerb::Read, &e))?;
         let tree = db
             .open_tree("namespace")
             .map_err(|e| sm_err(ErrorVerb::Read, &e))?;
