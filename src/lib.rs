@@ -42,7 +42,8 @@
 //! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
 //!   `links`, `xattrs`, `mounts` and `ufs` beside it; `retry_cache` the first results
 //!   of client calls, so a retried call applies once);
-//!   `log_store`/`state_machine` keep it in sled; `network` is Raft between masters;
+//!   `log_store`/`state_machine` keep it in sled (`codec` their binary encoding; the
+//!   snapshot is a file); `network` is Raft between masters;
 //!   `state` is what the services share (writes, linearizable reads); `batcher` shares
 //!   log entries; `api` holds the gRPC handlers; `ufs` keeps under-storage mounts fresh
 //!   and writes through to them; `convert` the wire conversions; `report`

@@ -5,6 +5,7 @@
 //! that arrived before a flush starts is acknowledged by that flush, so concurrent
 //! writers share one fsync instead of queueing one each.
 
+use super::codec;
 use super::types::{Entry, LogId, StorageError, StorageIOError, TypeConfig, Vote};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
@@ -59,10 +60,8 @@ fn io<E: std::error::Error + 'static>(
 impl LogStore {
     /// Opens (or creates) the log in `dir`.
     pub fn open(dir: &Path) -> Result<LogStore, sled::Error> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .open()?;
+        use super::state_machine::{open_sled, LOG_CACHE_BYTES};
+        let db = open_sled(dir, LOG_CACHE_BYTES)?;
         let log = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
         Ok(LogStore {
@@ -83,7 +82,7 @@ impl LogStore {
             .map_err(|e| io(ErrorSubject::Store, ErrorVerb::Read, &e))?;
         match raw {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
+            Some(bytes) => codec::decode(&bytes)
                 .map(Some)
                 .map_err(|e| io(ErrorSubject::Store, ErrorVerb::Read, &e)),
         }
@@ -91,7 +90,7 @@ impl LogStore {
 
     fn put_meta<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<(), StorageError> {
         let bytes =
-            serde_json::to_vec(value).map_err(|e| io(ErrorSubject::Store, ErrorVerb::Write, &e))?;
+            codec::encode(value).map_err(|e| io(ErrorSubject::Store, ErrorVerb::Write, &e))?;
         self.meta
             .insert(name, bytes)
             .map_err(|e| io(ErrorSubject::Store, ErrorVerb::Write, &e))?;
@@ -151,8 +150,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if !range.contains(&u64::from_be_bytes(index)) {
                 break;
             }
-            let entry: Entry = serde_json::from_slice(&v)
-                .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, &e))?;
+            let entry: Entry =
+                codec::decode(&v).map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, &e))?;
             entries.push(entry);
         }
         Ok(entries)
@@ -170,7 +169,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, &e))?
         {
             Some((_, v)) => Some(
-                serde_json::from_slice::<Entry>(&v)
+                codec::decode::<Entry>(&v)
                     .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Read, &e))?
                     .log_id,
             ),
@@ -215,8 +214,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut batch = sled::Batch::default();
         for entry in entries {
-            let bytes = serde_json::to_vec(&entry)
-                .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
+            let bytes =
+                codec::encode(&entry).map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Write, &e))?;
             batch.insert(key(entry.log_id.index).to_vec(), bytes);
         }
         self.log
@@ -247,7 +246,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.put_meta("last_purged", &Some(log_id))?;
+        // Stored as a bare log id (JSON wrote `Some(id)` the same way).
+        self.put_meta("last_purged", &log_id)?;
         self.remove_entries(..=key(log_id.index))?;
         self.flush(ErrorSubject::Logs).await
     }

@@ -5,6 +5,8 @@
 //! - [`retry_cache`]: the first result of recent client calls, part of that state (a
 //!   repeated call is answered, not applied again).
 //! - [`types`]: the Raft type configuration.
+//! - [`codec`]: how stored and replicated values are encoded (bincode behind a format
+//!   byte; older JSON still reads).
 //! - [`log_store`], [`state_machine`]: Raft storage on sled.
 //! - [`network`]: Raft between masters over gRPC.
 //! - [`state`]: what every service shares; writes, linearizable reads, leadership checks.
@@ -21,6 +23,7 @@
 
 pub mod api;
 pub mod batcher;
+pub mod codec;
 pub mod convert;
 pub mod lease;
 pub mod log_store;

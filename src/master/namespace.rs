@@ -115,11 +115,11 @@ pub struct Inode {
     #[serde(default)]
     pub links: Vec<(InodeId, String)>,
     /// Extended attributes (`user.` and `security.` names) and their values.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default)]
     pub xattrs: BTreeMap<String, Vec<u8>>,
     /// Under an under-storage mount: the version of the entry the storage listed
     /// (`None`: an entry made here and not written to the storage yet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ufs: Option<Box<UfsMeta>>,
 }
 
@@ -381,6 +381,42 @@ pub struct Image {
     pub retries: Vec<CachedCall>,
 }
 
+/// A namespace serialized exactly as its [`Image`] would be (same fields, same order,
+/// inodes by id), borrowed instead of copied.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    ns: &'a Namespace,
+}
+
+impl Serialize for ImageView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let ns = self.ns;
+        let mut inodes: Vec<&Inode> = ns.inodes.values().map(|i| &**i).collect();
+        inodes.sort_unstable_by_key(|i| i.id);
+        let mut image = serializer.serialize_struct("Image", 5)?;
+        image.serialize_field("inodes", &inodes)?;
+        image.serialize_field("workers", &Seq(ns.workers.values()))?;
+        image.serialize_field("counters", &ns.counters)?;
+        image.serialize_field("mounts", &Seq(ns.mounts.values()))?;
+        image.serialize_field("retries", &ns.retries.image())?;
+        image.end()
+    }
+}
+
+/// An iterator serialized as a sequence (its length known up front, as bincode needs).
+struct Seq<I>(I);
+
+impl<I> Serialize for Seq<I>
+where
+    I: ExactSizeIterator + Clone,
+    I::Item: Serialize,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.clone())
+    }
+}
+
 /// The id counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
@@ -405,8 +441,11 @@ impl Default for Counters {
 /// The namespace.
 #[derive(Debug)]
 pub struct Namespace {
-    inodes: HashMap<InodeId, Inode>,
-    children: HashMap<InodeId, BTreeMap<String, InodeId>>,
+    /// Boxed: the map's slots stay small (a table sized for a million inodes has two
+    /// million slots; an inode is ~240 bytes).
+    inodes: HashMap<InodeId, Box<Inode>>,
+    /// Names as `Box<str>` (16 bytes, not 24): a million names sit in these maps.
+    children: HashMap<InodeId, BTreeMap<Box<str>, InodeId>>,
     /// Subdirectories of each directory (its `st_nlink` is 2 more).
     subdirs: HashMap<InodeId, u32>,
     /// Files without a name that a client still has open (unlinked while open).
@@ -515,14 +554,14 @@ impl Namespace {
         }
         for inode in inodes {
             ns.index(&inode);
-            ns.inodes.insert(inode.id, inode);
+            ns.inodes.insert(inode.id, Box::new(inode));
         }
         ns
     }
 
     /// The whole namespace, for a snapshot.
     pub fn image(&self) -> Image {
-        let mut inodes: Vec<Inode> = self.inodes.values().cloned().collect();
+        let mut inodes: Vec<Inode> = self.inodes.values().map(|i| (**i).clone()).collect();
         inodes.sort_by_key(|i| i.id);
         Image {
             inodes,
@@ -531,6 +570,12 @@ impl Namespace {
             mounts: self.mounts.values().cloned().collect(),
             retries: self.retries.image(),
         }
+    }
+
+    /// The namespace as an [`Image`] serializes, without copying it: a snapshot is
+    /// streamed from this into its file.
+    pub fn image_view(&self) -> ImageView<'_> {
+        ImageView { ns: self }
     }
 
     /// Takes the record of what changed since the last call.
@@ -562,7 +607,7 @@ impl Namespace {
 
     /// An inode by number.
     pub fn inode(&self, id: InodeId) -> Option<&Inode> {
-        self.inodes.get(&id)
+        self.inodes.get(&id).map(|i| &**i)
     }
 
     /// A worker by id.
@@ -591,6 +636,7 @@ impl Namespace {
         let id = self.resolve(&names, path)?;
         self.inodes
             .get(&id)
+            .map(|i| &**i)
             .ok_or_else(|| FsError::NotFound(path.to_string()))
     }
 
@@ -622,7 +668,7 @@ impl Namespace {
             }
             if let Some(inode) = self.inodes.get(id) {
                 // The entry's own name: a file with hard links has several.
-                out.push((name.as_str(), inode));
+                out.push((&**name, &**inode));
             }
         }
         Ok((out, more))
@@ -837,7 +883,7 @@ impl Namespace {
             id = *self
                 .children
                 .get(&id)
-                .and_then(|c| c.get(name))
+                .and_then(|c| c.get(name.as_str()))
                 .ok_or_else(|| FsError::NotFound(path.to_string()))?;
         }
         Ok(id)
@@ -874,7 +920,7 @@ impl Namespace {
             self.children
                 .entry(inode.parent)
                 .or_default()
-                .insert(inode.name.clone(), inode.id);
+                .insert(inode.name.as_str().into(), inode.id);
             if inode.kind == InodeKind::Dir {
                 *self.subdirs.entry(inode.parent).or_default() += 1;
             }
@@ -883,7 +929,7 @@ impl Namespace {
             self.children
                 .entry(*dir)
                 .or_default()
-                .insert(name.clone(), inode.id);
+                .insert(name.as_str().into(), inode.id);
         }
         for b in &inode.blocks {
             self.block_owner.insert(b.id, inode.id);
@@ -897,7 +943,7 @@ impl Namespace {
         self.index(&inode);
         self.dirty.inodes.insert(inode.id);
         self.dirty.removed.remove(&inode.id);
-        self.inodes.insert(inode.id, inode);
+        self.inodes.insert(inode.id, Box::new(inode));
     }
 
     /// Removes an inode (not its children) and returns the blocks it held.
@@ -917,8 +963,8 @@ impl Namespace {
         for (dir, name) in std::iter::once(&(inode.parent, inode.name.clone())).chain(&inode.links)
         {
             if let Some(siblings) = self.children.get_mut(dir) {
-                if siblings.get(name) == Some(&id) {
-                    siblings.remove(name);
+                if siblings.get(name.as_str()) == Some(&id) {
+                    siblings.remove(name.as_str());
                 }
             }
         }
@@ -1018,7 +1064,7 @@ impl Namespace {
                 Ok(Outcome::Node(
                     self.inodes
                         .get(&ROOT_ID)
-                        .cloned()
+                        .map(|i| (**i).clone())
                         .unwrap_or_else(root_inode),
                 ))
             } else {
@@ -1029,7 +1075,7 @@ impl Namespace {
         let (mut id, missing_from) = self.existing_dirs(&names, path)?;
         if missing_from == names.len() {
             return if parents {
-                Ok(Outcome::Node(self.inodes[&id].clone()))
+                Ok(Outcome::Node((*self.inodes[&id]).clone()))
             } else {
                 Err(FsError::AlreadyExists(path.to_string()))
             };
@@ -1043,7 +1089,7 @@ impl Namespace {
             id = dir.id;
             self.insert(dir);
         }
-        Ok(Outcome::Node(self.inodes[&id].clone()))
+        Ok(Outcome::Node((*self.inodes[&id]).clone()))
     }
 
     /// Walks `names` from the root while they exist: the last directory reached and the
@@ -1114,7 +1160,7 @@ impl Namespace {
             self.dirty.inodes.insert(existing);
             let freed = self.release_blocks(&blocks, &pending);
             self.freed.extend(freed);
-            return Ok(Outcome::Node(self.inodes[&existing].clone()));
+            return Ok(Outcome::Node((*self.inodes[&existing]).clone()));
         }
         let file = self.new_inode(parent, &name, InodeKind::File, mode, uid, gid, now);
         self.touch(parent, now);
@@ -1202,7 +1248,7 @@ impl Namespace {
         self.dirty.inodes.insert(file_id);
         let freed = self.release_blocks(&old_blocks, &old_pending);
         self.freed.extend(freed);
-        Ok(Outcome::Node(out))
+        Ok(Outcome::Node(*out))
     }
 
     fn rename(
@@ -1218,7 +1264,7 @@ impl Namespace {
             .ok_or_else(|| FsError::NotFound(src.to_string()))?;
         let (dst_parent, dst_name) = self.parent_of(dst)?;
         if src_parent == dst_parent && src_name == dst_name {
-            return Ok(Outcome::Node(self.inodes[&src_id].clone()));
+            return Ok(Outcome::Node((*self.inodes[&src_id]).clone()));
         }
         let src_is_dir = self.inodes[&src_id].kind == InodeKind::Dir;
         if src_is_dir {
@@ -1242,7 +1288,7 @@ impl Namespace {
             }
             if existing == src_id {
                 // Two names of one file: rename does nothing (POSIX).
-                return Ok(Outcome::Node(self.inodes[&src_id].clone()));
+                return Ok(Outcome::Node((*self.inodes[&src_id]).clone()));
             }
             let existing_is_dir = self.inodes[&existing].kind == InodeKind::Dir;
             match (src_is_dir, existing_is_dir) {
@@ -1276,7 +1322,7 @@ impl Namespace {
         self.dirty.inodes.insert(src_id);
         self.touch(src_parent, now);
         self.touch(dst_parent, now);
-        Ok(Outcome::Node(out))
+        Ok(Outcome::Node(*out))
     }
 
     fn delete(
@@ -1306,7 +1352,7 @@ impl Namespace {
         while i < order.len() {
             let dir = order[i].2;
             if let Some(children) = self.children.get(&dir) {
-                order.extend(children.iter().map(|(n, c)| (dir, n.clone(), *c)));
+                order.extend(children.iter().map(|(n, c)| (dir, n.to_string(), *c)));
             }
             i += 1;
         }
@@ -1386,7 +1432,7 @@ impl Namespace {
         self.dirty.inodes.insert(id);
         let freed = self.release_blocks(&dropped, &[]);
         self.freed.extend(freed);
-        Ok(Outcome::Node(out))
+        Ok(Outcome::Node(*out))
     }
 
     fn symlink(

@@ -1,8 +1,10 @@
 //! Raft between masters over gRPC: the client side ([`Network`], one connection per peer)
 //! and the server side ([`RaftServer`], internal only: reachable by cluster nodes on
-//! `journal.rpc_port`). Each openraft request and response travels as JSON in a
-//! `RaftMessage`; a remote Raft error comes back inside the response, not as a status.
+//! `journal.rpc_port`). Each openraft request and response travels encoded by
+//! [`codec`] (bincode; JSON from an older master still decodes) in a `RaftMessage`; a
+//! remote Raft error comes back inside the response, not as a status.
 
+use super::codec;
 use super::types::{NodeId, RPCError, Raft, RaftError, TypeConfig};
 use crate::rpc::auth::{AuthChannel, Token};
 use crate::rpc::pb::raft::{
@@ -101,7 +103,7 @@ impl PeerConnection {
                 format!("bad peer address {}", self.addr),
             ))));
         };
-        let data = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let data = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = Request::new(RaftMessage { data: data.into() });
         request.set_timeout(ttl);
         let result = match method {
@@ -122,7 +124,7 @@ impl PeerConnection {
                 RPCError::Network(NetworkError::new(&err))
             }
         })?;
-        let decoded: Result<Resp, RaftError<E>> = serde_json::from_slice(&reply.into_inner().data)
+        let decoded: Result<Resp, RaftError<E>> = codec::decode(&reply.into_inner().data)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
@@ -185,12 +187,12 @@ impl RaftServer {
 }
 
 fn decode<T: DeserializeOwned>(req: Request<RaftMessage>) -> Result<T, Status> {
-    serde_json::from_slice(&req.into_inner().data)
+    codec::decode(&req.into_inner().data)
         .map_err(|e| Status::invalid_argument(format!("bad raft message: {e}")))
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Response<RaftMessage>, Status> {
-    let data = serde_json::to_vec(value).map_err(|e| Status::internal(e.to_string()))?;
+    let data = codec::encode(value).map_err(|e| Status::internal(e.to_string()))?;
     Ok(Response::new(RaftMessage { data: data.into() }))
 }
 

@@ -3,18 +3,18 @@
 
 use super::namespace::{Applied, Command};
 use openraft::BasicNode;
-use std::io::Cursor;
 
 openraft::declare_raft_types!(
     /// Raft types of the master: a log entry carries one or more namespace [`Command`]s
     /// (concurrent writes share an entry and its fsync), the state machine answers with
-    /// one [`Applied`] per command, nodes are known by their journal address.
+    /// one [`Applied`] per command, nodes are known by their journal address, a snapshot is a file
+    /// (see `state_machine`).
     pub TypeConfig:
         D = Vec<Command>,
         R = Vec<Applied>,
         NodeId = u64,
         Node = BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
 
 /// A Raft node id (ordinal + 1 under Fluid).

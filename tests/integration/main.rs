@@ -19,6 +19,7 @@ mod render_props;
 mod retries;
 mod s3_server;
 mod short_circuit;
+mod storage_compat;
 mod tls;
 mod ufs_cluster;
 mod ufs_store;

@@ -74,7 +74,10 @@ impl Namespace {
         if let Some(siblings) = self.children.get_mut(&from.0) {
             siblings.remove(from.1);
         }
-        self.children.entry(to.0).or_default().insert(to.1, id);
+        self.children
+            .entry(to.0)
+            .or_default()
+            .insert(to.1.as_str().into(), id);
     }
 
     pub(super) fn link(&mut self, src: &str, dst: &str, now: i64) -> Result<Outcome, FsError> {
@@ -105,9 +108,9 @@ impl Namespace {
         self.children
             .entry(dst_parent)
             .or_default()
-            .insert(dst_name, id);
+            .insert(dst_name.into(), id);
         self.touch(dst_parent, now);
-        Ok(Outcome::Node(out))
+        Ok(Outcome::Node(*out))
     }
 }
 

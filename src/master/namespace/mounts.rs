@@ -26,7 +26,7 @@ pub struct MountRecord {
     /// The dataset marks the mount read-only (enforced by Fluid's read-only bind).
     pub read_only: bool,
     /// An under-storage mount's spec as JSON (`ufs::UfsSpec`); empty for `curvine://`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub ufs: String,
 }
 

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UfsMeta {
     /// The storage's etag ("" when it gives none).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default)]
     pub etag: String,
     /// The storage's modification time, ms (files).
     #[serde(default)]
@@ -170,7 +170,7 @@ impl Namespace {
                         .and_then(|i| i.ufs.as_ref())
                         .is_some_and(|u| u.gen != gen)
                 })
-                .map(|(n, id)| (n.clone(), *id))
+                .map(|(n, id)| (n.to_string(), *id))
                 .collect();
             for (name, _) in stale {
                 let path = super::join_path(dir_path, &name);
@@ -347,7 +347,7 @@ impl Namespace {
         }
         let out = inode.clone();
         self.dirty.inodes.insert(file_id);
-        Ok(Outcome::Node(out))
+        Ok(Outcome::Node(*out))
     }
 
     fn ufs_stale(&mut self, path: &str) -> Result<Outcome, FsError> {
