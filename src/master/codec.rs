@@ -86,7 +86,7 @@ mod tests {
     use crate::fs_error::FsError;
     use crate::master::namespace::{
         Applied, Block, BlockRange, Command, Counters, Image, Inode, InodeKind, MountRecord,
-        Outcome, SetAttrs, UfsItem, UfsMeta, WorkerRecord, XattrMode,
+        Outcome, SetAttrs, Sparse, UfsItem, UfsMeta, WorkerRecord, XattrMode,
     };
     use crate::master::retry_cache::{CachedCall, CallKey};
     use crate::master::types::{Entry, LogId, StoredMembership, TypeConfig, Vote};
@@ -126,13 +126,13 @@ mod tests {
             atime: 0,
             mtime: 0,
             ctime: 0,
-            target: String::new(),
+            target: Sparse::default(),
             blocks: Vec::new(),
-            pending: Vec::new(),
+            pending: Sparse::default(),
             complete: false,
             rdev: 0,
-            links: Vec::new(),
-            xattrs: BTreeMap::new(),
+            links: Sparse::default(),
+            xattrs: Sparse::default(),
             ufs: None,
         }
     }
@@ -150,7 +150,7 @@ mod tests {
             atime: -1,
             mtime: i64::MIN,
             ctime: i64::MAX,
-            target: "/some/target".into(),
+            target: "/some/target".to_string().into(),
             blocks: vec![
                 Block {
                     id: 1,
@@ -165,14 +165,15 @@ mod tests {
                     worker: None,
                 },
             ],
-            pending: vec![(9, 3)],
+            pending: vec![(9, 3)].into(),
             complete: true,
             rdev: 0x0801,
-            links: vec![(4, "other".into())],
+            links: vec![(4, "other".into())].into(),
             xattrs: BTreeMap::from([
                 ("user.a".to_string(), vec![0, 1, 2]),
                 ("user.empty".to_string(), Vec::new()),
-            ]),
+            ])
+            .into(),
             ufs: Some(Box::new(UfsMeta {
                 etag: "\"abc\"".into(),
                 mtime: 12,

@@ -79,7 +79,7 @@ pub fn file_status(path: &str, inode: &Inode, ns: &Namespace) -> pb::FileStatus 
         mtime_ms: inode.mtime,
         ctime_ms: inode.ctime,
         nlink: ns.nlink(inode),
-        symlink_target: inode.target.clone(),
+        symlink_target: inode.target.to_string(),
         complete: inode.complete,
         children,
         parent: inode.parent,

@@ -11,10 +11,12 @@
 use super::retry_cache::{CachedCall, CallKey, Changes as RetryChanges, RetryCache};
 use crate::fs_error::FsError;
 use serde::{Deserialize, Serialize};
+pub use sparse::Sparse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod links;
 mod mounts;
+mod sparse;
 mod ufs;
 mod xattrs;
 pub use mounts::MountRecord;
@@ -98,13 +100,13 @@ pub struct Inode {
     pub ctime: i64,
     /// Symlink target.
     #[serde(default)]
-    pub target: String,
+    pub target: Sparse<String>,
     /// A file's blocks, sorted by offset, not overlapping. Gaps read as zeros.
     #[serde(default)]
     pub blocks: Vec<Block>,
     /// Blocks allocated by a writer and not yet part of the file: (block id, worker).
     #[serde(default)]
-    pub pending: Vec<(u64, u32)>,
+    pub pending: Sparse<Vec<(u64, u32)>>,
     /// A file is complete once its writer closed it.
     pub complete: bool,
     /// A device node's device number.
@@ -113,10 +115,10 @@ pub struct Inode {
     /// Names besides (`parent`, `name`) of a file with hard links: (directory, name).
     /// `nlink` is one more than their count.
     #[serde(default)]
-    pub links: Vec<(InodeId, String)>,
+    pub links: Sparse<Vec<(InodeId, String)>>,
     /// Extended attributes (`user.` and `security.` names) and their values.
     #[serde(default)]
-    pub xattrs: BTreeMap<String, Vec<u8>>,
+    pub xattrs: Sparse<BTreeMap<String, Vec<u8>>>,
     /// Under an under-storage mount: the version of the entry the storage listed
     /// (`None`: an entry made here and not written to the storage yet).
     #[serde(default)]
@@ -515,13 +517,13 @@ fn root_inode() -> Inode {
         atime: 0,
         mtime: 0,
         ctime: 0,
-        target: String::new(),
+        target: Sparse::default(),
         blocks: Vec::new(),
-        pending: Vec::new(),
+        pending: Sparse::default(),
         complete: true,
         rdev: 0,
-        links: Vec::new(),
-        xattrs: BTreeMap::new(),
+        links: Sparse::default(),
+        xattrs: Sparse::default(),
         ufs: None,
     }
 }
@@ -1037,14 +1039,14 @@ impl Namespace {
             atime: now,
             mtime: now,
             ctime: now,
-            target: String::new(),
+            target: Sparse::default(),
             blocks: Vec::new(),
-            pending: Vec::new(),
+            pending: Sparse::default(),
             // An empty file is complete; a writer's blocks count once it completes.
             complete: true,
             rdev: 0,
-            links: Vec::new(),
-            xattrs: BTreeMap::new(),
+            links: Sparse::default(),
+            xattrs: Sparse::default(),
             ufs: None,
         }
     }
@@ -1236,6 +1238,7 @@ impl Namespace {
             .filter(|b| !kept.contains(&b.id))
             .collect();
         let old_pending: Vec<(u64, u32)> = std::mem::take(&mut inode.pending)
+            .into_inner()
             .into_iter()
             .filter(|(b, _)| !kept.contains(b))
             .collect();
@@ -1453,7 +1456,7 @@ impl Namespace {
             return Err(FsError::AlreadyExists(link.to_string()));
         }
         let mut inode = self.new_inode(parent, &name, InodeKind::Symlink, 0o777, uid, gid, now);
-        inode.target = target.to_string();
+        inode.target = target.to_string().into();
         inode.size = target.len() as u64;
         self.touch(parent, now);
         let out = inode.clone();

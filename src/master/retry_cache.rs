@@ -5,7 +5,7 @@
 //! in total and per client (oldest out), and it forgets calls older than [`Limits::ttl_ms`]
 //! by the commands' own timestamps, never the local clock.
 
-use super::namespace::Outcome;
+use super::namespace::{Outcome, Sparse};
 use crate::fs_error::FsError;
 use crate::rpc::call::CallId;
 use serde::{Deserialize, Serialize};
@@ -93,7 +93,7 @@ fn slim(result: &Result<Outcome, FsError>) -> Result<Outcome, FsError> {
         Ok(Outcome::Node(inode)) => {
             let mut inode = inode.clone();
             inode.blocks = Vec::new();
-            inode.pending = Vec::new();
+            inode.pending = Sparse::default();
             Ok(Outcome::Node(inode))
         }
         other => other.clone(),
@@ -363,7 +363,7 @@ mod tests {
         let Ok(Outcome::Node(mut inode)) = created.result else {
             panic!("create failed: {created:?}");
         };
-        inode.pending = vec![(1, 1)];
+        inode.pending = vec![(1, 1)].into();
         c.record(key(1, 1), 1, &Ok(Outcome::Node(inode.clone())));
         let Some(Ok(Outcome::Node(kept))) = c.get(key(1, 1)) else {
             panic!("not kept");

@@ -48,6 +48,7 @@ impl Namespace {
         } else {
             inode.links.retain(|(p, n)| !(*p == parent && n == name));
         }
+        inode.links.shrink();
         inode.ctime = now;
         self.dirty.inodes.insert(id);
         if let Some(siblings) = self.children.get_mut(&parent) {

@@ -286,7 +286,7 @@ impl Namespace {
             .mounts
             .get(&m.path)
             .and_then(MountRecord::link_text)
-            .is_some_and(|text| inode.kind == InodeKind::Symlink && inode.target == text);
+            .is_some_and(|text| inode.kind == InodeKind::Symlink && *inode.target == text);
         let free = match inode.kind {
             InodeKind::Dir => self.child_count(inode.id) == 0,
             InodeKind::Symlink => m.link_text().as_deref() == Some(inode.target.as_str()),
@@ -304,7 +304,7 @@ impl Namespace {
 
     fn is_link_to(&self, path: &str, text: &str) -> bool {
         self.lookup(path)
-            .is_ok_and(|i| i.kind == InodeKind::Symlink && i.target == text)
+            .is_ok_and(|i| i.kind == InodeKind::Symlink && *i.target == text)
     }
 }
 
@@ -364,7 +364,7 @@ mod tests {
         assert_eq!(got.len(), 2);
         let link = ns.lookup("/curvine").unwrap();
         assert_eq!(link.kind, InodeKind::Symlink);
-        assert_eq!(link.target, "data");
+        assert_eq!(*link.target, "data");
         assert_eq!(ns.lookup("/data").unwrap().kind, InodeKind::Dir);
         assert_eq!(ns.lookup("/warehouse").unwrap().kind, InodeKind::Dir);
 
@@ -391,7 +391,7 @@ mod tests {
         let mut ns = Namespace::default();
         set(&mut ns, &[mount("/ds", "/one")]).unwrap();
         set(&mut ns, &[mount("/ds", "/two")]).unwrap();
-        assert_eq!(ns.lookup("/ds").unwrap().target, "two");
+        assert_eq!(*ns.lookup("/ds").unwrap().target, "two");
         assert!(ns.lookup("/one").is_ok());
     }
 

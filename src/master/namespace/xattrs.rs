@@ -107,7 +107,9 @@ impl Namespace {
             .inodes
             .get_mut(&id)
             .ok_or_else(|| FsError::NotFound(path.to_string()))?;
-        if inode.xattrs.remove(name).is_none() {
+        let removed = inode.xattrs.remove(name);
+        inode.xattrs.shrink();
+        if removed.is_none() {
             return Err(FsError::NoAttribute(format!("{path}: attribute {name}")));
         }
         inode.ctime = now;
