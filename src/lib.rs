@@ -40,8 +40,8 @@
 //!   `call` a namespace-changing call's identity (client id, call number); `tls` optional
 //!   TLS (rustls) for channels and servers.
 //! - [`master`]: the metadata service. `namespace` is the replicated state (pure; its
-//!   `links`, `xattrs`, `mounts` and `ufs` beside it; `retry_cache` the first results
-//!   of client calls, so a retried call applies once);
+//!   `links`, `xattrs`, `mounts` and `ufs` beside it, `sparse` its rarely used fields;
+//!   `retry_cache` the first results of client calls, so a retried call applies once);
 //!   `log_store`/`state_machine` keep it in sled (`codec` their binary encoding; the
 //!   snapshot is a file); `network` is Raft between masters;
 //!   `state` is what the services share (writes, linearizable reads); `batcher` shares
