@@ -13,13 +13,17 @@
 //! write token), `pwrite`s it, and commits through the worker on the same connection;
 //! until then the block is invisible, and a writer dropped before its commit (or a
 //! crashed client) closes the connection, which makes the worker discard the block.
+//! A checkpoint ([`LocalWrite::checkpoint`], fsync of a rewritten file) makes the block
+//! durable and visible at the length written so far and keeps it open for more writes
+//! in place; once checkpointed, a dropped writer leaves the block at that length.
 
 use crate::fs_error::FsError;
 use crate::rpc::local::{self, socket_path};
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::local_request::Kind;
 use crate::rpc::pb::worker::{
-    CopySource, LocalCommit, LocalHello, LocalOpen, LocalReply, LocalRequest, UfsSource,
+    CopySource, LocalCheckpoint, LocalCommit, LocalHello, LocalOpen, LocalReply, LocalRequest,
+    UfsSource,
 };
 use crate::rpc::status::from_status;
 use bytes::Bytes;
@@ -306,6 +310,16 @@ impl LocalWrite {
         Ok(())
     }
 
+    /// Has the worker make the block durable and visible at the length written so far,
+    /// keeping it open here for more writes in place; returns the stored length.
+    pub async fn checkpoint(&mut self) -> Result<u64, FsError> {
+        let length = self.written;
+        let (reply, _) = exchange(&self.stream, Kind::Checkpoint(LocalCheckpoint { length }))
+            .await
+            .map_err(|e| with_block(e, self.block_id, "checkpoint"))?;
+        Ok(reply.length)
+    }
+
     /// Closes the file and has the worker commit the block; returns its stored length.
     pub async fn commit(self) -> Result<u64, FsError> {
         let LocalWrite {
@@ -317,5 +331,13 @@ impl LocalWrite {
         drop(file);
         let (reply, _) = exchange(&stream, Kind::Commit(LocalCommit { length: written })).await?;
         Ok(reply.length)
+    }
+}
+
+/// `e` with the block and the request it came from named.
+fn with_block(e: FsError, block_id: u64, what: &str) -> FsError {
+    match e {
+        FsError::Io(why) => FsError::Io(format!("{what} of block {block_id}: {why}")),
+        other => other,
     }
 }

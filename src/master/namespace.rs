@@ -1196,8 +1196,11 @@ impl Namespace {
         inode.blocks = blocks;
         inode.size = length;
         inode.complete = true;
-        inode.mtime = now;
-        inode.ctime = now;
+        // Strictly later than before, even within one millisecond: a complete that
+        // keeps the length and block ids (blocks rewritten in place) still changes the
+        // file's version, so no client keeps its cached pages of the old content.
+        inode.mtime = now.max(inode.mtime.saturating_add(1));
+        inode.ctime = inode.mtime;
         let out = inode.clone();
         self.dirty.inodes.insert(file_id);
         let freed = self.release_blocks(&old_blocks, &old_pending);
