@@ -1724,6 +1724,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_complete_with_the_same_blocks_still_moves_mtime_forward() {
+        let mut ns = Namespace::default();
+        let Outcome::Node(f) = ok(&mut ns, create("/f")) else {
+            panic!()
+        };
+        let b1 = block(&mut ns, f.id, 1);
+        let complete = |now| Command::Complete {
+            file_id: f.id,
+            length: 5,
+            blocks: vec![BlockRange {
+                id: b1,
+                offset: 0,
+                len: 5,
+            }],
+            now,
+        };
+        let mut mtimes = Vec::new();
+        // The same millisecond, then a clock that went back: still strictly later.
+        for now in [50, 50, 40, 60] {
+            let Outcome::Node(done) = ok(&mut ns, complete(now)) else {
+                panic!()
+            };
+            mtimes.push(done.mtime);
+        }
+        assert_eq!(mtimes, vec![50, 51, 52, 60]);
+    }
+
+    #[test]
     fn list_pages_in_name_order() {
         let mut ns = Namespace::default();
         ok(&mut ns, mkdir("/d", false));
