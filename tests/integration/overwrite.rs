@@ -302,8 +302,29 @@ fn an_overwrite_of_one_block_changes_one_block_id_copied_by_the_worker() {
 
 #[test]
 fn fsynced_overwrites_survive_a_killed_worker() {
+    fsynced_overwrites_survive_a_killed_worker_with(false);
+}
+
+#[test]
+fn fsynced_overwrites_kept_open_through_the_short_circuit_survive_a_killed_worker() {
+    fsynced_overwrites_survive_a_killed_worker_with(true);
+}
+
+/// Overwrites, fsync, SIGKILL of the worker with the file still open, restart: another
+/// mount reads the fsynced data; with `short_circuit`, the blocks were checkpointed and
+/// kept open when the worker died, and a write through the old handle fails rather than
+/// patching a block the new worker serves as committed.
+fn fsynced_overwrites_survive_a_killed_worker_with(short_circuit: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cluster = Cluster::start(dir.path());
+    let sockets = dir.path().join("sockets");
+    let line = format!("[worker]\ndomain_socket_path = \"{}\"\n", sockets.display());
+    let mut cluster = Cluster::start_with(dir.path(), |t| {
+        if short_circuit {
+            t.replace("[worker]\n", &line)
+        } else {
+            t
+        }
+    });
     let tmp = dir.path().join("client-tmp");
     std::fs::create_dir(&tmp).expect("tmp dir");
     let a = cluster.mount(&dir.path().join("mnt"), &tmp);
@@ -344,6 +365,22 @@ fn fsynced_overwrites_survive_a_killed_worker() {
         same,
         "the fsynced data after the restart (last read: {last:?})"
     );
+    if short_circuit {
+        let late = f
+            .write_all_at(&[0xEE; 4096], 4096)
+            .and_then(|()| f.sync_all());
+        assert!(late.is_err(), "a write to a block its worker let go fails");
+        // Read from the worker itself (no page cache in between).
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let got = rt
+            .block_on(cluster.client().read_file("/durable.bin"))
+            .expect("read");
+        assert_same(
+            &got,
+            &model,
+            "the committed data after a write through the old handle",
+        );
+    }
     drop(f);
     drop(a);
 }
