@@ -2,7 +2,9 @@
 //! (block-level copy-on-write) or a block in a hole, written at any offset.
 //!
 //! Committed blocks never change (readers and the FUSE page-cache check rely on block
-//! ids), so a block with a written range becomes a new block. The master is asked for it
+//! ids; a block checkpointed open changes only through its one writer, and each
+//! checkpoint moves the file's mtime), so a block with a written range becomes a new
+//! block. The master is asked for it
 //! next to the old block's worker (`near_worker`); when it lands there, that worker fills
 //! it from the old block itself (`CopySource`, `copy_file_range`, no bytes through the
 //! client), and the client patches the written ranges in place: `pwrite` on the block
