@@ -210,15 +210,22 @@ impl Patch {
         if self.len == self.status.size && !self.slots.iter().any(|s| s.dirty) {
             return Ok((self.status.clone(), Vec::new()));
         }
+        // The blocks kept open are checkpointed at once: their workers sync them in
+        // parallel (one fdatasync each, which the file system can share).
+        let kept_open = self
+            .slots
+            .iter_mut()
+            .filter(|s| s.dirty)
+            .filter_map(|s| s.upload.as_mut())
+            .filter(|u| u.can_checkpoint())
+            .map(|u| u.checkpoint());
+        futures::future::try_join_all(kept_open).await?;
         let mut blocks = Vec::with_capacity(self.slots.len());
         let mut written = Vec::new();
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
             let id = match (slot.upload.take(), &slot.old) {
-                (Some(mut upload), _) if upload.can_checkpoint() => {
-                    if slot.dirty {
-                        upload.checkpoint().await?;
-                    }
+                (Some(upload), _) if upload.can_checkpoint() => {
                     let id = upload.id();
                     slot.upload = Some(upload);
                     id
