@@ -2,7 +2,9 @@
 //! (block-level copy-on-write) or a block in a hole, written at any offset.
 //!
 //! Committed blocks never change (readers and the FUSE page-cache check rely on block
-//! ids), so a block with a written range becomes a new block. The master is asked for it
+//! ids; a block checkpointed open changes only through its one writer, and each
+//! checkpoint moves the file's mtime), so a block with a written range becomes a new
+//! block. The master is asked for it
 //! next to the old block's worker (`near_worker`); when it lands there, that worker fills
 //! it from the old block itself (`CopySource`, `copy_file_range`, no bytes through the
 //! client), and the client patches the written ranges in place: `pwrite` on the block
@@ -10,6 +12,11 @@
 //! messages with an offset. When the master places it elsewhere (the old worker is
 //! gone or full), or the old block lives in under storage, [`BlockUpload::open`] says so
 //! and the caller copies the old bytes through its own memory.
+//!
+//! A block written through the short circuit can be checkpointed
+//! ([`BlockUpload::checkpoint`]): durable and visible at its length so far, and still
+//! open for patches in place. A gRPC upload cannot (its stream has one answer): it is
+//! finished instead.
 
 use super::short_circuit::LocalWrite;
 use super::Client;
@@ -192,6 +199,37 @@ impl BlockUpload {
             }
             Sink::Local(_) => Err(FsError::Io("not a streamed block".into())),
         }
+    }
+
+    /// Whether [`BlockUpload::checkpoint`] can keep this block open (written through the
+    /// short circuit).
+    pub fn can_checkpoint(&self) -> bool {
+        matches!(self.sink, Sink::Local(_))
+    }
+
+    /// Makes the block durable and visible on its worker at its length so far, and
+    /// keeps it open for more writes in place; returns that length. Only a block
+    /// written through the short circuit can be checkpointed.
+    pub async fn checkpoint(&mut self) -> Result<u64, FsError> {
+        let Sink::Local(local) = &mut self.sink else {
+            return Err(FsError::Io(format!(
+                "block {} is streamed through gRPC: it cannot be checkpointed",
+                self.id
+            )));
+        };
+        let stored = local.checkpoint().await?;
+        if stored != self.len {
+            return Err(FsError::Io(format!(
+                "worker stored {stored} bytes of block {}, {} were written",
+                self.id, self.len
+            )));
+        }
+        Ok(stored)
+    }
+
+    /// The worker the block is written to.
+    pub fn worker(&self) -> &pb::WorkerAddress {
+        &self.worker
     }
 
     /// Commits the block on its worker; returns its id, worker and length, checked

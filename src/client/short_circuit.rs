@@ -13,13 +13,17 @@
 //! write token), `pwrite`s it, and commits through the worker on the same connection;
 //! until then the block is invisible, and a writer dropped before its commit (or a
 //! crashed client) closes the connection, which makes the worker discard the block.
+//! A checkpoint ([`LocalWrite::checkpoint`], fsync of a rewritten file) makes the block
+//! durable and visible at the length written so far and keeps it open for more writes
+//! in place; once checkpointed, a dropped writer leaves the block at that length.
 
 use crate::fs_error::FsError;
 use crate::rpc::local::{self, socket_path};
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::local_request::Kind;
 use crate::rpc::pb::worker::{
-    CopySource, LocalCommit, LocalHello, LocalOpen, LocalReply, LocalRequest, UfsSource,
+    CopySource, LocalCheckpoint, LocalCommit, LocalHello, LocalOpen, LocalReply, LocalRequest,
+    UfsSource,
 };
 use crate::rpc::status::from_status;
 use bytes::Bytes;
@@ -55,6 +59,9 @@ pub struct LocalWrite {
     file: Arc<File>,
     block_id: u64,
     written: u64,
+    /// Checkpointed: the file is the block in the worker's `blocks/`, patched in place
+    /// only while the worker's side of the connection holds it.
+    checkpointed: bool,
 }
 
 impl ShortCircuit {
@@ -159,6 +166,7 @@ impl ShortCircuit {
                 file: Arc::new(File::from(fd)),
                 block_id,
                 written,
+                checkpointed: false,
             }))
         }
         .await;
@@ -292,6 +300,7 @@ impl LocalWrite {
     /// Writes `data` at `offset` of the block file (a patch of a copied block); the
     /// block is then at least `offset + data.len()` long.
     pub async fn write_at(&mut self, offset: u64, data: Bytes) -> Result<(), FsError> {
+        self.check_held()?;
         let (file, id) = (self.file.clone(), self.block_id);
         let end = offset + data.len() as u64;
         tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
@@ -306,6 +315,43 @@ impl LocalWrite {
         Ok(())
     }
 
+    /// Has the worker make the block durable and visible at the length written so far,
+    /// keeping it open here for more writes in place; returns the stored length.
+    pub async fn checkpoint(&mut self) -> Result<u64, FsError> {
+        self.check_held()?;
+        let length = self.written;
+        let (reply, _) = exchange(&self.stream, Kind::Checkpoint(LocalCheckpoint { length }))
+            .await
+            .map_err(|e| with_block(e, self.block_id, "checkpoint"))?;
+        self.checkpointed = true;
+        Ok(reply.length)
+    }
+
+    /// A checkpointed block is written in place only while the worker still holds its
+    /// writer: once the connection is gone (the worker stopped; a restarted one serves
+    /// the block as committed), writing the file would change committed data.
+    fn check_held(&self) -> Result<(), FsError> {
+        if !self.checkpointed {
+            return Ok(());
+        }
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Ok(0) => Err(FsError::Unavailable(format!(
+                "the worker holding block {} closed its connection",
+                self.block_id
+            ))),
+            Ok(_) => Err(FsError::Io(format!(
+                "unexpected message from the worker holding block {}",
+                self.block_id
+            ))),
+            Err(e) => Err(FsError::Io(format!(
+                "connection of block {}: {e}",
+                self.block_id
+            ))),
+        }
+    }
+
     /// Closes the file and has the worker commit the block; returns its stored length.
     pub async fn commit(self) -> Result<u64, FsError> {
         let LocalWrite {
@@ -317,5 +363,13 @@ impl LocalWrite {
         drop(file);
         let (reply, _) = exchange(&stream, Kind::Commit(LocalCommit { length: written })).await?;
         Ok(reply.length)
+    }
+}
+
+/// `e` with the block and the request it came from named.
+fn with_block(e: FsError, block_id: u64, what: &str) -> FsError {
+    match e {
+        FsError::Io(why) => FsError::Io(format!("{what} of block {block_id}: {why}")),
+        other => other,
     }
 }

@@ -3,8 +3,9 @@
 //! that changed anywhere in the cluster drops it (close-to-open consistency).
 //!
 //! A file's version is a digest of its length, modification time and block list. Any
-//! committed change of its data changes the list: appends add blocks, rewrites and
-//! truncates replace them.
+//! committed change of its data changes one of them: appends add blocks, rewrites and
+//! truncates replace them, and a checkpoint of blocks kept open (same ids, maybe the same
+//! length) moves the modification time, which the master makes strictly increase.
 
 use crate::fuse::handles::lock;
 use crate::rpc::pb::master as pb;

@@ -11,6 +11,13 @@
 //! write. At most [`MAX_OPEN`] blocks are rewritten at once: the next one asks for a
 //! commit first ([`Full`]). [`Patch::commit`] finishes the blocks and records the file's
 //! new block list with the master, which frees the blocks replaced.
+//!
+//! [`Patch::checkpoint`] (fsync, flush) records the block list too, but keeps the blocks
+//! written through the short circuit open: each is made durable and visible at its
+//! length by its worker and later writes go on patching it in place (no new block, no
+//! copy), so a file rewritten and fsynced over and over copies each block once. Blocks
+//! streamed through gRPC cannot stay open: they are finished and become the slots'
+//! committed blocks, rewritten again as new blocks when written again.
 
 use crate::client::{BlockUpload, Client, FileReader, FileStatus, WrittenBlock, CHUNK_SIZE};
 use crate::fs_error::FsError;
@@ -35,6 +42,8 @@ struct Slot {
     old: Option<pb::LocatedBlock>,
     /// Its new block, once written to.
     upload: Option<BlockUpload>,
+    /// Written since its last checkpoint.
+    dirty: bool,
 }
 
 /// The blocks of one file being rewritten, and the file's length with the writes.
@@ -62,6 +71,7 @@ impl Patch {
                 len: b.len,
                 old: Some(b.clone()),
                 upload: None,
+                dirty: false,
             })
             .collect();
         Patch {
@@ -85,15 +95,14 @@ impl Patch {
         self.len == 0
     }
 
-    /// Whether `offset..offset+len` meets a block being rewritten (a read of it must
-    /// commit first) or passes the committed length.
+    /// Whether `offset..offset+len` meets a block written since its last checkpoint (a
+    /// read of it must checkpoint or commit first) or passes the recorded length.
     pub fn touches(&self, offset: u64, len: u64) -> bool {
         let end = offset.saturating_add(len);
         end > self.status.size
-            || self
-                .slots
-                .iter()
-                .any(|s| s.upload.is_some() && s.offset < end && offset < s.offset + s.len.max(1))
+            || self.slots.iter().any(|s| {
+                s.upload.is_some() && s.dirty && s.offset < end && offset < s.offset + s.len.max(1)
+            })
     }
 
     /// Where slot `i` must end: a block size from its start, and the next slot's start.
@@ -122,6 +131,7 @@ impl Patch {
                 len: 0,
                 old: None,
                 upload: None,
+                dirty: false,
             },
         );
         before
@@ -151,6 +161,7 @@ impl Patch {
                 .as_mut()
                 .ok_or_else(|| FsError::Io("a rewritten block without its upload".into()))?;
             upload.write_at(in_block, piece).await?;
+            slot.dirty = true;
             slot.len = slot.len.max(in_block + take as u64);
             at += take as u64;
         }
@@ -191,9 +202,82 @@ impl Patch {
         Ok(())
     }
 
+    /// Records the file's block list with the master, keeping the blocks written
+    /// through the short circuit open (each checkpointed: durable and visible at its
+    /// length) and finishing the others; returns the file's status and the blocks
+    /// finished (not yet synced).
+    pub async fn checkpoint(&mut self) -> Result<(FileStatus, Vec<WrittenBlock>), FsError> {
+        if self.len == self.status.size && !self.slots.iter().any(|s| s.dirty) {
+            return Ok((self.status.clone(), Vec::new()));
+        }
+        // The blocks kept open are checkpointed at once: their workers sync them in
+        // parallel (one fdatasync each, which the file system can share).
+        let kept_open = self
+            .slots
+            .iter_mut()
+            .filter(|s| s.dirty)
+            .filter_map(|s| s.upload.as_mut())
+            .filter(|u| u.can_checkpoint())
+            .map(|u| u.checkpoint());
+        futures::future::try_join_all(kept_open).await?;
+        let mut blocks = Vec::with_capacity(self.slots.len());
+        let mut written = Vec::new();
+        for i in 0..self.slots.len() {
+            let slot = &mut self.slots[i];
+            let id = match (slot.upload.take(), &slot.old) {
+                (Some(upload), _) if upload.can_checkpoint() => {
+                    let id = upload.id();
+                    slot.upload = Some(upload);
+                    id
+                }
+                (Some(upload), _) => {
+                    let (id, worker, _) = upload.finish().await?;
+                    written.push((worker, id));
+                    self.open -= 1;
+                    id
+                }
+                (None, Some(old)) => old.id,
+                (None, None) => continue,
+            };
+            let slot = &mut self.slots[i];
+            slot.dirty = false;
+            blocks.push(pb::BlockInfo {
+                id,
+                len: slot.len,
+                offset: Some(slot.offset),
+            });
+        }
+        let status = self
+            .client
+            .complete(pb::CompleteRequest {
+                file_id: self.status.id,
+                path: self.status.path.clone(),
+                length: self.len,
+                blocks,
+            })
+            .await?;
+        self.status = status.clone();
+        if !written.is_empty() {
+            // Finished blocks are the slots' committed blocks now: located again (with
+            // their workers and read tokens) for the copies of later rewrites.
+            let located = self.client.locate_id(status.id).await?;
+            for slot in self.slots.iter_mut().filter(|s| s.upload.is_none()) {
+                slot.old = located
+                    .blocks
+                    .iter()
+                    .find(|b| b.offset == slot.offset)
+                    .cloned();
+            }
+            self.located = located;
+            self.reader = None;
+        }
+        Ok((status, written))
+    }
+
     /// Finishes the new blocks and records the file's block list with the master;
     /// returns the file's status and the new blocks (not yet synced).
     pub async fn commit(self) -> Result<(FileStatus, Vec<WrittenBlock>), FsError> {
+        let changed = self.len != self.status.size || self.slots.iter().any(|s| s.dirty);
         let mut blocks = Vec::with_capacity(self.slots.len());
         let mut written = Vec::new();
         for slot in self.slots {
@@ -212,7 +296,8 @@ impl Patch {
                 offset: Some(slot.offset),
             });
         }
-        if written.is_empty() {
+        if written.is_empty() || !changed {
+            // Nothing new, or only blocks a checkpoint already recorded at these lengths.
             return Ok((self.status, written));
         }
         let status = self

@@ -12,10 +12,15 @@
 //!   client's disk.
 //! - `flush`/`fsync`/the last `release` commit: the master records the new blocks (and,
 //!   for rewrites, the new ids at the old blocks' places) and length, and other clients
-//!   see the content. A read through the file's handles commits first, so it sees them.
+//!   see the content. A read through the file's handles that meets data written since
+//!   commits first, so it sees them.
+//! - For rewrites, `flush` and `fsync` checkpoint rather than finish
+//!   ([`Patch::checkpoint`]): blocks written through the short circuit are made durable
+//!   and visible in place and stay open, so later writes patch them again without a new
+//!   copy; the last `release` (and a rewrite holding too many blocks) finishes them.
 //! - `fsync` also makes every block this mount wrote to the file since its last fsync
 //!   durable on its worker (`SyncBlocks`: fdatasync of the block files and their
-//!   directory) before it answers.
+//!   directory; checkpointed blocks are already) before it answers.
 //! - A write or commit that loses uncommitted data fails every later write, flush and
 //!   fsync of the file until its last writer closes it.
 
@@ -328,7 +333,7 @@ impl Task {
                     done,
                 } => {
                     debug!(path = %path, durable, "commit");
-                    let r = match self.commit().await {
+                    let r = match self.checkpoint().await {
                         Ok(()) if durable => self.sync().await,
                         other => other,
                     };
@@ -513,6 +518,27 @@ impl Task {
         }
     }
 
+    /// Records everything written so far with the master, keeping a rewrite's blocks
+    /// open where they can be ([`Patch::checkpoint`]); commits otherwise.
+    async fn checkpoint(&mut self) -> Result<(), FsError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let Mode::Patch(p) = &mut self.mode else {
+            return self.commit().await;
+        };
+        match p.checkpoint().await {
+            Ok((status, written)) => {
+                self.status = status;
+                self.unsynced.extend(written);
+                self.reader = None;
+                Ok(())
+            }
+            // The uncommitted data is gone with the new blocks.
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
     /// Makes the blocks committed since the last fsync durable on their workers.
     async fn sync(&mut self) -> Result<(), FsError> {
         self.client.sync_blocks(&self.unsynced).await?;
@@ -528,7 +554,7 @@ impl Task {
             _ => false,
         };
         if !untouched && !matches!(self.mode, Mode::Idle) {
-            if let Err(e) = self.commit().await {
+            if let Err(e) = self.checkpoint().await {
                 debug!(path, error = %e, "commit before a read failed");
                 return Err(e);
             }

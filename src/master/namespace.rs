@@ -1245,8 +1245,11 @@ impl Namespace {
         inode.blocks = blocks;
         inode.size = length;
         inode.complete = true;
-        inode.mtime = now;
-        inode.ctime = now;
+        // Strictly later than before, even within one millisecond: a complete that
+        // keeps the length and block ids (blocks rewritten in place) still changes the
+        // file's version, so no client keeps its cached pages of the old content.
+        inode.mtime = now.max(inode.mtime.saturating_add(1));
+        inode.ctime = inode.mtime;
         let out = inode.clone();
         self.dirty.inodes.insert(file_id);
         let freed = self.release_blocks(&old_blocks, &old_pending);
@@ -1767,6 +1770,34 @@ pub(crate) mod tests {
             }]
         );
         assert_eq!(applied.freed, vec![(b2, 2)]);
+    }
+
+    #[test]
+    fn a_complete_with_the_same_blocks_still_moves_mtime_forward() {
+        let mut ns = Namespace::default();
+        let Outcome::Node(f) = ok(&mut ns, create("/f")) else {
+            panic!()
+        };
+        let b1 = block(&mut ns, f.id, 1);
+        let complete = |now| Command::Complete {
+            file_id: f.id,
+            length: 5,
+            blocks: vec![BlockRange {
+                id: b1,
+                offset: 0,
+                len: 5,
+            }],
+            now,
+        };
+        let mut mtimes = Vec::new();
+        // The same millisecond, then a clock that went back: still strictly later.
+        for now in [50, 50, 40, 60] {
+            let Outcome::Node(done) = ok(&mut ns, complete(now)) else {
+                panic!()
+            };
+            mtimes.push(done.mtime);
+        }
+        assert_eq!(mtimes, vec![50, 51, 52, 60]);
     }
 
     #[test]

@@ -14,6 +14,17 @@
 //! `blocks/` and makes the block visible. A writer dropped without commit removes its
 //! temp file and gives its reservation back.
 //!
+//! A writer can also be *published open* ([`BlockWriter::publish_open`], a client's
+//! checkpoint on fsync): the block becomes visible at the length written so far, durable
+//! (fdatasync of the file, fsync of `blocks/`), and the writer keeps writing the same
+//! file in place; each later checkpoint publishes the new length. Such a block is pinned:
+//! eviction never takes it while its writer holds it. The final commit publishes the last
+//! length and unpins it; a writer dropped before that unpins it and cuts the file back to
+//! its last published length (published data is committed data, it stays).
+//!
+//! A block's bytes change under its id only while it is published open, and only through
+//! the one writer that holds it; once committed (or its writer gone) they never change.
+//!
 //! Every read and every commit stamps the block with the next value of one counter; the
 //! blocks with the lowest stamps are evicted first. A commit that takes its dir above the
 //! high watermark evicts that dir's oldest blocks down to the low watermark.
@@ -31,7 +42,7 @@
 
 use super::block_policy::{self, Limits, Space};
 use crate::config::{DataDir, Medium};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -146,6 +157,9 @@ pub struct BlockWriter {
     torn: bool,
     /// The block was committed; nothing to clean up on drop.
     committed: bool,
+    /// The length last published while the writer stays open (the block is then in
+    /// `blocks/`, indexed and pinned); `None` until [`BlockWriter::publish_open`].
+    published: Option<u64>,
 }
 
 /// One data dir and its accounting.
@@ -191,6 +205,8 @@ struct State {
     evicted: Vec<u64>,
     /// Blocks evicted since open.
     evicted_total: u64,
+    /// Blocks published open: their writers still patch them, eviction skips them.
+    pinned: HashSet<u64>,
 }
 
 /// A block file found in `blocks/` at open.
@@ -237,6 +253,7 @@ impl BlockStore {
             clock: 0,
             evicted: Vec::new(),
             evicted_total: 0,
+            pinned: HashSet::new(),
         };
         for block in &found {
             state.insert_block(block.id, block.dir, block.len);
@@ -288,6 +305,7 @@ impl BlockStore {
             reserved: expected_len,
             torn: false,
             committed: false,
+            published: None,
         })
     }
 
@@ -399,9 +417,13 @@ impl BlockStore {
     /// block recently read; returns the file and the block's length.
     ///
     /// The file stays readable while open even if the block is evicted or deleted
-    /// meanwhile (its name is unlinked, its inode lives on). A block's bytes never change
-    /// under an id: blocks are written once, and a block fetched again after eviction is a
-    /// new file renamed into place, so an open reader keeps the old, identical bytes.
+    /// meanwhile (its name is unlinked, its inode lives on). A committed block's bytes
+    /// never change under an id: blocks are written once, and a block fetched again after
+    /// eviction is a new file renamed into place, so an open reader keeps the old,
+    /// identical bytes. The one exception is a block published open
+    /// ([`BlockWriter::publish_open`]): its writer patches it in place until its final
+    /// commit, and a reader of the file sees those patches (the data of the file it
+    /// belongs to, as that file's writer has it).
     pub fn open_block(&self, block_id: u64) -> Result<(File, u64), StoreError> {
         let (path, len) = self.touch(block_id)?;
         match File::open(&path) {
@@ -545,10 +567,22 @@ impl BlockWriter {
     /// must hold exactly `len` bytes (what the writer says it wrote), and bytes beyond the
     /// reservation must fit in the dir as [`BlockWriter::write`] would require.
     pub fn commit_written(mut self, len: u64) -> Result<u64, StoreError> {
+        self.check_held(len)?;
+        if self.published.is_none() && len > self.reserved {
+            lock(&self.state).grow(self.dir, self.reserved, len)?;
+            self.reserved = len;
+        }
+        self.len = len;
+        self.torn = false;
+        self.commit()
+    }
+
+    /// Checks the file holds exactly `len` bytes (what its writer says it wrote).
+    fn check_held(&self, len: u64) -> Result<(), StoreError> {
         let held = self
             .file
             .metadata()
-            .map_err(|source| io_error(format!("stat {}", self.tmp_path.display()), source))?
+            .map_err(|source| io_error(format!("stat {}", self.path().display()), source))?
             .len();
         if held != len {
             return Err(io_error(
@@ -559,13 +593,100 @@ impl BlockWriter {
                 ),
             ));
         }
-        if len > self.reserved {
-            lock(&self.state).grow(self.dir, self.reserved, len)?;
-            self.reserved = len;
+        Ok(())
+    }
+
+    /// Where the block file is now: its temp path, or its place in `blocks/` once
+    /// published.
+    fn path(&self) -> PathBuf {
+        match self.published {
+            Some(_) => lock(&self.state).dirs[self.dir].block_path(self.block_id),
+            None => self.tmp_path.clone(),
         }
+    }
+
+    /// A checkpoint of a block someone writes through [`BlockWriter::share_file`]: the
+    /// file must hold exactly `len` bytes; they are made durable (fdatasync of the file,
+    /// fsync of `blocks/`) and the block is published at that length (renamed into
+    /// `blocks/` the first time), pinned, while this writer stays open and keeps
+    /// patching the same file. Later checkpoints and the final commit publish the new
+    /// length. Returns the published length.
+    pub fn publish_open(&mut self, len: u64) -> Result<u64, StoreError> {
+        self.check_held(len)?;
         self.len = len;
         self.torn = false;
-        self.commit()
+        let path = self.path();
+        self.file
+            .sync_data()
+            .map_err(|source| io_error(format!("fdatasync {}", path.display()), source))?;
+        let shared = Arc::clone(&self.state);
+        let (blocks_dir, trash) = {
+            let mut state = lock(&shared);
+            if self.published.is_none() {
+                if state.blocks.contains_key(&self.block_id) {
+                    return Err(StoreError::AlreadyExists(self.block_id));
+                }
+                let final_path = state.dirs[self.dir].block_path(self.block_id);
+                self.rename_into(&final_path)?;
+                state.insert_block(self.block_id, self.dir, 0);
+                state.pinned.insert(self.block_id);
+                self.published = Some(0);
+            }
+            self.publish_len(&mut state, len)?;
+            let mut trash = Vec::new();
+            if let Err(error) = state.enforce_watermark(self.dir, self.block_id, &mut trash) {
+                warn!(%error, dir = %state.dirs[self.dir].path, "eviction after a checkpoint stopped");
+            }
+            (state.dirs[self.dir].root.join(BLOCKS_SUBDIR), trash)
+        };
+        remove_files(&trash);
+        File::open(&blocks_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| io_error(format!("fsync {}", blocks_dir.display()), source))?;
+        Ok(len)
+    }
+
+    /// Under the lock: the published block now holds `len` bytes; its index entry and
+    /// its dir's accounting follow (bytes past the last published length move from this
+    /// writer's reservation, grown if needed, to the dir's used bytes).
+    fn publish_len(&mut self, state: &mut State, len: u64) -> Result<(), StoreError> {
+        let before = self.published.unwrap_or(0);
+        let Some(block) = state.blocks.get_mut(&self.block_id) else {
+            // Deleted meanwhile (its file was removed or replaced): nothing to publish.
+            return Err(StoreError::NotFound(self.block_id));
+        };
+        block.len = len;
+        let extra = len.saturating_sub(before);
+        if extra > self.reserved {
+            state.grow(self.dir, self.reserved, extra)?;
+            self.reserved = extra;
+        }
+        state.release(self.dir, extra);
+        self.reserved -= extra;
+        let space = &mut state.dirs[self.dir].space;
+        space.used = (space.used + len).saturating_sub(before);
+        self.published = Some(len);
+        Ok(())
+    }
+
+    /// Renames the temp file to `final_path` (under the lock).
+    fn rename_into(&self, final_path: &Path) -> Result<(), StoreError> {
+        fs::rename(&self.tmp_path, final_path).map_err(|source| {
+            io_error(
+                format!(
+                    "commit block {}: rename {} to {}",
+                    self.block_id,
+                    self.tmp_path.display(),
+                    final_path.display()
+                ),
+                source,
+            )
+        })
+    }
+
+    /// The length last published by [`BlockWriter::publish_open`], if it was.
+    pub fn published_len(&self) -> Option<u64> {
+        self.published
     }
 
     /// Bytes written so far.
@@ -591,9 +712,30 @@ impl BlockWriter {
                 )
             })?;
         }
-        let trash = self.publish()?;
+        let trash = match self.published {
+            Some(_) => self.finish_published()?,
+            None => self.publish()?,
+        };
         remove_files(&trash);
         Ok(self.len)
+    }
+
+    /// Under the lock: the final commit of a block published open: its last length,
+    /// unpinned, evicting as a commit does.
+    fn finish_published(&mut self) -> Result<Vec<PathBuf>, StoreError> {
+        let shared = Arc::clone(&self.state);
+        let mut state = lock(&shared);
+        state.pinned.remove(&self.block_id);
+        self.committed = true;
+        let len = self.len;
+        self.publish_len(&mut state, len)?;
+        state.release(self.dir, self.reserved);
+        self.reserved = 0;
+        let mut trash = Vec::new();
+        if let Err(error) = state.enforce_watermark(self.dir, self.block_id, &mut trash) {
+            warn!(%error, dir = %state.dirs[self.dir].path, "eviction after commit stopped");
+        }
+        Ok(trash)
     }
 
     /// Under the lock: moves the temp file into `blocks/`, indexes the block, and evicts
@@ -604,17 +746,7 @@ impl BlockWriter {
             return Err(StoreError::AlreadyExists(self.block_id));
         }
         let final_path = state.dirs[self.dir].block_path(self.block_id);
-        fs::rename(&self.tmp_path, &final_path).map_err(|source| {
-            io_error(
-                format!(
-                    "commit block {}: rename {} to {}",
-                    self.block_id,
-                    self.tmp_path.display(),
-                    final_path.display()
-                ),
-                source,
-            )
-        })?;
+        self.rename_into(&final_path)?;
         self.committed = true;
         state.release(self.dir, self.reserved);
         self.reserved = 0;
@@ -629,7 +761,14 @@ impl BlockWriter {
 
 impl Drop for BlockWriter {
     fn drop(&mut self) {
-        if !self.committed {
+        if let (Some(published), false) = (self.published, self.committed) {
+            // Published data is committed data: the block stays at its last published
+            // length, without the writes that followed it.
+            lock(&self.state).pinned.remove(&self.block_id);
+            if let Err(error) = self.file.set_len(published) {
+                warn!(%error, block = self.block_id, "cannot cut a block back to its published length");
+            }
+        } else if !self.committed {
             remove_files(std::slice::from_ref(&self.tmp_path));
         }
         if self.reserved > 0 {
@@ -707,10 +846,12 @@ impl State {
     }
 
     /// The committed blocks of dir `i` as `(id, len)`, least recently used first.
+    /// Blocks published open (pinned) are left out: eviction never takes them.
     fn oldest_first(&self, i: usize) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.dirs[i]
             .lru
             .values()
+            .filter(|id| !self.pinned.contains(id))
             .map(|&id| (id, self.blocks.get(&id).map_or(0, |b| b.len)))
     }
 
@@ -1515,6 +1656,77 @@ mod tests {
         assert_eq!(store.read(5, 0, 5000).unwrap(), data);
         assert_eq!(store.usage()[0].used, 3000);
         assert_eq!(store.create(6, MIB - 3000).map(drop).ok(), Some(()));
+    }
+
+    #[test]
+    fn a_block_published_open_takes_patches_and_survives_a_restart_at_its_last_length() {
+        let root = TempDir::new().unwrap();
+        let data = pattern(7, 3000);
+        {
+            let store = BlockStore::open(one_dir(&root, 10_000)).unwrap();
+            let mut writer = store.create(7, 4000).unwrap();
+            let shared = writer.share_file().unwrap();
+            shared.write_all_at(&data[..2000], 0).unwrap();
+            // A length the file does not hold is refused, nothing published.
+            assert!(writer.publish_open(1999).is_err());
+            assert!(!store.contains(7));
+            assert_eq!(writer.publish_open(2000).unwrap(), 2000);
+            assert_eq!(store.block_len(7), Some(2000));
+            assert_eq!(store.read(7, 0, 5000).unwrap(), data[..2000]);
+            assert_eq!(store.usage()[0].used, 2000);
+            // Patched in place and grown, then checkpointed again: readers see it.
+            shared.write_all_at(&[0xEE; 10], 100).unwrap();
+            shared.write_all_at(&data[2000..], 2000).unwrap();
+            assert_eq!(writer.publish_open(3000).unwrap(), 3000);
+            let mut want = data.clone();
+            want[100..110].fill(0xEE);
+            assert_eq!(store.read(7, 0, 5000).unwrap(), want);
+            assert_eq!(store.usage()[0].used, 3000);
+            // Pinned: a block needing all the room cannot evict it.
+            assert!(matches!(
+                store.create(8, 9000),
+                Err(StoreError::NoSpace { .. })
+            ));
+            assert!(store.contains(7));
+            // Writes after the last checkpoint are not published; a writer dropped
+            // without its final commit leaves the block at its last published length.
+            shared.write_all_at(&[0xFF; 500], 3000).unwrap();
+            drop(writer);
+            assert_eq!(store.block_len(7), Some(3000));
+            // Unpinned now: it can be evicted.
+            assert_eq!(store.create(8, 9000).map(drop).ok(), Some(()));
+            assert!(!store.contains(7));
+        }
+        {
+            let store = BlockStore::open(one_dir(&root, 10_000)).unwrap();
+            let mut writer = store.create(9, 4000).unwrap();
+            let shared = writer.share_file().unwrap();
+            shared.write_all_at(&data[..1000], 0).unwrap();
+            assert_eq!(writer.publish_open(1000).unwrap(), 1000);
+            shared.write_all_at(&data[1000..1500], 1000).unwrap();
+            assert_eq!(writer.publish_open(1500).unwrap(), 1500);
+            // The store goes away with the writer still open (a worker restart).
+            std::mem::drop(store);
+            drop(writer);
+        }
+        let store = BlockStore::open(one_dir(&root, 10_000)).unwrap();
+        assert_eq!(store.block_len(9), Some(1500), "its last published length");
+        assert_eq!(store.read(9, 0, 5000).unwrap(), data[..1500]);
+        // A final commit after checkpoints: the last length, unpinned, accounted once.
+        let mut writer = store.create(10, 4000).unwrap();
+        let shared = writer.share_file().unwrap();
+        shared.write_all_at(&data[..1200], 0).unwrap();
+        assert_eq!(writer.publish_open(1200).unwrap(), 1200);
+        shared.write_all_at(&data[1200..2500], 1200).unwrap();
+        assert_eq!(writer.commit_written(2500).unwrap(), 2500);
+        assert_eq!(store.read(10, 0, 5000).unwrap(), data[..2500]);
+        assert_eq!(store.usage()[0].used, 1500 + 2500);
+        assert!(files_in(&root.path().join("tmp")).is_empty());
+        assert_eq!(
+            store.create(11, 6000).map(drop).ok(),
+            Some(()),
+            "nothing left reserved"
+        );
     }
 
     #[test]

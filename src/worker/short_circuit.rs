@@ -16,6 +16,13 @@
 //!   accounts it and makes the block visible. A connection that ends before the commit
 //!   (the client dropped the writer or crashed) abandons the block: the temp file is
 //!   removed and the room given back, and nothing was ever visible.
+//! - checkpoint (a client's fsync or flush of a file it rewrites): the worker checks the
+//!   file holds the length the client says, makes it durable (fdatasync, fsync of
+//!   `blocks/`, counted as a block sync) and publishes the block at that length, pinned,
+//!   keeping the writer on the connection: the client goes on patching the same file in
+//!   place, later checkpoints publish the new length, and the commit ends it. A
+//!   connection that ends after a checkpoint leaves the block at its last checkpointed
+//!   length (`BlockWriter::publish_open`).
 //!
 //! Eviction and deletion only unlink a block's name, so a client's open descriptor keeps
 //! reading the bytes it opened; see `BlockStore::open_block`.
@@ -156,6 +163,26 @@ impl LocalIo {
                     };
                     local::send(stream, &reply, None).await?;
                 }
+                Some(Kind::Checkpoint(checkpoint)) => {
+                    let reply = match writing.take() {
+                        None => refusal(FsError::InvalidArgument(
+                            "no block is being written on this connection".into(),
+                        )),
+                        Some(writer) => {
+                            let (writer, published) =
+                                self.checkpoint(writer, checkpoint.length).await;
+                            writing = writer;
+                            match published {
+                                Ok(length) => LocalReply {
+                                    length,
+                                    ..LocalReply::default()
+                                },
+                                Err(e) => refusal(e),
+                            }
+                        }
+                    };
+                    local::send(stream, &reply, None).await?;
+                }
                 None => {
                     let e = FsError::InvalidArgument("an empty short-circuit request".into());
                     local::send(stream, &refusal(e), None).await?;
@@ -209,12 +236,39 @@ impl LocalIo {
         }
     }
 
+    /// Publishes a block the client writes at `length` and keeps its writer (none back
+    /// only when the blocking task died).
+    async fn checkpoint(
+        &self,
+        mut writer: BlockWriter,
+        length: u64,
+    ) -> (Option<BlockWriter>, Result<u64, FsError>) {
+        let before = writer.published_len().unwrap_or(0);
+        let ran = tokio::task::spawn_blocking(move || {
+            let r = writer.publish_open(length);
+            (writer, r)
+        })
+        .await;
+        match ran {
+            Ok((writer, Ok(len))) => {
+                self.counters.block_syncs.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .bytes_written
+                    .fetch_add(len.saturating_sub(before), Ordering::Relaxed);
+                (Some(writer), Ok(len))
+            }
+            Ok((writer, Err(e))) => (Some(writer), Err(fs_error(e))),
+            Err(e) => (None, Err(FsError::Io(format!("block I/O task: {e}")))),
+        }
+    }
+
     /// Makes a block the client wrote visible.
     async fn commit(&self, writer: BlockWriter, length: u64) -> Result<u64, FsError> {
+        let before = writer.published_len().unwrap_or(0);
         let len = blocking(move || writer.commit_written(length)).await?;
         self.counters
             .bytes_written
-            .fetch_add(len, Ordering::Relaxed);
+            .fetch_add(len.saturating_sub(before), Ordering::Relaxed);
         Ok(len)
     }
 }

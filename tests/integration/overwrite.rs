@@ -2,7 +2,8 @@
 //! and clients as separate processes): block-level copy-on-write keeps the content
 //! byte for byte, rewrites only the blocks it touches (one new block id each, copied by
 //! the worker), stages nothing on the client's disk, and fsync survives a killed
-//! worker. Needs root and /dev/fuse.
+//! worker. Through the short circuit, fsync keeps the rewritten blocks open: rounds of
+//! writes and fsyncs copy each block once. Needs root and /dev/fuse.
 
 use crate::cli_cluster::{free_port, http_get};
 use crate::cluster::pattern;
@@ -28,8 +29,13 @@ struct Cluster {
 
 impl Cluster {
     fn start(dir: &Path) -> Cluster {
+        Cluster::start_with(dir, |t| t)
+    }
+
+    /// [`Cluster::start`] with `edit` applied to the config text too.
+    fn start_with(dir: &Path, edit: impl FnOnce(String) -> String) -> Cluster {
         let conf = config(dir, |t| {
-            t.replace("[client]\n", "[client]\nblock_size = \"1MB\"\n")
+            edit(t.replace("[client]\n", "[client]\nblock_size = \"1MB\"\n"))
         });
         let text = std::fs::read_to_string(&conf).expect("conf");
         let doc: toml_edit::DocumentMut = text.parse().expect("toml");
@@ -296,8 +302,29 @@ fn an_overwrite_of_one_block_changes_one_block_id_copied_by_the_worker() {
 
 #[test]
 fn fsynced_overwrites_survive_a_killed_worker() {
+    fsynced_overwrites_survive_a_killed_worker_with(false);
+}
+
+#[test]
+fn fsynced_overwrites_kept_open_through_the_short_circuit_survive_a_killed_worker() {
+    fsynced_overwrites_survive_a_killed_worker_with(true);
+}
+
+/// Overwrites, fsync, SIGKILL of the worker with the file still open, restart: another
+/// mount reads the fsynced data; with `short_circuit`, the blocks were checkpointed and
+/// kept open when the worker died, and a write through the old handle fails rather than
+/// patching a block the new worker serves as committed.
+fn fsynced_overwrites_survive_a_killed_worker_with(short_circuit: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cluster = Cluster::start(dir.path());
+    let sockets = dir.path().join("sockets");
+    let line = format!("[worker]\ndomain_socket_path = \"{}\"\n", sockets.display());
+    let mut cluster = Cluster::start_with(dir.path(), |t| {
+        if short_circuit {
+            t.replace("[worker]\n", &line)
+        } else {
+            t
+        }
+    });
     let tmp = dir.path().join("client-tmp");
     std::fs::create_dir(&tmp).expect("tmp dir");
     let a = cluster.mount(&dir.path().join("mnt"), &tmp);
@@ -338,6 +365,22 @@ fn fsynced_overwrites_survive_a_killed_worker() {
         same,
         "the fsynced data after the restart (last read: {last:?})"
     );
+    if short_circuit {
+        let late = f
+            .write_all_at(&[0xEE; 4096], 4096)
+            .and_then(|()| f.sync_all());
+        assert!(late.is_err(), "a write to a block its worker let go fails");
+        // Read from the worker itself (no page cache in between).
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let got = rt
+            .block_on(cluster.client().read_file("/durable.bin"))
+            .expect("read");
+        assert_same(
+            &got,
+            &model,
+            "the committed data after a write through the old handle",
+        );
+    }
     drop(f);
     drop(a);
 }
@@ -450,4 +493,113 @@ async fn a_block_placed_on_another_worker_is_copied_through_the_client() {
         copies, 0.0,
         "no worker copied: the bytes went through the client"
     );
+}
+
+#[test]
+fn fsync_rounds_through_the_short_circuit_copy_each_block_once_and_keep_its_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sockets = dir.path().join("sockets");
+    let line = format!("[worker]\ndomain_socket_path = \"{}\"\n", sockets.display());
+    let cluster = Cluster::start_with(dir.path(), |t| t.replace("[worker]\n", &line));
+    let tmp = dir.path().join("client-tmp");
+    std::fs::create_dir(&tmp).expect("tmp dir");
+    let a = cluster.mount(&dir.path().join("mnt"), &tmp);
+    let b = cluster.mount(&dir.path().join("mnt-b"), &tmp);
+    let blocks = 6;
+    let mut model = pattern(blocks * MIB + 333, 31);
+    std::fs::write(a.path("wal.bin"), &model).expect("write");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = cluster.client();
+    let ids = || -> Vec<u64> {
+        rt.block_on(client.locate("/wal.bin"))
+            .expect("locate")
+            .blocks
+            .iter()
+            .map(|b| b.id)
+            .collect()
+    };
+    let before = ids();
+    assert_eq!(before.len(), blocks + 1, "six 1 MiB blocks and a short one");
+    let copies = cluster.worker_metric("curvine_worker_block_copies_total");
+    let opens = cluster.worker_metric("curvine_worker_short_circuit_opens_total{mode=\"write\"}");
+
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(a.path("wal.bin"))
+        .expect("open rw");
+    let mut rng = Rng(0xF5_1C);
+    let mut first_ids: Option<Vec<u64>> = None;
+    for round in 0..12u64 {
+        for i in 0..24u64 {
+            // The first round touches every block; later ones land anywhere, some
+            // pages straddling a block boundary.
+            let offset = if round == 0 && i <= blocks as u64 {
+                (i * MIB as u64 + 4096 * i).min(model.len() as u64 - 4096)
+            } else if i % 6 == 0 {
+                (rng.next() % (blocks as u64 - 1) + 1) * MIB as u64 - 1000
+            } else {
+                (rng.next() % (model.len() as u64 / 4096 - 1)) * 4096
+            };
+            let data = pattern(4096, 100 * round + i);
+            f.write_all_at(&data, offset).expect("overwrite");
+            model[offset as usize..offset as usize + 4096].copy_from_slice(&data);
+            if i == 11 {
+                // A read through the writing handle sees what it wrote.
+                let mut back = vec![0u8; 4096];
+                f.read_exact_at(&mut back, offset).expect("read back");
+                assert!(back == data, "read back at {offset} in round {round}");
+            }
+        }
+        f.sync_all().expect("fsync");
+        let now = ids();
+        match &first_ids {
+            None => {
+                assert!(
+                    (0..=blocks).all(|i| now[i] != before[i]),
+                    "the first round rewrote every block"
+                );
+                first_ids = Some(now);
+            }
+            Some(first) => assert_eq!(
+                &now, first,
+                "round {round}: the open handle keeps writing the same blocks"
+            ),
+        }
+        // Another client opening after the fsync sees this round's data.
+        assert_same(
+            &std::fs::read(b.path("wal.bin")).expect("read b"),
+            &model,
+            &format!("second mount after fsync {round}"),
+        );
+    }
+    let copied = cluster.worker_metric("curvine_worker_block_copies_total") - copies;
+    assert!(
+        copied <= (blocks + 1) as f64,
+        "{copied} block copies over 12 rounds of writes and fsyncs: at most one per block"
+    );
+    assert!(
+        cluster.worker_metric("curvine_worker_short_circuit_opens_total{mode=\"write\"}") > opens,
+        "the rewritten blocks went through the short circuit"
+    );
+    drop(f);
+    assert_same(
+        &std::fs::read(a.path("wal.bin")).expect("read a"),
+        &model,
+        "after close",
+    );
+    assert_same(
+        &std::fs::read(b.path("wal.bin")).expect("read b"),
+        &model,
+        "second mount after close",
+    );
+    drop(a);
+    let a = cluster.mount(&dir.path().join("mnt"), &tmp);
+    assert_same(
+        &std::fs::read(a.path("wal.bin")).expect("read after remount"),
+        &model,
+        "after remount",
+    );
+    assert_eq!(used_in(&tmp), (0, 0), "nothing staged");
 }
