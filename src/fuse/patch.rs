@@ -247,15 +247,7 @@ impl Patch {
                 offset: Some(slot.offset),
             });
         }
-        let status = self
-            .client
-            .complete(pb::CompleteRequest {
-                file_id: self.status.id,
-                path: self.status.path.clone(),
-                length: self.len,
-                blocks,
-            })
-            .await?;
+        let status = Self::record(&self.client, &self.status, self.len, blocks).await?;
         self.status = status.clone();
         if !written.is_empty() {
             // Finished blocks are the slots' committed blocks now: located again (with
@@ -274,13 +266,32 @@ impl Patch {
         Ok((status, written))
     }
 
+    /// Records `blocks` and the length with the master (`CompleteFile`); the old blocks
+    /// they replace are freed there.
+    /// (A function of its parts: a `&self` held across the call would not be `Send`.)
+    async fn record(
+        client: &Client,
+        file: &FileStatus,
+        length: u64,
+        blocks: Vec<pb::BlockInfo>,
+    ) -> Result<FileStatus, FsError> {
+        client
+            .complete(pb::CompleteRequest {
+                file_id: file.id,
+                path: file.path.clone(),
+                length,
+                blocks,
+            })
+            .await
+    }
+
     /// Finishes the new blocks and records the file's block list with the master;
     /// returns the file's status and the new blocks (not yet synced).
-    pub async fn commit(self) -> Result<(FileStatus, Vec<WrittenBlock>), FsError> {
+    pub async fn commit(mut self) -> Result<(FileStatus, Vec<WrittenBlock>), FsError> {
         let changed = self.len != self.status.size || self.slots.iter().any(|s| s.dirty);
         let mut blocks = Vec::with_capacity(self.slots.len());
         let mut written = Vec::new();
-        for slot in self.slots {
+        for slot in std::mem::take(&mut self.slots) {
             let id = match (slot.upload, &slot.old) {
                 (Some(upload), _) => {
                     let (id, worker, _) = upload.finish().await?;
@@ -300,15 +311,7 @@ impl Patch {
             // Nothing new, or only blocks a checkpoint already recorded at these lengths.
             return Ok((self.status, written));
         }
-        let status = self
-            .client
-            .complete(pb::CompleteRequest {
-                file_id: self.status.id,
-                path: self.status.path.clone(),
-                length: self.len,
-                blocks,
-            })
-            .await?;
+        let status = Self::record(&self.client, &self.status, self.len, blocks).await?;
         Ok((status, written))
     }
 }

@@ -506,14 +506,22 @@ impl Task {
             Mode::Stream(s) => s.commit().await,
             Mode::Patch(p) => p.commit().await,
         };
-        match committed {
+        self.recorded(committed)
+    }
+
+    /// Takes in what a commit or checkpoint recorded; a failed one lost the uncommitted
+    /// data (with the stream or the new blocks), which fails the file's later writes.
+    fn recorded(
+        &mut self,
+        result: Result<(FileStatus, Vec<WrittenBlock>), FsError>,
+    ) -> Result<(), FsError> {
+        match result {
             Ok((status, written)) => {
                 self.status = status;
                 self.unsynced.extend(written);
                 self.reader = None;
                 Ok(())
             }
-            // The uncommitted data is gone with the stream or the new blocks.
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -527,16 +535,8 @@ impl Task {
         let Mode::Patch(p) = &mut self.mode else {
             return self.commit().await;
         };
-        match p.checkpoint().await {
-            Ok((status, written)) => {
-                self.status = status;
-                self.unsynced.extend(written);
-                self.reader = None;
-                Ok(())
-            }
-            // The uncommitted data is gone with the new blocks.
-            Err(e) => Err(self.fail(e)),
-        }
+        let checkpointed = p.checkpoint().await;
+        self.recorded(checkpointed)
     }
 
     /// Makes the blocks committed since the last fsync durable on their workers.
