@@ -39,16 +39,56 @@ pub struct BlockUpload {
     sink: Sink,
 }
 
-/// Where the block's bytes go.
+/// Where a new block's bytes go (this upload's, and a sequential writer's).
 #[derive(Debug)]
-enum Sink {
-    /// `WriteBlock` messages with offsets.
+pub(super) enum Sink {
+    /// `WriteBlock` messages (with offsets, for a rewrite).
     Grpc {
         tx: mpsc::Sender<WriteBlockRequest>,
         call: JoinHandle<Result<u64, FsError>>,
     },
     /// The block file of a worker on this node.
     Local(LocalWrite),
+}
+
+impl Sink {
+    /// Starts a `WriteBlock` stream to `worker` with `opening` as its first message
+    /// (queued before the call starts: the worker checks the token as soon as the stream
+    /// opens).
+    pub(super) async fn grpc(
+        client: &Client,
+        worker: &pb::WorkerAddress,
+        opening: WriteBlockRequest,
+    ) -> Result<Sink, FsError> {
+        let mut rpc = client.worker(worker)?;
+        let (tx, rx) = mpsc::channel::<WriteBlockRequest>(4);
+        tx.send(opening)
+            .await
+            .map_err(|_| FsError::Io("block upload channel closed".into()))?;
+        let where_ = format!("worker {}:{}", worker.hostname, worker.rpc_port);
+        let call = tokio::spawn(async move {
+            rpc.write_block(ReceiverStream::new(rx))
+                .await
+                .map(|r| r.into_inner().length)
+                .map_err(|s| match from_status(&s) {
+                    FsError::Unavailable(why) => FsError::Unavailable(format!("{where_}: {why}")),
+                    other => other,
+                })
+        });
+        Ok(Sink::Grpc { tx, call })
+    }
+
+    /// Commits the block on its worker; returns the length the worker stored.
+    pub(super) async fn finish(self) -> Result<u64, FsError> {
+        match self {
+            Sink::Local(local) => local.commit().await,
+            Sink::Grpc { tx, call } => {
+                drop(tx);
+                call.await
+                    .map_err(|e| FsError::Io(format!("block upload task: {e}")))?
+            }
+        }
+    }
 }
 
 impl BlockUpload {
@@ -110,8 +150,6 @@ impl BlockUpload {
             };
             return Ok((upload, copied));
         }
-        let mut rpc = client.worker(&worker)?;
-        let (tx, rx) = mpsc::channel::<WriteBlockRequest>(4);
         let opening = WriteBlockRequest {
             block_id: resp.block_id,
             expected_len: block_size,
@@ -120,24 +158,12 @@ impl BlockUpload {
             copy_from,
             offset: None,
         };
-        tx.send(opening)
-            .await
-            .map_err(|_| FsError::Io("block upload channel closed".into()))?;
-        let where_ = format!("worker {}:{}", worker.hostname, worker.rpc_port);
-        let call = tokio::spawn(async move {
-            rpc.write_block(ReceiverStream::new(rx))
-                .await
-                .map(|r| r.into_inner().length)
-                .map_err(|s| match from_status(&s) {
-                    FsError::Unavailable(why) => FsError::Unavailable(format!("{where_}: {why}")),
-                    other => other,
-                })
-        });
+        let sink = Sink::grpc(client, &worker, opening).await?;
         let upload = BlockUpload {
             id: resp.block_id,
             worker,
             len,
-            sink: Sink::Grpc { tx, call },
+            sink,
         };
         Ok((upload, copied))
     }
@@ -241,14 +267,7 @@ impl BlockUpload {
             len,
             sink,
         } = self;
-        let stored = match sink {
-            Sink::Local(local) => local.commit().await?,
-            Sink::Grpc { tx, call } => {
-                drop(tx);
-                call.await
-                    .map_err(|e| FsError::Io(format!("block upload task: {e}")))??
-            }
-        };
+        let stored = sink.finish().await?;
         if stored != len {
             return Err(FsError::Io(format!(
                 "worker stored {stored} bytes of block {id}, {len} were written"

@@ -283,18 +283,7 @@ pub fn read_block_at(
 impl LocalWrite {
     /// Appends `data` to the block file.
     pub async fn write(&mut self, data: Bytes) -> Result<(), FsError> {
-        let (file, offset, id) = (self.file.clone(), self.written, self.block_id);
-        let len = data.len() as u64;
-        tokio::task::spawn_blocking(move || file.write_all_at(&data, offset))
-            .await
-            .map_err(|e| FsError::Io(format!("block write task: {e}")))?
-            .map_err(|e| {
-                FsError::Io(format!(
-                    "short-circuit write of block {id} at {offset}: {e}"
-                ))
-            })?;
-        self.written += len;
-        Ok(())
+        self.write_at(self.written, data).await
     }
 
     /// Writes `data` at `offset` of the block file (a patch of a copied block); the

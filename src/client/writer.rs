@@ -14,16 +14,12 @@
 //! blocks before an offset and writes new blocks from there (appends), and it can skip
 //! forward, leaving a hole that reads as zeros ([`FileWriter::skip_to`]).
 
-use super::short_circuit::LocalWrite;
+use super::block_upload::Sink;
 use super::{Client, FileStatus, CHUNK_SIZE};
 use crate::fs_error::FsError;
 use crate::rpc::pb::master as pb;
 use crate::rpc::pb::worker::WriteBlockRequest;
-use crate::rpc::status::from_status;
 use bytes::BytesMut;
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::ReceiverStream;
 
 /// An open file being written. Call [`FileWriter::close`]: a writer dropped without it
 /// leaves the file as it was (its new blocks are reclaimed when the file is rewritten or
@@ -56,18 +52,6 @@ struct Upload {
     worker: pb::WorkerAddress,
     sent: u64,
     sink: Sink,
-}
-
-/// Where a block's bytes go.
-#[derive(Debug)]
-enum Sink {
-    /// Streamed to the worker over gRPC.
-    Grpc {
-        tx: mpsc::Sender<WriteBlockRequest>,
-        call: JoinHandle<Result<u64, FsError>>,
-    },
-    /// Written into the block file of a worker on this node.
-    Local(LocalWrite),
 }
 
 impl FileWriter {
@@ -243,10 +227,6 @@ impl FileWriter {
             });
             return Ok(());
         }
-        let mut client = self.client.worker(&worker)?;
-        let (tx, rx) = mpsc::channel::<WriteBlockRequest>(4);
-        // The stream's first message, queued before the call starts (the channel has
-        // room): the worker checks the token as soon as the stream opens.
         let opening = WriteBlockRequest {
             block_id: resp.block_id,
             expected_len: self.client.block_size(),
@@ -255,25 +235,12 @@ impl FileWriter {
             copy_from: None,
             offset: None,
         };
-        tx.send(opening)
-            .await
-            .map_err(|_| FsError::Io("block upload channel closed".into()))?;
-        let where_ = format!("worker {}:{}", worker.hostname, worker.rpc_port);
-        let call = tokio::spawn(async move {
-            client
-                .write_block(ReceiverStream::new(rx))
-                .await
-                .map(|r| r.into_inner().length)
-                .map_err(|s| match from_status(&s) {
-                    FsError::Unavailable(why) => FsError::Unavailable(format!("{where_}: {why}")),
-                    other => other,
-                })
-        });
+        let sink = Sink::grpc(&self.client, &worker, opening).await?;
         self.current = Some(Upload {
             id: resp.block_id,
-            worker: worker.clone(),
+            worker,
             sent: 0,
-            sink: Sink::Grpc { tx, call },
+            sink,
         });
         Ok(())
     }
@@ -330,14 +297,7 @@ impl FileWriter {
         let Some(upload) = self.current.take() else {
             return Ok(());
         };
-        let len = match upload.sink {
-            Sink::Local(local) => local.commit().await?,
-            Sink::Grpc { tx, call } => {
-                drop(tx);
-                call.await
-                    .map_err(|e| FsError::Io(format!("block upload task: {e}")))??
-            }
-        };
+        let len = upload.sink.finish().await?;
         if len != upload.sent {
             return Err(FsError::Io(format!(
                 "worker stored {len} bytes of block {}, {} were sent",
