@@ -24,8 +24,11 @@ pub struct Batcher {
 
 /// Most commands in one log entry.
 const MAX_BATCH: usize = 512;
-/// Batches submitted to Raft at once.
-const BATCHES_IN_FLIGHT: usize = 4;
+/// Batches submitted to Raft at once. Two keep an append overlapping the previous
+/// batch's apply; more only make batches smaller (each entry costs sled two log writes
+/// on its thread pool): with 16 concurrent creates through FUSE, 4 in flight gave 3.4
+/// commands per entry and 2 about 4.3, with about 10% more operations per second.
+const BATCHES_IN_FLIGHT: usize = 2;
 
 impl Batcher {
     /// Starts the batching task for `raft`.
