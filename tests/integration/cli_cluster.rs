@@ -200,13 +200,7 @@ pub(crate) fn loopback_conf(conf: &std::path::Path, data: &std::path::Path) -> P
     Ports { mweb, wweb }
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub(crate) use crate::ports::free_port;
 
 #[test]
 fn standalone_serves_and_stops_on_sigterm() {

@@ -1,7 +1,8 @@
-//! An in-process cluster for tests: masters and workers on ephemeral loopback ports with a
+//! An in-process cluster for tests: masters and workers on loopback ports with a
 //! temp dir each, started with one call and stopped by [`TestCluster::shutdown`].
 
 use crate::harness::wait_for;
+use crate::ports::listener;
 use curvine_fluid::client::Client;
 use curvine_fluid::config::{ClusterConfig, DurationText, HostPort, Peer};
 use curvine_fluid::master::{Master, MasterListeners};
@@ -29,12 +30,6 @@ pub struct TestCluster {
     pub workers: Vec<Option<Worker>>,
     pub worker_configs: Vec<ClusterConfig>,
     pub base: ClusterConfig,
-}
-
-async fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback")
 }
 
 fn port(l: &TcpListener) -> u16 {

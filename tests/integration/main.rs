@@ -14,6 +14,7 @@ mod fuse_mount;
 mod harness;
 mod overwrite;
 mod page_cache;
+mod ports;
 mod posix;
 mod render_props;
 mod retries;

@@ -7,7 +7,7 @@
 
 use curvine_fluid::ufs::{Ufs, UfsSpec};
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -38,11 +38,7 @@ pub fn s3s_fs_binary() -> PathBuf {
     })
 }
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
+pub use crate::ports::free_port;
 
 /// A running s3s-fs.
 pub struct S3Server {

@@ -431,10 +431,7 @@ async fn wrong_credentials_a_missing_bucket_and_a_closed_port_fail_fast_with_one
     let good = secrets(dir.path(), ACCESS, SECRET);
     let wrong_dir = dir.path().join("wrong");
     let wrong = secrets(&wrong_dir, ACCESS, "not-the-secret");
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = crate::ports::free_port();
     let cases = [
         (
             s3_mount(&s3, &wrong, "s3://mlds/imagenet", "/imagenet", true),
