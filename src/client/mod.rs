@@ -49,7 +49,14 @@ struct Inner {
     token: Option<Token>,
     tls: Option<ClientTls>,
     short_circuit: short_circuit::ShortCircuit,
+    /// How far before a block's end a sequential gRPC reader opens the next block's
+    /// stream; `None`: it does not (`client.enable_read_ahead = false`).
+    read_ahead: Option<u64>,
 }
+
+/// The read-ahead distance when `client.read_ahead_len` is 0: one HTTP/2 stream window,
+/// what a worker sends ahead of a reader on one stream.
+pub const DEFAULT_READ_AHEAD: u64 = crate::rpc::STREAM_WINDOW as u64;
 
 /// A directory entry or file status.
 pub type FileStatus = pb::FileStatus;
@@ -113,6 +120,10 @@ impl Client {
                 token,
                 tls,
                 short_circuit,
+                read_ahead: c.enable_read_ahead.then_some(match c.read_ahead_len.0 {
+                    0 => DEFAULT_READ_AHEAD,
+                    len => len,
+                }),
             }),
         })
     }
@@ -120,6 +131,12 @@ impl Client {
     /// Short-circuit I/O with the workers on this node (and its counters).
     pub fn short_circuit(&self) -> &short_circuit::ShortCircuit {
         &self.inner.short_circuit
+    }
+
+    /// How far before a block's end a sequential reader over gRPC opens the next
+    /// block's stream (`None`: read-ahead is off).
+    pub fn read_ahead(&self) -> Option<u64> {
+        self.inner.read_ahead
     }
 
     /// The master connection.

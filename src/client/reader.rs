@@ -1,6 +1,8 @@
 //! Reading a file: sequential reads keep one stream open per block, which the worker fills
 //! ahead of the reader (prefetch through HTTP/2 flow control); [`FileReader::read_at`]
-//! fetches any range. Gaps between blocks read as zeros; a block whose only copy is on a
+//! fetches any range. Within `client.read_ahead_len` of a block's end a sequential reader
+//! opens the next block's stream, so its worker is already sending when the reader gets
+//! there (read-ahead across block boundaries). Gaps between blocks read as zeros; a block whose only copy is on a
 //! lost worker or was evicted is an error, never zeros. Blocks of under-storage files
 //! name their source, so the worker fetches them on a miss; a sequential reader has the
 //! next one fetched ahead.
@@ -42,6 +44,8 @@ pub struct FileReader {
     blocks: Vec<pb::LocatedBlock>,
     pos: u64,
     active: Option<Active>,
+    /// The next block's stream, opened ahead of the sequential reader.
+    ahead: Option<Ahead>,
     /// Per block id: its file when read through the short circuit, `None` when through
     /// gRPC (asked once per block while the file is open).
     local: HashMap<u64, Option<Arc<File>>>,
@@ -57,6 +61,19 @@ struct Active {
     stream: Streaming<DataChunk>,
 }
 
+/// The stream of the block after the active one, being opened ahead of the reader.
+#[derive(Debug)]
+struct Ahead {
+    block: usize,
+    opening: tokio::task::JoinHandle<Result<Streaming<DataChunk>, FsError>>,
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.opening.abort();
+    }
+}
+
 impl FileReader {
     pub(crate) fn new(client: Client, located: pb::FileBlocks) -> Result<FileReader, FsError> {
         let status = located
@@ -68,6 +85,7 @@ impl FileReader {
             blocks: located.blocks,
             pos: 0,
             active: None,
+            ahead: None,
             local: HashMap::new(),
         })
     }
@@ -302,7 +320,10 @@ impl FileReader {
             let block = &self.blocks[index];
             let within = self.pos - block.offset;
             let rest = block.len - within;
-            let stream = self.stream_of(index, within, rest).await?;
+            let stream = match self.opened_ahead(index, within).await {
+                Some(stream) => stream,
+                None => self.stream_of(index, within, rest).await?,
+            };
             self.active = Some(Active {
                 block: index,
                 next: self.pos,
@@ -330,7 +351,46 @@ impl FileReader {
         active.pending = active.pending.slice(n..);
         active.next += n as u64;
         self.pos += n as u64;
+        self.open_ahead(index);
         Ok(n)
+    }
+
+    /// Opens the stream of the block after `index` when the reader, streaming block
+    /// `index`, is within the read-ahead distance of its end. Not when that block may
+    /// be read through the short circuit (another worker, possibly on this node).
+    fn open_ahead(&mut self, index: usize) {
+        let Some(distance) = self.client.read_ahead() else {
+            return;
+        };
+        let (current, Some(next)) = (&self.blocks[index], self.blocks.get(index + 1)) else {
+            return;
+        };
+        if current.offset + current.len - self.pos > distance
+            || matches!(&self.ahead, Some(a) if a.block == index + 1)
+            || (self.client.short_circuit().enabled() && next.worker != current.worker)
+        {
+            return;
+        }
+        let (client, next) = (self.client.clone(), next.clone());
+        let opening =
+            tokio::spawn(async move { Self::open_stream(&client, &next, 0, next.len).await });
+        self.ahead = Some(Ahead {
+            block: index + 1,
+            opening,
+        });
+    }
+
+    /// The stream opened ahead for block `index`, when the reader enters it at its start
+    /// and the opening succeeded (a refused token is left to [`FileReader::stream_of`]).
+    async fn opened_ahead(&mut self, index: usize, within: u64) -> Option<Streaming<DataChunk>> {
+        let mut ahead = self.ahead.take()?;
+        if ahead.block != index || within != 0 {
+            return None;
+        }
+        match (&mut ahead.opening).await {
+            Ok(Ok(stream)) => Some(stream),
+            _ => None,
+        }
     }
 
     /// A sequential reader entering a block of an under-storage file has the next

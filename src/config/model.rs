@@ -267,6 +267,13 @@ pub struct ClientConfig {
     /// Whether to read and write the blocks of a worker on this node through its
     /// short-circuit socket (`worker.domain_socket_path`), when it has one.
     pub short_circuit: bool,
+    /// Whether a sequential reader over gRPC opens the next block's stream before it
+    /// reaches the block's end.
+    pub enable_read_ahead: bool,
+    /// How far before a block's end that happens; 0: one stream window (8 MiB).
+    /// Curvine also spells it `read_ahead_len_str`.
+    #[serde(alias = "read_ahead_len_str")]
+    pub read_ahead_len: ByteSize,
 }
 
 impl Default for ClientConfig {
@@ -279,9 +286,17 @@ impl Default for ClientConfig {
             conn_timeout_ms: 3_000,
             rpc_retry_max_duration_ms: 60_000,
             short_circuit: true,
+            enable_read_ahead: true,
+            read_ahead_len: ByteSize(0),
         }
     }
 }
+
+/// The default of `fuse.max_readahead_kb`: 1 MiB, the size of one FUSE read.
+pub const DEFAULT_MAX_READAHEAD_KB: u32 = 1024;
+
+/// The largest `fuse.max_readahead_kb` accepted (the kernel's own limit is far above).
+pub const MAX_READAHEAD_KB: u32 = 1 << 20;
 
 /// `[fuse]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -314,6 +329,9 @@ pub struct FuseConfig {
     /// Keep the kernel's page cache of a file across opens while the file is unchanged
     /// (checked at each open); off: every open drops it.
     pub kernel_cache: bool,
+    /// The kernel's read-ahead window for the mount, in KiB: how far ahead of a
+    /// sequential reader it asks for pages (its window grows with the stream up to this).
+    pub max_readahead_kb: u32,
     /// HTTP port of the FUSE client.
     pub web_port: u16,
     /// Several cluster directories shown as directories of the mount root (a ThinRuntime
@@ -337,6 +355,7 @@ impl Default for FuseConfig {
             direct_io: false,
             write_back_cache: false,
             kernel_cache: true,
+            max_readahead_kb: DEFAULT_MAX_READAHEAD_KB,
             web_port: 9002,
             mounts: Vec::new(),
         }
@@ -606,6 +625,16 @@ impl ClusterConfig {
                 "use ratios such as high 0.95 and low 0.8",
             ));
         }
+        if !(4..=MAX_READAHEAD_KB).contains(&self.fuse.max_readahead_kb) {
+            return Err(err(
+                "fuse.max_readahead_kb",
+                format!(
+                    "{} KiB is not a read-ahead window",
+                    self.fuse.max_readahead_kb
+                ),
+                "use a size in KiB from 4 to 1048576, e.g. 1024",
+            ));
+        }
         for (key, path) in [
             ("fuse.mnt_path", &self.fuse.mnt_path),
             ("fuse.fs_path", &self.fuse.fs_path),
@@ -741,6 +770,29 @@ attr_timeout_ms = 1000 # comment
             c.security.block_token_lifetime = bad.into();
             let e = c.security.block_token_lifetime().unwrap_err();
             assert!(e.starts_with("security.block_token_lifetime"), "{e}");
+        }
+    }
+
+    #[test]
+    fn read_ahead_keys_take_curvines_spellings_and_a_window_has_a_size() {
+        let c = ClusterConfig::from_toml(
+            "[client]\nenable_read_ahead = false\nread_ahead_len_str = \"16MB\"\n\
+             [fuse]\nmax_readahead_kb = 4096\n",
+            "f",
+        )
+        .unwrap();
+        assert!(!c.client.enable_read_ahead);
+        assert_eq!(c.client.read_ahead_len, ByteSize(16 << 20));
+        assert_eq!(c.fuse.max_readahead_kb, 4096);
+        let d = ClusterConfig::default();
+        assert!(d.client.enable_read_ahead);
+        assert_eq!(d.fuse.max_readahead_kb, DEFAULT_MAX_READAHEAD_KB);
+        for bad in ["0", "2", "2000000"] {
+            let text = format!("[fuse]\nmax_readahead_kb = {bad}\n");
+            let e = ClusterConfig::from_toml(&text, "file c.toml").unwrap_err();
+            assert!(e.location.contains("fuse.max_readahead_kb"), "{bad}: {e}");
+            assert!(e.fix.contains("1024"), "{bad}: {e}");
+            assert!(!e.to_string().contains('\n'), "{e}");
         }
     }
 

@@ -98,6 +98,8 @@ fn reply_empty(reply: ReplyEmpty) -> Completion<()> {
 impl Filesystem for CurvineFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_IO);
+        // The kernel offers its own window (128 KiB by default) and takes no larger one
+        // here; the mount's window is raised through sysfs afterwards (`readahead`).
         let _ = config.set_max_readahead(MAX_IO);
         let _ = config.set_max_background(64);
         let wanted = InitFlags::FUSE_DO_READDIRPLUS

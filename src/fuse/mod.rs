@@ -9,6 +9,7 @@
 //! - [`handles`]: the open file and directory handles, and the files open for writing.
 //! - [`read`], [`write`](mod@write): the per-file tasks behind reads and writes;
 //!   [`patch`] the blocks a write inside a file rewrites (block-level copy-on-write).
+//! - [`readahead`]: the kernel's read-ahead window of the mount.
 //! - [`health`]: the client's `/healthz` (the mount answers) on `fuse.web_port`.
 
 pub mod attr;
@@ -21,6 +22,7 @@ pub mod ops;
 pub mod page_cache;
 pub mod patch;
 pub mod read;
+pub mod readahead;
 pub mod write;
 
 use crate::client::Client;
@@ -289,6 +291,7 @@ pub async fn mount(
         .name("fuse-session".into())
         .spawn(move || session.run())
         .map_err(|e| fail(format!("cannot start the FUSE threads: {e}")))?;
+    set_readahead(&path, fuse.max_readahead_kb).await;
     info!(
         path = %path.display(),
         fs_path = %fuse.fs_path,
@@ -305,6 +308,28 @@ pub async fn mount(
         session: thread,
     })
 }
+
+/// Sets the mount's kernel read-ahead window ([`readahead`]), waiting at most
+/// [`READAHEAD_WAIT`] for the mount to answer.
+async fn set_readahead(path: &Path, kb: u32) {
+    let mnt = path.to_path_buf();
+    let setting = tokio::task::spawn_blocking(move || readahead::apply(&mnt, kb));
+    let outcome = match tokio::time::timeout(READAHEAD_WAIT, setting).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => readahead::Outcome::Kept {
+            kept: None,
+            why: e.to_string(),
+        },
+        Err(_) => readahead::Outcome::Kept {
+            kept: None,
+            why: format!("the mount did not answer within {READAHEAD_WAIT:?}"),
+        },
+    };
+    readahead::log(path, &outcome);
+}
+
+/// How long setting the read-ahead window waits for the new mount to answer.
+const READAHEAD_WAIT: Duration = Duration::from_secs(5);
 
 /// An error from mounting with the likely fix.
 fn mount_hint(e: &std::io::Error) -> String {

@@ -39,6 +39,13 @@ use tonic::transport::{Channel, Endpoint};
 /// snapshot chunks can be larger).
 pub const MAX_MESSAGE: usize = 64 << 20;
 
+/// The HTTP/2 flow-control window of one stream: how much a sender may send ahead of
+/// what the receiver has read.
+pub const STREAM_WINDOW: u32 = 8 << 20;
+
+/// The window of a whole connection (several streams).
+const CONNECTION_WINDOW: u32 = 32 << 20;
+
 /// A lazily connecting channel to `host:port` with our timeouts and window sizes, over
 /// TLS when `tls` is given.
 pub fn channel(
@@ -64,8 +71,8 @@ pub fn channel(
     }
     let mut endpoint = endpoint
         .connect_timeout(connect_timeout)
-        .initial_stream_window_size(Some(8 << 20))
-        .initial_connection_window_size(Some(32 << 20))
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .http2_adaptive_window(false)
         .keep_alive_while_idle(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
@@ -130,8 +137,8 @@ pub fn server_builder(
     tls: Option<&tls::ServerTls>,
 ) -> Result<tonic::transport::Server, tonic::transport::Error> {
     let builder = tonic::transport::Server::builder()
-        .initial_stream_window_size(Some(8 << 20))
-        .initial_connection_window_size(Some(32 << 20))
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .max_frame_size(Some(1 << 20));
     match tls {
         Some(tls) => builder.tls_config(tls.config()),

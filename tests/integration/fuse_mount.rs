@@ -310,6 +310,32 @@ fn the_same_with_the_kernel_write_back_cache() {
     write_patterns(&m);
 }
 
+#[test]
+fn the_mount_gets_the_configured_read_ahead_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Mounted::standalone(dir.path(), |t| t + "\n[fuse]\nmax_readahead_kb = 2048\n");
+    let entry = curvine_fluid::fuse::mount_table::mounts_at(&dir.path().join("mnt"))
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|e| e.is_fuse())
+        .expect("a FUSE mount at the target");
+    let file = curvine_fluid::fuse::readahead::sysfs_path(&entry.device);
+    let window = || std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(10), || window().trim() == "2048"),
+        "{} holds {:?}:\n{}",
+        file.display(),
+        window(),
+        m.log_text()
+    );
+    assert!(m.log_text().contains("kernel read-ahead window set"));
+    // A file larger than the window reads back whole through it.
+    let data: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(m.path("big"), &data).unwrap();
+    assert!(std::fs::read(m.path("big")).unwrap() == data);
+}
+
 /// Appends, overwrites, truncates, sparse files and random ranges, checked byte for byte.
 fn write_patterns(m: &Mounted) {
     let p = m.path("f");

@@ -16,6 +16,7 @@ mod overwrite;
 mod page_cache;
 mod ports;
 mod posix;
+mod read_ahead;
 mod render_props;
 mod retries;
 mod s3_server;
