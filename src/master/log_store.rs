@@ -45,6 +45,9 @@ async fn flush_loop(mut rx: tokio::sync::mpsc::UnboundedReceiver<FlushRequest>) 
     }
 }
 
+/// How many entries one batch of a purge removes.
+const PURGE_CHUNK: usize = 1_000;
+
 fn key(index: u64) -> [u8; 8] {
     index.to_be_bytes()
 }
@@ -114,6 +117,29 @@ impl LogStore {
         self.log
             .apply_batch(batch)
             .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))
+    }
+
+    /// Removes the entries up to `last` (inclusive), oldest first, [`PURGE_CHUNK`] per
+    /// batch. sled holds every node a batch replaced until the batch ends, so one batch
+    /// of 100,000 removals held hundreds of MiB at its peak, and the allocator kept most of
+    /// it; in chunks the peak stays small. A purge cut short leaves a contiguous log whose
+    /// oldest entries are below `last_purged`: nothing reads them, and the next purge
+    /// removes them.
+    fn purge_entries(&self, last: u64) -> Result<(), StorageError> {
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut removed = 0;
+            for k in self.log.range(..=key(last)).keys().take(PURGE_CHUNK) {
+                batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?);
+                removed += 1;
+            }
+            if removed == 0 {
+                return Ok(());
+            }
+            self.log
+                .apply_batch(batch)
+                .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
+        }
     }
 
     /// Flushes everything to disk (at shutdown).
@@ -248,7 +274,29 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Stored as a bare log id (JSON wrote `Some(id)` the same way).
         self.put_meta("last_purged", &log_id)?;
-        self.remove_entries(..=key(log_id.index))?;
+        self.purge_entries(log_id.index)?;
         self.flush(ErrorSubject::Logs).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_purge_longer_than_a_chunk_removes_every_entry_up_to_its_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LogStore::open(dir.path()).expect("open");
+        for i in 1..=2_500u64 {
+            store.log.insert(key(i), vec![1u8; 16]).expect("insert");
+        }
+        store.purge_entries(2_200).expect("purge");
+        assert_eq!(store.len(), 300);
+        let first = store.log.first().expect("first").expect("an entry").0;
+        assert_eq!(first.as_ref(), key(2_201));
+        // Purging again, or below what is left, changes nothing.
+        store.purge_entries(2_200).expect("purge again");
+        store.purge_entries(10).expect("purge below");
+        assert_eq!(store.len(), 300);
     }
 }
