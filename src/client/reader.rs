@@ -2,10 +2,10 @@
 //! ahead of the reader (prefetch through HTTP/2 flow control); [`FileReader::read_at`]
 //! fetches any range. Within `client.read_ahead_len` of a block's end a sequential reader
 //! opens the next block's stream, so its worker is already sending when the reader gets
-//! there (read-ahead across block boundaries). Gaps between blocks read as zeros; a block whose only copy is on a
-//! lost worker or was evicted is an error, never zeros. Blocks of under-storage files
-//! name their source, so the worker fetches them on a miss; a sequential reader has the
-//! next one fetched ahead.
+//! there (read-ahead across block boundaries). Gaps between blocks read as zeros; a block
+//! whose only copy is on a lost worker or was evicted is an error, never zeros. Blocks of
+//! under-storage files name their source, so the worker fetches them on a miss; a
+//! sequential reader has the next one fetched ahead.
 //!
 //! Each block carries the short-lived read token the master gave with its location, and
 //! a worker checks it when a stream or range request starts. A file open longer than

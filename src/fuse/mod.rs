@@ -291,7 +291,7 @@ pub async fn mount(
         .name("fuse-session".into())
         .spawn(move || session.run())
         .map_err(|e| fail(format!("cannot start the FUSE threads: {e}")))?;
-    set_readahead(&path, fuse.max_readahead_kb).await;
+    readahead::set(&path, fuse.max_readahead_kb).await;
     info!(
         path = %path.display(),
         fs_path = %fuse.fs_path,
@@ -308,28 +308,6 @@ pub async fn mount(
         session: thread,
     })
 }
-
-/// Sets the mount's kernel read-ahead window ([`readahead`]), waiting at most
-/// [`READAHEAD_WAIT`] for the mount to answer.
-async fn set_readahead(path: &Path, kb: u32) {
-    let mnt = path.to_path_buf();
-    let setting = tokio::task::spawn_blocking(move || readahead::apply(&mnt, kb));
-    let outcome = match tokio::time::timeout(READAHEAD_WAIT, setting).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => readahead::Outcome::Kept {
-            kept: None,
-            why: e.to_string(),
-        },
-        Err(_) => readahead::Outcome::Kept {
-            kept: None,
-            why: format!("the mount did not answer within {READAHEAD_WAIT:?}"),
-        },
-    };
-    readahead::log(path, &outcome);
-}
-
-/// How long setting the read-ahead window waits for the new mount to answer.
-const READAHEAD_WAIT: Duration = Duration::from_secs(5);
 
 /// An error from mounting with the likely fix.
 fn mount_hint(e: &std::io::Error) -> String {

@@ -9,7 +9,24 @@
 
 use super::mount_table;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tracing::{info, warn};
+
+/// How long [`set`] waits for the new mount to answer.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Sets the window of the mount at `mnt` to `kb` KiB ([`apply`], off the async threads,
+/// waiting at most [`WAIT`]) and logs what happened.
+pub async fn set(mnt: &Path, kb: u32) {
+    let path = mnt.to_path_buf();
+    let setting = tokio::task::spawn_blocking(move || apply(&path, kb));
+    let outcome = match tokio::time::timeout(WAIT, setting).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => kept(None, e.to_string()),
+        Err(_) => kept(None, format!("the mount did not answer within {WAIT:?}")),
+    };
+    log(mnt, &outcome);
+}
 
 /// What setting the window did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +66,11 @@ pub fn apply(mnt: &Path, kb: u32) -> Outcome {
     if let Err(e) = std::fs::metadata(mnt) {
         return kept(None, format!("the mount does not answer: {e}"));
     }
-    let device = match mount_table::mounts_at(mnt) {
-        Ok(entries) => entries.into_iter().rev().find(|m| m.is_fuse()),
-        Err(e) => return kept(None, format!("cannot read /proc/self/mountinfo: {e}")),
-    };
-    let Some(device) = device.map(|m| m.device) else {
-        return kept(None, "no FUSE mount found at the target".into());
-    };
-    set_window(&sysfs_path(&device), kb)
+    match mount_table::top_fuse_mount(mnt) {
+        Ok(Some(mount)) => set_window(&sysfs_path(&mount.device), kb),
+        Ok(None) => kept(None, "no FUSE mount found at the target".into()),
+        Err(e) => kept(None, format!("cannot read /proc/self/mountinfo: {e}")),
+    }
 }
 
 /// Writes `kb` to the sysfs file `file` unless it already holds it.
@@ -82,7 +96,7 @@ fn kept(kept: Option<u32>, why: String) -> Outcome {
 }
 
 /// Logs what [`apply`] did, one line.
-pub fn log(mnt: &Path, outcome: &Outcome) {
+fn log(mnt: &Path, outcome: &Outcome) {
     let path = mnt.display();
     match outcome {
         Outcome::Set { kb, before } => {

@@ -108,15 +108,23 @@ impl LogStore {
         Ok(())
     }
 
-    /// Removes the entries whose keys fall in `range`, in one batch.
-    fn remove_entries<R: RangeBounds<[u8; 8]>>(&self, range: R) -> Result<(), StorageError> {
+    /// Removes the first `most` entries whose keys fall in `range`, in one batch; how many
+    /// it removed.
+    fn remove_entries<R: RangeBounds<[u8; 8]>>(
+        &self,
+        range: R,
+        most: usize,
+    ) -> Result<usize, StorageError> {
         let mut batch = sled::Batch::default();
-        for k in self.log.range(range).keys() {
+        let mut removed = 0;
+        for k in self.log.range(range).keys().take(most) {
             batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?);
+            removed += 1;
         }
         self.log
             .apply_batch(batch)
-            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))
+            .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
+        Ok(removed)
     }
 
     /// Removes the entries up to `last` (inclusive), oldest first, [`PURGE_CHUNK`] per
@@ -126,20 +134,8 @@ impl LogStore {
     /// oldest entries are below `last_purged`: nothing reads them, and the next purge
     /// removes them.
     fn purge_entries(&self, last: u64) -> Result<(), StorageError> {
-        loop {
-            let mut batch = sled::Batch::default();
-            let mut removed = 0;
-            for k in self.log.range(..=key(last)).keys().take(PURGE_CHUNK) {
-                batch.remove(k.map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?);
-                removed += 1;
-            }
-            if removed == 0 {
-                return Ok(());
-            }
-            self.log
-                .apply_batch(batch)
-                .map_err(|e| io(ErrorSubject::Logs, ErrorVerb::Delete, &e))?;
-        }
+        while self.remove_entries(..=key(last), PURGE_CHUNK)? > 0 {}
+        Ok(())
     }
 
     /// Flushes everything to disk (at shutdown).
@@ -267,7 +263,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.remove_entries(key(log_id.index)..)?;
+        self.remove_entries(key(log_id.index).., usize::MAX)?;
         self.flush(ErrorSubject::Logs).await
     }
 

@@ -314,11 +314,8 @@ fn the_same_with_the_kernel_write_back_cache() {
 fn the_mount_gets_the_configured_read_ahead_window() {
     let dir = tempfile::tempdir().unwrap();
     let m = Mounted::standalone(dir.path(), |t| t + "\n[fuse]\nmax_readahead_kb = 2048\n");
-    let entry = curvine_fluid::fuse::mount_table::mounts_at(&dir.path().join("mnt"))
+    let entry = curvine_fluid::fuse::mount_table::top_fuse_mount(&dir.path().join("mnt"))
         .unwrap()
-        .into_iter()
-        .rev()
-        .find(|e| e.is_fuse())
         .expect("a FUSE mount at the target");
     let file = curvine_fluid::fuse::readahead::sysfs_path(&entry.device);
     let window = || std::fs::read_to_string(&file).unwrap_or_default();

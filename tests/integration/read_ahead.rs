@@ -3,9 +3,9 @@
 //! worker's `read_block` count goes up before the reader gets there), uses that stream
 //! when it arrives (each block is streamed once) and reads every byte right.
 
-use crate::cli_cluster::http_get;
 use crate::cluster::{pattern, TestCluster};
 use crate::harness::wait_for;
+use crate::short_circuit::{grpc_calls, worker_metrics};
 use curvine_fluid::client::{Client, FileReader};
 use curvine_fluid::config::{ByteSize, ClusterConfig};
 use std::time::Duration;
@@ -15,21 +15,7 @@ const KIB: usize = 1 << 10;
 
 /// The `read_block` streams the worker has served (any outcome).
 async fn streams(cluster: &TestCluster) -> u64 {
-    let port = cluster.worker_configs[0].worker.web_port;
-    let text = tokio::task::spawn_blocking(move || http_get(port, "/metrics").1)
-        .await
-        .expect("metrics task");
-    ["ok", "error"]
-        .iter()
-        .map(|outcome| {
-            let series = format!(
-                "curvine_worker_rpc_requests_total{{method=\"read_block\",outcome=\"{outcome}\"}}"
-            );
-            text.lines()
-                .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum()
+    grpc_calls(&worker_metrics(cluster).await, "read_block") as u64
 }
 
 /// Reads `len` bytes from the reader's position.

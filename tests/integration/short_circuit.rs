@@ -48,7 +48,7 @@ fn client_with(cluster: &TestCluster, tweak: impl FnOnce(&mut ClusterConfig)) ->
 }
 
 /// The worker's `/metrics` text.
-async fn worker_metrics(cluster: &TestCluster) -> String {
+pub(crate) async fn worker_metrics(cluster: &TestCluster) -> String {
     let port = cluster.worker_configs[0].worker.web_port;
     tokio::task::spawn_blocking(move || http_get(port, "/metrics").1)
         .await
@@ -70,7 +70,7 @@ fn opens(text: &str, mode: &str) -> f64 {
 }
 
 /// gRPC block calls the worker answered (any outcome).
-fn grpc_calls(text: &str, method: &str) -> f64 {
+pub(crate) fn grpc_calls(text: &str, method: &str) -> f64 {
     ["ok", "error"]
         .iter()
         .map(|o| {
