@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # FUSE benchmark: runs the reference jobs of shared/bench (fiobench.sh: sequential write/read,
 # 4 parallel readers, 4k random reads buffered and O_DIRECT; metabench.py: create/stat/rename/
-# unlink of 10,000 files with 16 threads) against up to three targets on this machine:
+# unlink of 10,000 files with 16 threads), and one job of ours (4 KiB appends each followed
+# by fsync, a log writer) against up to three targets on this machine:
 #   curvine  our FUSE mount: "$BIN standalone --data-dir $WORK/data --mnt $WORK/cv"
 #   bindfs   a bindfs passthrough mount of $WORK/bind-src on $WORK/bind
 #   local    the plain local directory $WORK/local
@@ -131,6 +132,12 @@ trap 'exit 130' INT TERM
 run_jobs() {
     echo "== $1: fio in $2"
     OUT="$WORK/fio-$1" bash "$BENCH_JOBS/fiobench.sh" "$2" "$1" 2>&1 | tee "$WORK/fio-$1.log"
+    # Ours, beside the reference jobs: a log appender, 4 KiB appends each followed by fsync.
+    echo "== $1: append + fsync in $2"
+    fio --name=appendsync --directory="$2" --filename=appendsync.dat --rw=write --bs=4k \
+        --size=4m --fsync=1 --ioengine=psync --output-format=json \
+        --output="$WORK/fio-$1/$1-appendsync.json" 2>&1 | tee -a "$WORK/fio-$1.log"
+    rm -f "$2/appendsync.dat"
     echo "== $1: metadata in $2"
     python3 "$BENCH_JOBS/metabench.py" "$2" 2>&1 | tee "$WORK/meta-$1.log"
 }
@@ -166,7 +173,8 @@ rows = [("seqwrite 1M", "MiB/s", lambda t: fio(t, "seqwrite", "write", "MiB/s"))
         ("seqread 1M cold", "MiB/s", lambda t: fio(t, "seqread", "read", "MiB/s")),
         ("seqread4 1M, 4 readers", "MiB/s", lambda t: fio(t, "seqread4", "read", "MiB/s")),
         ("randread 4k buffered", "IOPS", lambda t: fio(t, "randread", "read", "IOPS")),
-        ("randread 4k O_DIRECT", "IOPS", lambda t: fio(t, "randread-direct", "read", "IOPS"))]
+        ("randread 4k O_DIRECT", "IOPS", lambda t: fio(t, "randread-direct", "read", "IOPS")),
+        ("append 4k + fsync", "IOPS", lambda t: fio(t, "appendsync", "write", "IOPS"))]
 rows += [(p, "ops/s", lambda t, p=p: meta(t, p)) for p in ("create", "stat", "rename", "unlink")]
 cols = ["curvine", "bindfs", "local"]
 def cell(v, unit):

@@ -171,6 +171,56 @@ impl FileWriter {
         Ok(status)
     }
 
+    /// Records what was written so far with the master and goes on writing: the block
+    /// being written, when it goes through the short circuit, is made durable and
+    /// visible at its length by its worker and stays open, so later writes append to it
+    /// in place (a flush or fsync in the middle of a sequential write costs no new block
+    /// and no copy of the old one). Returns the file's status and the blocks finished
+    /// since the last call (not yet synced). `None`, with nothing done, when the block
+    /// is streamed through gRPC (a stream has one answer): finish the writer instead.
+    pub async fn checkpoint(&mut self) -> Result<Option<(FileStatus, Vec<WrittenBlock>)>, FsError> {
+        if let Some(Upload {
+            sink: Sink::Grpc { .. },
+            ..
+        }) = &self.current
+        {
+            return Ok(None);
+        }
+        if !self.changed {
+            let written = std::mem::take(&mut self.written);
+            return Ok(Some((self.status.clone(), written)));
+        }
+        self.send_buf().await?;
+        let mut blocks = self.blocks.clone();
+        if let Some(upload) = self.current.as_mut().filter(|u| u.sent > 0) {
+            let Sink::Local(local) = &mut upload.sink else {
+                return Ok(None);
+            };
+            let stored = local.checkpoint().await?;
+            if stored != upload.sent {
+                return Err(FsError::Io(format!(
+                    "worker stored {stored} bytes of block {}, {} were sent",
+                    upload.id, upload.sent
+                )));
+            }
+            blocks.push(pb::BlockInfo {
+                id: upload.id,
+                len: stored,
+                offset: Some(self.block_start),
+            });
+        }
+        let req = pb::CompleteRequest {
+            file_id: self.status.id,
+            path: self.status.path.clone(),
+            length: self.len(),
+            blocks,
+        };
+        self.status = self.client.complete(req).await?;
+        self.changed = false;
+        let written = std::mem::take(&mut self.written);
+        Ok(Some((self.status.clone(), written)))
+    }
+
     /// [`FileWriter::close`], also returning the blocks written (not yet synced).
     pub async fn finish(mut self) -> Result<(FileStatus, Vec<WrittenBlock>), FsError> {
         if self.current.is_some() {

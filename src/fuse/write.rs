@@ -14,10 +14,13 @@
 //!   for rewrites, the new ids at the old blocks' places) and length, and other clients
 //!   see the content. A read through the file's handles that meets data written since
 //!   commits first, so it sees them.
-//! - For rewrites, `flush` and `fsync` checkpoint rather than finish
-//!   ([`Patch::checkpoint`]): blocks written through the short circuit are made durable
-//!   and visible in place and stay open, so later writes patch them again without a new
-//!   copy; the last `release` (and a rewrite holding too many blocks) finishes them.
+//! - `flush` and `fsync` checkpoint rather than finish ([`Patch::checkpoint`],
+//!   [`Stream::checkpoint`]): blocks written through the short circuit are made durable
+//!   and visible in place and stay open, so later writes append to them or patch them
+//!   again without a new block or a copy (an appender that fsyncs after every record,
+//!   or whose descriptor a forked child closes, keeps writing one block); the last
+//!   `release` (and a rewrite holding too many blocks) finishes them. Blocks streamed
+//!   through gRPC are finished at each commit.
 //! - `fsync` also makes every block this mount wrote to the file since its last fsync
 //!   durable on its worker (`SyncBlocks`: fdatasync of the block files and their
 //!   directory; checkpointed blocks are already) before it answers.
@@ -275,6 +278,16 @@ impl Stream {
         Ok(())
     }
 
+    /// Records what was written with the master and keeps appending
+    /// ([`FileWriter::checkpoint`]); `None` when it cannot stay open (pieces wait
+    /// ahead of the end, or the block goes through gRPC): commit instead.
+    async fn checkpoint(&mut self) -> Result<Option<(FileStatus, Vec<WrittenBlock>)>, FsError> {
+        if !self.parked.is_empty() {
+            return Ok(None);
+        }
+        self.writer.checkpoint().await
+    }
+
     /// Commits, leaving holes for gaps before parked pieces.
     async fn commit(mut self) -> Result<(FileStatus, Vec<WrittenBlock>), FsError> {
         while let Some((offset, data)) = self.parked.pop_first() {
@@ -526,16 +539,22 @@ impl Task {
         }
     }
 
-    /// Records everything written so far with the master, keeping a rewrite's blocks
-    /// open where they can be ([`Patch::checkpoint`]); commits otherwise.
+    /// Records everything written so far with the master, keeping the blocks written
+    /// through the short circuit open ([`Patch::checkpoint`], [`Stream::checkpoint`]);
+    /// commits otherwise.
     async fn checkpoint(&mut self) -> Result<(), FsError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let Mode::Patch(p) = &mut self.mode else {
-            return self.commit().await;
+        let checkpointed = match &mut self.mode {
+            Mode::Idle => return Ok(()),
+            Mode::Patch(p) => p.checkpoint().await,
+            Mode::Stream(s) => match s.checkpoint().await {
+                Ok(Some(recorded)) => Ok(recorded),
+                Ok(None) => return self.commit().await,
+                Err(e) => Err(e),
+            },
         };
-        let checkpointed = p.checkpoint().await;
         self.recorded(checkpointed)
     }
 

@@ -606,9 +606,9 @@ impl BlockWriter {
     }
 
     /// A checkpoint of a block someone writes through [`BlockWriter::share_file`]: the
-    /// file must hold exactly `len` bytes; they are made durable (fdatasync of the file,
-    /// fsync of `blocks/`) and the block is published at that length (renamed into
-    /// `blocks/` the first time), pinned, while this writer stays open and keeps
+    /// file must hold exactly `len` bytes; they are made durable (fdatasync of the file;
+    /// the first time also fsync of `blocks/`, once the block is renamed into it) and the
+    /// block is published at that length, pinned, while this writer stays open and keeps
     /// patching the same file. Later checkpoints and the final commit publish the new
     /// length. Returns the published length.
     pub fn publish_open(&mut self, len: u64) -> Result<u64, StoreError> {
@@ -620,9 +620,11 @@ impl BlockWriter {
             .sync_data()
             .map_err(|source| io_error(format!("fdatasync {}", path.display()), source))?;
         let shared = Arc::clone(&self.state);
+        // The block's name needs making durable once, when it first moves into `blocks/`.
+        let first = self.published.is_none();
         let (blocks_dir, trash) = {
             let mut state = lock(&shared);
-            if self.published.is_none() {
+            if first {
                 if state.blocks.contains_key(&self.block_id) {
                     return Err(StoreError::AlreadyExists(self.block_id));
                 }
@@ -640,9 +642,11 @@ impl BlockWriter {
             (state.dirs[self.dir].root.join(BLOCKS_SUBDIR), trash)
         };
         remove_files(&trash);
-        File::open(&blocks_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|source| io_error(format!("fsync {}", blocks_dir.display()), source))?;
+        if first {
+            File::open(&blocks_dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| io_error(format!("fsync {}", blocks_dir.display()), source))?;
+        }
         Ok(len)
     }
 

@@ -16,11 +16,11 @@
 //!   accounts it and makes the block visible. A connection that ends before the commit
 //!   (the client dropped the writer or crashed) abandons the block: the temp file is
 //!   removed and the room given back, and nothing was ever visible.
-//! - checkpoint (a client's fsync or flush of a file it rewrites): the worker checks the
-//!   file holds the length the client says, makes it durable (fdatasync, fsync of
-//!   `blocks/`, counted as a block sync) and publishes the block at that length, pinned,
-//!   keeping the writer on the connection: the client goes on patching the same file in
-//!   place, later checkpoints publish the new length, and the commit ends it. A
+//! - checkpoint (a client's fsync or flush of a file it rewrites or appends to): the
+//!   worker checks the file holds the length the client says, makes it durable
+//!   (fdatasync, the first time also fsync of `blocks/`; counted as a block sync) and
+//!   publishes the block at that length, pinned, keeping the writer on the connection:
+//!   the client goes on writing the same file in place, later checkpoints publish the new length, and the commit ends it. A
 //!   connection that ends after a checkpoint leaves the block at its last checkpointed
 //!   length (`BlockWriter::publish_open`).
 //!
