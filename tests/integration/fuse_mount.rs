@@ -319,14 +319,15 @@ fn the_mount_gets_the_configured_read_ahead_window() {
         .expect("a FUSE mount at the target");
     let file = curvine_fluid::fuse::readahead::sysfs_path(&entry.device);
     let window = || std::fs::read_to_string(&file).unwrap_or_default();
+    // The log line follows the write to sysfs: wait for both.
     assert!(
-        wait_until(Duration::from_secs(10), || window().trim() == "2048"),
+        wait_until(Duration::from_secs(10), || window().trim() == "2048"
+            && m.log_text().contains("kernel read-ahead window set")),
         "{} holds {:?}:\n{}",
         file.display(),
         window(),
         m.log_text()
     );
-    assert!(m.log_text().contains("kernel read-ahead window set"));
     // A file larger than the window reads back whole through it.
     let data: Vec<u8> = (0..(9u32 << 20)).map(|i| (i % 251) as u8).collect();
     std::fs::write(m.path("big"), &data).unwrap();
