@@ -454,6 +454,19 @@ async fn an_abandoned_local_write_leaves_no_block() {
     assert!(!store.contains(fresh));
 }
 
+/// A standalone mount in `dir` whose worker's socket is in `sockets`, and the worker's
+/// web port (its `/metrics`).
+fn standalone_with_socket(dir: &Path, sockets: &Path) -> (crate::fuse_mount::Mounted, u16) {
+    let line = format!("[worker]\ndomain_socket_path = \"{}\"\n", sockets.display());
+    let m = crate::fuse_mount::Mounted::standalone(dir, |t| t.replace("[worker]\n", &line));
+    let text = std::fs::read_to_string(dir.join("c.toml")).expect("conf");
+    let doc: toml_edit::DocumentMut = text.parse().expect("toml");
+    let web = doc["worker"]["web_port"]
+        .as_integer()
+        .expect("worker web_port") as u16;
+    (m, web)
+}
+
 /// `standalone --mnt` (one process: master, worker and FUSE client) with a socket
 /// directory: files written and read through the mount take the short circuit, as the
 /// worker's `/metrics` shows, and read back byte-exact.
@@ -461,13 +474,7 @@ async fn an_abandoned_local_write_leaves_no_block() {
 fn a_standalone_mount_takes_the_short_circuit() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sockets = dir.path().join("sockets");
-    let line = format!("[worker]\ndomain_socket_path = \"{}\"\n", sockets.display());
-    let m = crate::fuse_mount::Mounted::standalone(dir.path(), |t| t.replace("[worker]\n", &line));
-    let text = std::fs::read_to_string(dir.path().join("c.toml")).expect("conf");
-    let doc: toml_edit::DocumentMut = text.parse().expect("toml");
-    let web = doc["worker"]["web_port"]
-        .as_integer()
-        .expect("worker web_port") as u16;
+    let (m, web) = standalone_with_socket(dir.path(), &sockets);
 
     let data = pattern(5 * MIB + 333, 21);
     std::fs::write(m.path("big.bin"), &data).expect("write through the mount");
@@ -522,13 +529,7 @@ fn flushes_and_fsyncs_in_the_middle_of_a_write_keep_one_block() {
     use std::io::Write;
     let dir = tempfile::tempdir().expect("tempdir");
     let sockets = dir.path().join("sockets");
-    let line = format!("[worker]\ndomain_socket_path = \"{}\"\n", sockets.display());
-    let m = crate::fuse_mount::Mounted::standalone(dir.path(), |t| t.replace("[worker]\n", &line));
-    let text = std::fs::read_to_string(dir.path().join("c.toml")).expect("conf");
-    let doc: toml_edit::DocumentMut = text.parse().expect("toml");
-    let web = doc["worker"]["web_port"]
-        .as_integer()
-        .expect("worker web_port") as u16;
+    let (m, web) = standalone_with_socket(dir.path(), &sockets);
     let port = crate::cli_cluster::free_port();
     let other = crate::fuse_mount::Mounted::client(
         &dir.path().join("c.toml"),
