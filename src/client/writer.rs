@@ -192,33 +192,37 @@ impl FileWriter {
         }
         self.send_buf().await?;
         let mut blocks = self.blocks.clone();
-        if let Some(upload) = self.current.as_mut().filter(|u| u.sent > 0) {
-            let Sink::Local(local) = &mut upload.sink else {
-                return Ok(None);
-            };
-            let stored = local.checkpoint().await?;
-            if stored != upload.sent {
-                return Err(FsError::Io(format!(
-                    "worker stored {stored} bytes of block {}, {} were sent",
-                    upload.id, upload.sent
-                )));
-            }
+        if let Some(Upload {
+            id,
+            sent,
+            sink: Sink::Local(local),
+            ..
+        }) = self.current.as_mut().filter(|u| u.sent > 0)
+        {
+            let stored = checked_len(*id, local.checkpoint().await?, *sent)?;
             blocks.push(pb::BlockInfo {
-                id: upload.id,
+                id: *id,
                 len: stored,
                 offset: Some(self.block_start),
             });
         }
-        let req = pb::CompleteRequest {
-            file_id: self.status.id,
-            path: self.status.path.clone(),
-            length: self.len(),
-            blocks,
-        };
-        self.status = self.client.complete(req).await?;
+        let length = self.len();
+        self.status = self.record(length, blocks).await?;
         self.changed = false;
         let written = std::mem::take(&mut self.written);
         Ok(Some((self.status.clone(), written)))
+    }
+
+    /// Records `blocks` and `length` as the file's with the master (`CompleteFile`).
+    async fn record(&self, length: u64, blocks: Vec<pb::BlockInfo>) -> Result<FileStatus, FsError> {
+        self.client
+            .complete(pb::CompleteRequest {
+                file_id: self.status.id,
+                path: self.status.path.clone(),
+                length,
+                blocks,
+            })
+            .await
     }
 
     /// [`FileWriter::close`], also returning the blocks written (not yet synced).
@@ -231,13 +235,8 @@ impl FileWriter {
             // Nothing written or skipped: the master already has the file as it is.
             return Ok((self.status, written));
         }
-        let req = pb::CompleteRequest {
-            file_id: self.status.id,
-            path: self.status.path.clone(),
-            length: self.length,
-            blocks: std::mem::take(&mut self.blocks),
-        };
-        let status = self.client.complete(req).await?;
+        let blocks = std::mem::take(&mut self.blocks);
+        let status = self.record(self.length, blocks).await?;
         Ok((status, written))
     }
 
@@ -347,13 +346,7 @@ impl FileWriter {
         let Some(upload) = self.current.take() else {
             return Ok(());
         };
-        let len = upload.sink.finish().await?;
-        if len != upload.sent {
-            return Err(FsError::Io(format!(
-                "worker stored {len} bytes of block {}, {} were sent",
-                upload.id, upload.sent
-            )));
-        }
+        let len = checked_len(upload.id, upload.sink.finish().await?, upload.sent)?;
         self.written.push((upload.worker, upload.id));
         self.blocks.push(pb::BlockInfo {
             id: upload.id,
@@ -364,4 +357,14 @@ impl FileWriter {
         self.length = self.length.max(self.block_start);
         Ok(())
     }
+}
+
+/// `stored`, the length the worker reports for block `id`, when it is the `sent` bytes.
+fn checked_len(id: u64, stored: u64, sent: u64) -> Result<u64, FsError> {
+    if stored != sent {
+        return Err(FsError::Io(format!(
+            "worker stored {stored} bytes of block {id}, {sent} were sent"
+        )));
+    }
+    Ok(stored)
 }
